@@ -1,0 +1,154 @@
+"""The command line: a thin shell over compiler stages. Errors become one line on stderr."""
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .errors import TinydeployError
+
+TARGETS = ["host", "golden", "rv32"]
+
+
+def _edge(fn):
+    """Catch everything at the edge: one line on stderr, exit 1 (traceback only with --debug)."""
+    @functools.wraps(fn)
+    def wrapper(*args, debug=False, **kw):
+        try:
+            return fn(*args, **kw)
+        except TinydeployError as e:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        except Exception as e:  # noqa: BLE001 - the edge
+            if debug:
+                traceback.print_exc()
+            click.echo(f"internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} "
+                       f"(rerun with --debug for the traceback)", err=True)
+            sys.exit(2)
+    return click.option("--debug", is_flag=True, help="Show tracebacks.")(wrapper)
+
+
+def parse_shapes(items: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for item in items:
+        name, _, dims = item.rpartition("=")
+        try:
+            shape = tuple(int(d) for d in dims.lower().split("x"))
+            if not name or any(d <= 0 for d in shape):
+                raise ValueError
+        except ValueError:
+            raise TinydeployError(f"--shape {item!r}: expected NAME=DxDxD with positive sizes, e.g. x=1x3x32x32") from None
+        shapes[name] = shape
+    return shapes
+
+
+class Staged:
+    """An output directory written atomically: build in a temp dir beside it, rename at the end."""
+
+    def __init__(self, target: Path):
+        self.target = Path(target)
+        parent = self.target.resolve().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=".tinydeploy-", dir=parent))
+        except OSError as e:
+            raise TinydeployError(f"cannot write to {parent}: {e.strerror}") from None
+
+    def __enter__(self) -> Path:
+        return self.tmp
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        if self.target.exists():
+            shutil.rmtree(self.target) if self.target.is_dir() else self.target.unlink()
+        self.tmp.rename(self.target)
+        return False
+
+
+def write_file_atomic(path: Path, data: bytes | str) -> None:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        tmp.replace(path)
+    except OSError as e:
+        raise TinydeployError(f"cannot write {path}: {e.strerror}") from None
+
+
+@click.group()
+@click.version_option(package_name="tinydeploy")
+def main():
+    """tinydeploy: quantized ONNX and llama2.c models to self-contained C for microcontrollers."""
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--target", "-t", type=click.Choice(TARGETS), default="host", show_default=True)
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True, help="C project directory.")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write REPORT.json here.")
+@click.option("--shape", multiple=True, help="Static input shape, NAME=1x3x32x32 (repeatable).")
+@click.option("--exact-memory", is_flag=True, help="Prove the memory plan with CP-SAT (time-limited).")
+@_edge
+def compile(model, target, out_dir, report, shape, exact_memory):
+    """Compile MODEL to a C project in OUT_DIR."""
+    from .driver import compile_to_dir
+    rep = compile_to_dir(Path(model), target, Path(out_dir), parse_shapes(shape), exact_memory)
+    if report:
+        write_file_atomic(Path(report), json.dumps(rep, indent=2))
+    click.echo(f"wrote {out_dir}: arena {rep['memory']} bytes, lower bound {rep['memory_lower_bound']}", err=True)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--target", "-t", type=click.Choice(TARGETS), default="host", show_default=True)
+@click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False), required=True, help="IN.npz")
+@click.option("--outputs", "outputs_path", type=click.Path(dir_okay=False), required=True, help="OUT.npz")
+@click.option("--report", type=click.Path(dir_okay=False), help="Write REPORT.json here.")
+@click.option("--shape", multiple=True, help="Static input shape, NAME=1x3x32x32 (repeatable).")
+@_edge
+def run(model, target, inputs_path, outputs_path, report, shape):
+    """Compile MODEL, run it on TARGET with IN.npz, write OUT.npz."""
+    from .driver import run_model
+    outs, rep = run_model(Path(model), target, Path(inputs_path), parse_shapes(shape))
+    import io
+    buf = io.BytesIO()
+    np.savez(buf, **outs)
+    write_file_atomic(Path(outputs_path), buf.getvalue())
+    if report:
+        write_file_atomic(Path(report), json.dumps(rep, indent=2))
+    cyc = f", {rep['cycles']:,} cycles" if rep.get("cycles") is not None else ""
+    click.echo(f"wrote {outputs_path}{cyc}", err=True)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--target", "-t", type=click.Choice(TARGETS), default="host", show_default=True)
+@click.option("--shape", multiple=True, help="Static input shape, NAME=1x3x32x32 (repeatable).")
+@click.option("--exact-memory", is_flag=True, help="Prove the memory plan with CP-SAT (time-limited).")
+@_edge
+def inspect(model, target, shape, exact_memory):
+    """Print the lowered graph, the memory plan and per-layer MACs."""
+    from .compiler import compile_onnx
+    from .inspect import describe
+    c = compile_onnx(Path(model), parse_shapes(shape), exact=exact_memory)
+    click.echo(describe(c))
+
+
+if __name__ == "__main__":
+    main()

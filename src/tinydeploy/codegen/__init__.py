@@ -1,0 +1,1 @@
+"""C code generation: ir.Graph + memory plan → a self-contained C project."""

@@ -1,0 +1,77 @@
+"""Render the C project of one network: network.h, network.c and the runtime headers it needs."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from .. import __version__
+from ..ir import Graph
+from ..ops import registry
+from .context import EmitContext, ctype
+
+RUNTIME = Path(__file__).resolve().parent.parent / "runtime"
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                          trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                          undefined=jinja2.StrictUndefined)
+
+
+@dataclass
+class CProject:
+    dir: Path
+    sources: list[Path]        # the network's .c files (no main)
+    include_dirs: list[Path]
+    prefix: str
+    layers: list[dict]         # name, op, macs per emitted layer (in order)
+    arena_bytes: int
+
+
+def render(template: str, **kw) -> str:
+    return _ENV.get_template(template).render(version=__version__, **kw)
+
+
+def render_from(path: Path, **kw) -> str:
+    """Render a template that lives beside its target (e.g. targets/host/main_run.c.j2)."""
+    env = _ENV.overlay(loader=jinja2.FileSystemLoader(path.parent))
+    return env.get_template(path.name).render(version=__version__, **kw)
+
+
+def tensor_offsets(graph: Graph, plan_offsets: dict[str, int], roots: dict[str, str]) -> dict[str, int]:
+    return {n: plan_offsets[roots.get(n, n)] for n in list(graph.tensors) if roots.get(n, n) in plan_offsets}
+
+
+def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: Path,
+             prefix: str = "td_") -> CProject:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ctx = EmitContext(graph, offsets, prefix)
+    layers = []
+    for node in graph.nodes:
+        op = registry.get(node)
+        if op.alias:
+            continue
+        if op.header:
+            ctx.headers.add(op.header)
+        code = op.emit(node, graph, ctx) if op.emit else None
+        if code is None:
+            raise RuntimeError(f"op {node.op} has no C kernel binding")
+        layers.append({"name": node.name, "op": node.op, "code": code,
+                       "macs": registry.node_macs(node, graph)})
+
+    def io(names):
+        return [{"name": n, "offset": offsets[n], "bytes": graph.tensors[n].nbytes,
+                 "ctype": ctype(graph.tensors[n].dtype), "shape": list(graph.tensors[n].shape)} for n in names]
+
+    kw = dict(name=graph.name, p=prefix, P=prefix.upper(), arena=arena_bytes, inputs=io(graph.inputs),
+              outputs=io(graph.outputs), layers=layers, decls=ctx.decls, headers=sorted(ctx.headers))
+    (out_dir / f"{prefix}network.h").write_text(render("network.h.j2", **kw))
+    src = out_dir / f"{prefix}network.c"
+    src.write_text(render("network.c.j2", **kw))
+    rt = out_dir / "runtime"
+    rt.mkdir(exist_ok=True)
+    for h in sorted(ctx.headers) + ["td_common.h"]:
+        shutil.copy(RUNTIME / "kernels" / h, rt / h)
+    shutil.copy(RUNTIME / "td_hal.h", rt / "td_hal.h")
+    return CProject(out_dir, [src], [out_dir, rt], prefix, [{k: l[k] for k in ("name", "op", "macs")}
+                                                             for l in layers], arena_bytes)

@@ -1,0 +1,85 @@
+"""What the CLI commands do, as functions the tests call too: compile to a directory, run on a target,
+and the REPORT.json contract of BRIEF section 3."""
+from __future__ import annotations
+
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .compiler import Compiled, compile_onnx, emit_c
+from .errors import TinydeployError
+from .golden import run_graph
+
+CLOCK_HZ = {"host": None, "golden": None}
+
+
+def load_inputs(path: Path, graph) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise TinydeployError(f"cannot read inputs {path}: no such file") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise TinydeployError(f"cannot read inputs {path}: not a valid .npz file ({e})") from None
+    check_inputs(data, graph)
+    return data
+
+
+def check_inputs(data: dict[str, np.ndarray], graph) -> None:
+    missing = [n for n in graph.inputs if n not in data]
+    extra = [k for k in data if k not in graph.inputs]
+    if missing or extra:
+        raise TinydeployError(f"inputs: the graph expects {sorted(graph.inputs)}, the file has {sorted(data)}"
+                              + (f" (missing {missing})" if missing else "") + (f" (unknown {extra})" if extra else ""))
+    for n in graph.inputs:
+        t, v = graph.tensors[n], data[n]
+        if v.dtype != t.dtype:
+            raise TinydeployError(f"input '{n}': dtype {v.dtype} given, the graph expects {np.dtype(t.dtype)}")
+        if tuple(v.shape) != tuple(t.shape):
+            raise TinydeployError(f"input '{n}': shape {list(v.shape)} given, the graph expects {list(t.shape)}")
+        if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+            raise TinydeployError(f"input '{n}': contains NaN or infinity")
+
+
+def base_report(c: Compiled, target: str, t_compile: float) -> dict:
+    from .ops.registry import node_macs, get
+    layers = [{"name": n.name, "op": n.op, "engine": "cpu", "cycles": None, "macs": node_macs(n, c.graph)}
+              for n in c.graph.nodes if not get(n).alias]
+    level = "host" if target in ("host", "golden") else "SRAM"
+    return {
+        "target": target, "clock_hz": CLOCK_HZ.get(target), "cycles": None,
+        "memory": {level: c.plan.arena_bytes}, "memory_lower_bound": {level: c.plan.lower_bound},
+        "memory_plan": {"method": c.plan.method, "optimal": c.plan.optimal, "gap": c.plan.gap},
+        "sections": {}, "code_bytes": None, "compile_seconds": round(t_compile, 4),
+        "stage_seconds": {k: round(v, 4) for k, v in c.seconds.items()},
+        "macs": sum(l["macs"] for l in layers), "layers": layers,
+    }
+
+
+def compile_to_dir(model: Path, target: str, out_dir: Path, shapes: dict, exact: bool = False) -> dict:
+    from .cli import Staged
+    t0 = time.perf_counter()
+    c = compile_onnx(model, shapes, exact)
+    with Staged(out_dir) as tmp:
+        emit_c(c, tmp)
+    return base_report(c, target, time.perf_counter() - t0)
+
+
+def run_model(model: Path, target: str, inputs_path: Path, shapes: dict) -> tuple[dict, dict]:
+    t0 = time.perf_counter()
+    c = compile_onnx(model, shapes)
+    t_compile = time.perf_counter() - t0
+    inputs = load_inputs(inputs_path, c.graph)
+    rep = base_report(c, target, t_compile)
+    if target == "golden":
+        return run_graph(c.graph, inputs), rep
+    with tempfile.TemporaryDirectory(prefix="tinydeploy-") as tmp:
+        tmp = Path(tmp)
+        proj = emit_c(c, tmp / "c")
+        if target == "host":
+            from .targets.host import runner
+            return runner.run(proj, c.graph, inputs, tmp), rep
+        raise TinydeployError(f"target {target} is not available yet")

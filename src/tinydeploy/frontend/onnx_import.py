@@ -1,0 +1,199 @@
+"""ONNX file → ir.Graph: read, check, normalise QOperator nodes, infer shapes, import.
+
+Every refusal is one TinydeployError naming the node, the op or tensor, and why.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper, shape_inference
+
+from ..errors import TinydeployError
+from ..ir import Graph, Node, Tensor
+from .qoperator import normalize_qoperator
+from .toposort import toposort
+
+# numpy dtypes we carry; anything else is refused with the tensor's name.
+_DTYPES = {
+    onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.INT8: np.int8,
+    onnx.TensorProto.UINT8: np.uint8, onnx.TensorProto.INT16: np.int16,
+    onnx.TensorProto.UINT16: np.uint16, onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.INT64: np.int64, onnx.TensorProto.BOOL: np.bool_,
+    onnx.TensorProto.DOUBLE: np.float64,
+}
+MAX_TENSOR_BYTES = 1 << 30   # nothing on an MCU comes near this; larger means a broken model
+
+
+def np_dtype(elem_type: int, what: str) -> np.dtype:
+    if elem_type not in _DTYPES:
+        name = onnx.TensorProto.DataType.Name(elem_type) if elem_type else "undefined"
+        raise TinydeployError(f"{what}: data type {name} is not supported")
+    return np.dtype(_DTYPES[elem_type])
+
+
+def read_model(path: str | Path) -> onnx.ModelProto:
+    path = Path(path)
+    if not path.is_file():
+        raise TinydeployError(f"cannot read {path}: no such file")
+    data = path.read_bytes()
+    try:
+        model = onnx.ModelProto()
+        model.ParseFromString(data)
+    except Exception as e:  # protobuf raises its own DecodeError
+        raise TinydeployError(f"cannot read {path}: not a valid ONNX protobuf ({type(e).__name__})") from None
+    if not model.graph.node and not model.graph.output:
+        raise TinydeployError(f"cannot read {path}: the file holds no ONNX graph")
+    return model
+
+
+def load_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    return import_model(read_model(path), shapes or {})
+
+
+def import_model(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    shapes = shapes or {}
+    g = model.graph
+    _check_refs(g)
+    order = toposort(g)
+    del g.node[:]
+    g.node.extend(order)
+    model = normalize_qoperator(model)
+    _set_input_shapes(model.graph, shapes)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as e:
+        raise TinydeployError(f"invalid ONNX model: {_first_line(str(e))}") from None
+    try:
+        model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception as e:
+        raise TinydeployError(f"ONNX shape inference failed: {_first_line(str(e))}") from None
+    return _to_ir(model)
+
+
+def _first_line(msg: str) -> str:
+    lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines and lines[0].startswith("[ONNXRuntimeError]") else (lines[0] if lines else msg)
+
+
+def _check_refs(g: onnx.GraphProto) -> None:
+    """Missing initializers / dangling names: name the node and tensor before the checker's prose."""
+    known = {i.name for i in g.input} | {i.name for i in g.initializer} | {""}
+    produced = {o for n in g.node for o in n.output}
+    for n in g.node:
+        for i in n.input:
+            if i not in known and i not in produced:
+                raise TinydeployError(
+                    f"node {n.name or n.op_type} ({n.op_type}): input '{i}' is neither a graph input, "
+                    f"an initializer nor produced by a node (missing initializer?)")
+    for o in g.output:
+        if o.name not in known and o.name not in produced:
+            raise TinydeployError(f"graph output '{o.name}' is never produced")
+
+
+def _set_input_shapes(g: onnx.GraphProto, shapes: dict[str, tuple[int, ...]]) -> None:
+    inits = {i.name for i in g.initializer}
+    names = [i.name for i in g.input if i.name not in inits]
+    for name in shapes:
+        if name not in names:
+            raise TinydeployError(f"--shape names '{name}', but the graph inputs are {', '.join(names)}")
+    for inp in g.input:
+        if inp.name in inits:
+            continue
+        dims = inp.type.tensor_type.shape.dim
+        if inp.name in shapes:
+            new = shapes[inp.name]
+            if len(new) != len(dims) and len(dims):
+                raise TinydeployError(
+                    f"--shape {inp.name}: rank {len(new)} given, the model's input has rank {len(dims)}")
+            del dims[:]
+            for v in new:
+                dims.add().dim_value = int(v)
+            continue
+        for k, d in enumerate(dims):
+            if not d.HasField("dim_value") or d.dim_value <= 0:
+                sym = d.dim_param or "?"
+                raise TinydeployError(
+                    f"input '{inp.name}' has a dynamic dimension '{sym}' (axis {k}); give its size with "
+                    f"--shape {inp.name}=" + "x".join(str(x.dim_value) if x.dim_value > 0 else "N" for x in dims))
+
+
+def _attrs(n: onnx.NodeProto) -> dict:
+    out = {}
+    for a in n.attribute:
+        v = helper.get_attribute_value(a)
+        if isinstance(v, onnx.TensorProto):
+            v = numpy_helper.to_array(v)
+        elif isinstance(v, bytes):
+            v = v.decode()
+        elif isinstance(v, list) and v and isinstance(v[0], bytes):
+            v = [x.decode() for x in v]
+        elif isinstance(v, (onnx.GraphProto,)):
+            raise TinydeployError(f"node {n.name or n.op_type} ({n.op_type}): subgraphs are not supported")
+        out[a.name] = v
+    return out
+
+
+def _value_info(vi: onnx.ValueInfoProto) -> tuple[tuple[int, ...] | None, np.dtype]:
+    tt = vi.type.tensor_type
+    dtype = np_dtype(tt.elem_type, f"tensor '{vi.name}'")
+    if not tt.HasField("shape"):
+        return None, dtype
+    dims = []
+    for d in tt.shape.dim:
+        if not d.HasField("dim_value"):
+            return None, dtype
+        dims.append(int(d.dim_value))
+    return tuple(dims), dtype
+
+
+def _to_ir(model: onnx.ModelProto) -> Graph:
+    g = model.graph
+    domains = {o.domain or "ai.onnx": o.version for o in model.opset_import}
+    tensors: dict[str, Tensor] = {}
+    for init in g.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            raise TinydeployError(f"initializer '{init.name}': external data files are not supported")
+        np_dtype(init.data_type, f"initializer '{init.name}'")
+        arr = numpy_helper.to_array(init)
+        tensors[init.name] = Tensor(init.name, tuple(arr.shape), arr.dtype, arr)
+    infos = {vi.name: vi for vi in list(g.value_info) + list(g.output) + list(g.input)}
+    for name, vi in infos.items():
+        if name in tensors:
+            continue
+        shape, dtype = _value_info(vi)
+        if shape is not None and int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > MAX_TENSOR_BYTES:
+            raise TinydeployError(f"tensor '{name}' has shape {list(shape)}: "
+                                  f"{np.prod(shape, dtype=np.int64) * dtype.itemsize:,} bytes is beyond any target")
+        tensors[name] = Tensor(name, shape if shape is not None else None, dtype)
+    nodes = []
+    for k, n in enumerate(g.node):
+        name = n.name or f"{n.op_type}_{k}"
+        if n.domain not in ("", "ai.onnx"):
+            raise TinydeployError(f"node {name}: operator {n.domain}::{n.op_type} is not supported")
+        attrs = _attrs(n)
+        if n.op_type == "Constant":
+            arr = _constant_value(name, attrs)
+            tensors[n.output[0]] = Tensor(n.output[0], tuple(arr.shape), arr.dtype, arr)
+            continue
+        attrs["_opset"] = domains.get("ai.onnx", 0)
+        for o in n.output:
+            if o and o not in tensors:
+                tensors[o] = Tensor(o, None, None)
+        nodes.append(Node(n.op_type, name, list(n.input), [o for o in n.output], attrs))
+    inits = {i.name for i in g.initializer}
+    inputs = [i.name for i in g.input if i.name not in inits]
+    graph = Graph(g.name or "network", tensors, nodes, inputs, [o.name for o in g.output])
+    for o in graph.outputs:
+        if graph.tensors[o].is_const:
+            raise TinydeployError(f"graph output '{o}' is a constant; nothing to compute")
+    return graph
+
+
+def _constant_value(name: str, attrs: dict) -> np.ndarray:
+    for key, dtype in (("value", None), ("value_float", np.float32), ("value_floats", np.float32),
+                       ("value_int", np.int64), ("value_ints", np.int64)):
+        if key in attrs:
+            return np.asarray(attrs[key], dtype=dtype)
+    raise TinydeployError(f"node {name} (Constant): only tensor, float and int values are supported")

@@ -1,0 +1,33 @@
+"""`tinydeploy inspect`: the lowered graph, the memory plan (table + timeline) and MACs per layer."""
+from __future__ import annotations
+
+from .compiler import Compiled
+from .ops.registry import get, node_macs
+from .schedule import plan_table, timeline_ascii
+
+
+def describe(c: Compiled) -> str:
+    g, lines = c.graph, []
+    lines.append(f"graph {g.name}: {len(g.nodes)} nodes, inputs {g.inputs}, outputs {g.outputs}")
+    lines.append("")
+    lines.append(f"{'#':>3}  {'node':<32} {'op':<16} {'output':<28} {'shape':<18} {'dtype':<8} {'MACs':>10}")
+    total = 0
+    for k, n in enumerate(g.nodes):
+        t = g.tensors[n.outputs[0]]
+        macs = node_macs(n, g)
+        total += macs
+        kind = " (alias)" if get(n).alias else ""
+        lines.append(f"{k:>3}  {n.name[:32]:<32} {n.op + kind:<16} {n.outputs[0][:28]:<28} "
+                     f"{'x'.join(map(str, t.shape)):<18} {str(t.dtype):<8} {macs:>10,}")
+    lines.append(f"total MACs: {total:,}")
+    lines.append("")
+    p = c.plan
+    lines.append(f"memory plan ({p.method}): arena {p.arena_bytes:,} bytes, lower bound {p.lower_bound:,}, "
+                 f"ratio {p.ratio():.3f}, optimal {p.optimal}" + (f", gap {p.gap:.3f}" if p.gap else ""))
+    lines.append(f"{'buffer':<32} {'bytes':>8} {'offset':>8} {'live':>9}")
+    for row in plan_table(c.buffers, p):
+        name, size, off, start, end = row[:5]
+        lines.append(f"{str(name)[:32]:<32} {size:>8,} {off:>8,} {start:>4}-{end:<4}")
+    lines.append("")
+    lines.append(timeline_ascii(c.buffers, p))
+    return "\n".join(lines)

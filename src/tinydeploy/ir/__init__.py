@@ -1,0 +1,3 @@
+from .graph import Graph, Node, Quant, Tensor
+
+__all__ = ["Graph", "Node", "Quant", "Tensor"]

@@ -1,0 +1,125 @@
+"""The typed graph IR: plain dataclasses, no behaviour beyond lookups and validation.
+
+Every stage after the frontend works on a `Graph`: tensors by name (static shapes, numpy dtypes,
+optional constant data, optional affine quantization), nodes in topological order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import TinydeployError
+
+
+@dataclass
+class Quant:
+    """Affine quantization: real = scale * (q - zero_point); per-tensor (axis None) or per-channel."""
+
+    scale: np.ndarray
+    zero_point: np.ndarray
+    axis: int | None = None
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scale.size > 1
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    data: np.ndarray | None = None  # constant value (weights, folded shapes)
+    quant: Quant | None = None       # set on integer activations and weights after lowering
+
+    @property
+    def is_const(self) -> bool:
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * np.dtype(self.dtype).itemsize
+
+
+@dataclass
+class Node:
+    op: str
+    name: str
+    inputs: list[str]                 # "" marks an omitted optional input
+    outputs: list[str]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return self.attrs.get(key, default)
+
+
+@dataclass
+class Graph:
+    name: str
+    tensors: dict[str, Tensor]
+    nodes: list[Node]
+    inputs: list[str]
+    outputs: list[str]
+
+    def t(self, name: str) -> Tensor:
+        return self.tensors[name]
+
+    def producer(self, name: str) -> Node | None:
+        for n in self.nodes:
+            if name in n.outputs:
+                return n
+        return None
+
+    def consumers(self, name: str) -> list[Node]:
+        return [n for n in self.nodes if name in n.inputs]
+
+    def const(self, name: str) -> np.ndarray | None:
+        """Constant value of an input name ('' or non-constant gives None)."""
+        if not name:
+            return None
+        return self.tensors[name].data
+
+    def add_const(self, name: str, value: np.ndarray, quant: Quant | None = None) -> str:
+        name = self.unique(name)
+        value = np.asarray(value)
+        self.tensors[name] = Tensor(name, tuple(value.shape), value.dtype, value, quant)
+        return name
+
+    def unique(self, base: str) -> str:
+        name, i = base, 1
+        while name in self.tensors:
+            name, i = f"{base}_{i}", i + 1
+        return name
+
+    def prune(self) -> None:
+        """Drop nodes whose outputs nobody uses and tensors nothing references."""
+        live = set(self.outputs)
+        kept = []
+        for n in reversed(self.nodes):
+            if any(o in live for o in n.outputs):
+                kept.append(n)
+                live.update(i for i in n.inputs if i)
+        self.nodes = kept[::-1]
+        live.update(self.inputs)
+        self.tensors = {k: v for k, v in self.tensors.items() if k in live}
+
+    def validate(self) -> None:
+        """Check the invariants every stage relies on: defined-before-use, known tensors, static shapes."""
+        known = set(self.inputs) | {k for k, t in self.tensors.items() if t.is_const}
+        for n in self.nodes:
+            for i in n.inputs:
+                if i and i not in known:
+                    raise TinydeployError(f"node {n.name} ({n.op}): input '{i}' is not produced before use")
+            for o in n.outputs:
+                if o not in self.tensors:
+                    raise TinydeployError(f"node {n.name} ({n.op}): output '{o}' has no type")
+                known.add(o)
+        for o in self.outputs:
+            if o not in known:
+                raise TinydeployError(f"graph output '{o}' is never produced")

@@ -1,0 +1,1 @@
+"""Operator families: one module each (see registry.py for the contract)."""

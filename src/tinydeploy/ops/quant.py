@@ -1,0 +1,51 @@
+"""Fixed-point arithmetic shared by every integer kernel, in numpy, mirroring runtime/kernels/td_common.h.
+
+requant(acc, M, S) = (acc * M + 2^(S-1)) >> S with 64-bit product: one rounding (half up).
+A real multiplier r is represented as M * 2^-S with M in [2^30, 2^31).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TinydeployError
+
+S_MAX = 62
+
+
+def quantize_multiplier(real, what: str = "requantization") -> tuple[np.ndarray, np.ndarray]:
+    """Per-element (M int32, S int32) with real ≈ M·2^-S, |error| ≤ 2^-31 relative."""
+    real = np.atleast_1d(np.asarray(real, np.float64))
+    if np.any(real < 0) or not np.all(np.isfinite(real)):
+        raise TinydeployError(f"{what}: scale ratio must be finite and non-negative, got {real.min()}")
+    mant, exp = np.frexp(real)                     # real = mant * 2^exp, mant in [0.5, 1)
+    m = np.round(mant * (1 << 31)).astype(np.int64)
+    carry = m == (1 << 31)
+    m[carry] >>= 1
+    exp = exp + carry
+    s = 31 - exp.astype(np.int64)
+    if np.any((s < 1) & (m > 0)):
+        raise TinydeployError(f"{what}: scale ratio {real.max():.3g} is too large for fixed-point requantization")
+    tiny = s > S_MAX                                # below 2^-31: shrink M so S stays representable
+    m[tiny] >>= np.minimum(s[tiny] - S_MAX, 63)
+    s[tiny] = S_MAX
+    zero = m == 0
+    s[zero] = 1
+    return m.astype(np.int32), s.astype(np.int32)
+
+
+def requant(acc: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Exact C semantics: 64-bit product, add half, arithmetic shift right."""
+    acc = np.asarray(acc, np.int64)
+    m = np.asarray(m, np.int64)
+    s = np.asarray(s, np.int64)
+    return (acc * m + (np.int64(1) << (s - 1))) >> s
+
+
+def clamp(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    return np.clip(x, lo, hi)
+
+
+def channel_param(values: np.ndarray, channels: int, axis_len_ok: bool = True) -> np.ndarray:
+    """Broadcast a per-tensor parameter to one entry per channel."""
+    v = np.asarray(values).reshape(-1)
+    return np.full(channels, v[0], v.dtype) if v.size == 1 else v

@@ -1,0 +1,3 @@
+from .pipeline import lower
+
+__all__ = ["lower"]

@@ -1,0 +1,42 @@
+"""Constant folding: a node whose inputs are all constant becomes a constant (shape subgraphs,
+precomputed weights). Shape and Size fold from static shapes alone. DequantizeLinear of an integer
+weight is kept: the QDQ lowering needs the integer values and their scales."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..golden import run_graph
+from ..ir import Graph
+
+
+def _keep(node, graph: Graph) -> bool:
+    return node.op == "DequantizeLinear" and any(graph.consumers(o) for o in node.outputs) and \
+        np.dtype(graph.tensors[node.inputs[0]].dtype).kind in "iu"
+
+
+def fold_constants(graph: Graph) -> Graph:
+    kept = []
+    for node in graph.nodes:
+        if node.op in ("Shape", "Size") and graph.tensors[node.inputs[0]].shape is not None:
+            shape = graph.tensors[node.inputs[0]].shape
+            if node.op == "Size":
+                value = np.array(int(np.prod(shape)), np.int64)
+            else:
+                s, e = node.attr("start", 0), node.attr("end", None)
+                value = np.array(shape[s:e] if e is not None else shape[s:], np.int64)
+            _set(graph, node.outputs[0], value)
+            continue
+        if node.inputs and all(not i or graph.tensors[i].is_const for i in node.inputs) and not _keep(node, graph):
+            sub = type(graph)(graph.name, graph.tensors, [node], [], [o for o in node.outputs if o])
+            for name, value in run_graph(sub, {}).items():
+                _set(graph, name, np.asarray(value))
+            continue
+        kept.append(node)
+    graph.nodes = kept
+    graph.prune()
+    return graph
+
+
+def _set(graph: Graph, name: str, value: np.ndarray) -> None:
+    t = graph.tensors[name]
+    t.data, t.shape, t.dtype = value, tuple(value.shape), value.dtype

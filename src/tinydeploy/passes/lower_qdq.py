@@ -1,0 +1,129 @@
+"""DequantizeLinear → float op (→ Relu/Clip) → QuantizeLinear  ⇒  one integer kernel.
+
+Each op module says how its op lowers (OpDef.lower); this pass finds the pattern, collects the
+quantization parameters and hands a `QdqMatch` over. Elementwise regions fed by a single int8
+tensor become a 256-entry lookup table (passes/lut.py). What matches nothing stays a float op
+between DequantizeLinear / QuantizeLinear kernels (correct, but not integer-only).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ir import Graph, Node, Quant
+from ..ops import registry
+from .fuse_activation import clip_bounds
+from .lut import lower_luts
+from .to_int8 import to_int8
+
+
+@dataclass
+class QIn:
+    name: str                 # the int8 tensor
+    q: Quant
+    const: np.ndarray | None  # its value if constant (weights, int32 bias)
+
+
+@dataclass
+class QdqMatch:
+    node: Node
+    ins: list[QIn | None]     # per input of node: quantized source, or None (float const / omitted)
+    out: str                  # int8 output tensor (the QuantizeLinear's output)
+    out_q: Quant
+    act: tuple | None         # float (lo, hi) of a Relu/Clip between node and QuantizeLinear
+
+
+def dq_quant(node: Node, graph: Graph) -> Quant | None:
+    """Quant of a DequantizeLinear / QuantizeLinear with constant parameters."""
+    scale = graph.const(node.inputs[1])
+    if scale is None:
+        return None
+    zp = graph.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    if len(node.inputs) > 2 and node.inputs[2] and zp is None:
+        return None
+    zp = np.zeros_like(scale, dtype=np.int32) if zp is None else zp.astype(np.int32)
+    axis = node.attr("axis", 1) if scale.size > 1 else None
+    if node.attr("block_size", 0):
+        return None
+    return Quant(scale.astype(np.float32).reshape(-1), zp.reshape(-1), axis)
+
+
+def _source(name: str, graph: Graph) -> QIn | None:
+    p = graph.producer(name)
+    if p is None or p.op != "DequantizeLinear":
+        return None
+    x = p.inputs[0]
+    if graph.tensors[x].dtype not in (np.int8, np.int32):
+        return None
+    q = dq_quant(p, graph)
+    if q is None:
+        return None
+    if q.axis is not None and q.axis < 0:
+        q.axis += len(graph.tensors[x].shape)
+    return QIn(x, q, graph.const(x))
+
+
+def match(node: Node, graph: Graph) -> QdqMatch | None:
+    ins = []
+    for i in node.inputs:
+        src = _source(i, graph) if i else None
+        if src is None and i and not graph.tensors[i].is_const:
+            return None
+        ins.append(src)
+    if not any(ins) or len(node.outputs) != 1 or node.outputs[0] in graph.outputs:
+        return None
+    users = graph.consumers(node.outputs[0])
+    act = None
+    if len(users) == 1 and users[0].op in ("Relu", "Clip"):
+        act = clip_bounds(users[0], graph)
+        if act is None or users[0].outputs[0] in graph.outputs:
+            return None
+        users = graph.consumers(users[0].outputs[0])
+    if len(users) != 1 or users[0].op != "QuantizeLinear":
+        return None
+    q = dq_quant(users[0], graph)
+    out = users[0].outputs[0]
+    if q is None or q.per_channel or graph.tensors[out].dtype != np.int8:
+        return None
+    graph.tensors[out].quant = q
+    return QdqMatch(node, ins, out, q, act)
+
+
+def lower_qdq(graph: Graph) -> Graph:
+    graph = to_int8(graph)
+    graph = lower_luts(graph)
+    done: set[int] = set()
+    new_nodes = []
+    for node in graph.nodes:
+        if id(node) in done:
+            continue
+        op = registry.get(node)
+        m = match(node, graph) if op.lower else None
+        lowered = op.lower(m, graph) if m else None
+        if lowered is None:
+            new_nodes.append(node)
+            continue
+        # the Relu/Clip and QuantizeLinear of the pattern are replaced too
+        tail = graph.consumers(node.outputs[0])
+        while tail and tail[0].op != "QuantizeLinear":
+            done.add(id(tail[0]))
+            tail = graph.consumers(tail[0].outputs[0])
+        done.add(id(tail[0]))
+        new_nodes.extend(lowered)
+    graph.nodes = new_nodes
+    graph.prune()
+    return graph
+
+
+def act_range(m: QdqMatch) -> tuple[int, int]:
+    """int8 clamp bounds of the output: the type range narrowed by a fused Relu/Clip."""
+    lo, hi = -128, 127
+    if m.act is not None:
+        s, z = float(m.out_q.scale[0]), int(m.out_q.zero_point[0])
+        flo, fhi = m.act
+        if flo is not None:
+            lo = max(lo, int(np.round(np.float32(flo) / np.float32(s))) + z)
+        if fhi is not None:
+            hi = min(hi, int(np.round(np.float32(fhi) / np.float32(s))) + z)
+    return lo, hi

@@ -1,0 +1,61 @@
+"""uint8 quantized tensors → int8: q_u8 with zero point z is q_u8 - 128 with zero point z - 128
+(same real values, same saturation), so every integer kernel is written for int8 only.
+
+Applied at the edges of quantized regions: QuantizeLinear outputs, DequantizeLinear inputs and their
+zero points. A uint8 graph input/output gets a conversion node (U8ToS8 / S8ToU8: x ^ 0x80)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph, Node, Tensor
+
+
+def _shift(a: np.ndarray) -> np.ndarray:
+    return (a.astype(np.int16) - 128).astype(np.int8)
+
+
+def to_int8(graph: Graph) -> Graph:
+    uint8 = lambda n: n and graph.tensors[n].dtype == np.uint8  # noqa: E731
+    targets: set[str] = set()
+    for node in graph.nodes:
+        if node.op == "DequantizeLinear":
+            targets.update(n for n in node.inputs[:1] + node.inputs[2:3] if uint8(n))
+        elif node.op == "QuantizeLinear":
+            targets.update(n for n in node.outputs[:1] + node.inputs[2:3] if uint8(n))
+    if not targets:
+        return graph
+    new_nodes: list[Node] = []
+    for name in graph.inputs:
+        if name in targets:
+            s8 = _retarget(graph, name)
+            new_nodes.append(Node("U8ToS8", f"{name}_to_s8", [name], [s8]))
+    for node in graph.nodes:
+        node.inputs = [_s8_name(graph, i) if i in targets and not graph.tensors[i].is_const and i in graph.inputs
+                       else i for i in node.inputs]
+        for i in node.inputs:
+            if i in targets and graph.tensors[i].is_const and graph.tensors[i].dtype == np.uint8:
+                t = graph.tensors[i]
+                t.data, t.dtype = _shift(t.data), np.dtype(np.int8)
+        new_nodes.append(node)
+        for k, o in enumerate(node.outputs):
+            if o in targets:
+                s8 = _retarget(graph, o)
+                node.outputs[k] = s8
+                for user in graph.nodes:
+                    user.inputs = [s8 if i == o else i for i in user.inputs]
+                if o in graph.outputs:
+                    new_nodes.append(Node("S8ToU8", f"{o}_to_u8", [s8], [o]))
+    graph.nodes = new_nodes
+    return graph
+
+
+def _s8_name(graph: Graph, name: str) -> str:
+    return f"{name}__s8"
+
+
+def _retarget(graph: Graph, name: str) -> str:
+    """Create the int8 twin of a uint8 activation tensor."""
+    new = _s8_name(graph, name)
+    t = graph.tensors[name]
+    graph.tensors[new] = Tensor(new, t.shape, np.dtype(np.int8))
+    return new

@@ -1,0 +1,52 @@
+"""From a graph to the planner's input: one Buffer per activation (alias groups merged), in-place hints.
+
+Step k+1 runs node k; graph inputs are live from step 0, graph outputs until the last step.
+An alias op (Reshape, Flatten, …) makes its output the same bytes as its input: one group, one buffer.
+"""
+from __future__ import annotations
+
+from ..ir import Graph
+from ..ops import registry
+from .liveness import Buffer, InPlace
+
+
+def alias_roots(graph: Graph) -> dict[str, str]:
+    """tensor name → name of the buffer that holds it."""
+    root: dict[str, str] = {}
+    for node in graph.nodes:
+        if registry.get(node).alias and not graph.tensors[node.inputs[0]].is_const:
+            root[node.outputs[0]] = root.get(node.inputs[0], node.inputs[0])
+    return root
+
+
+def activations(graph: Graph) -> list[str]:
+    names = list(graph.inputs)
+    for node in graph.nodes:
+        names += [o for o in node.outputs if o and o not in names]
+    return names
+
+
+def graph_buffers(graph: Graph, align: int = 16) -> tuple[list[Buffer], list[InPlace], dict[str, str]]:
+    root = alias_roots(graph)
+    r = lambda n: root.get(n, n)  # noqa: E731
+    last = len(graph.nodes)
+    start: dict[str, int] = {r(n): 0 for n in graph.inputs}
+    end: dict[str, int] = dict(start)
+    for k, node in enumerate(graph.nodes, start=1):
+        for i in node.inputs:
+            if i and not graph.tensors[i].is_const:
+                end[r(i)] = max(end.get(r(i), k), k)
+        for o in node.outputs:
+            if o:
+                start.setdefault(r(o), k)
+                end[r(o)] = max(end.get(r(o), k), k)
+    for o in graph.outputs:
+        end[r(o)] = last
+    for n in graph.inputs:  # an input nobody reads still needs its bytes
+        end.setdefault(r(n), 0)
+    buffers = [Buffer(n, graph.tensors[n].nbytes, start[n], end[n]) for n in start]
+    hints = []
+    for node in graph.nodes:
+        if registry.get(node).inplace and node.inputs and not graph.tensors[node.inputs[0]].is_const:
+            hints.append(InPlace(out=r(node.outputs[0]), src=r(node.inputs[0])))
+    return buffers, hints, root

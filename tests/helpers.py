@@ -1,0 +1,43 @@
+"""Shared test plumbing: compile an ONNX model, run golden / host, compare with ONNX Runtime."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from tinydeploy.compiler import compile_graph, emit_c
+from tinydeploy.frontend.onnx_import import import_model
+from tinydeploy.golden import run_graph
+
+
+def ort_run(model: onnx.ModelProto, inputs: dict) -> dict:
+    """ONNX Runtime with graph optimizations disabled: the reference of BRIEF section 4."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(None, inputs)))
+
+
+def compile_model(model: onnx.ModelProto, shapes: dict | None = None):
+    return compile_graph(import_model(onnx.ModelProto.FromString(model.SerializeToString()), shapes))
+
+
+def golden_and_host(model: onnx.ModelProto, inputs: dict, cc: str = "gcc", extra=None):
+    """(compiled, golden outputs, host C outputs)."""
+    from tinydeploy.targets.host import runner
+    c = compile_model(model)
+    gold = run_graph(c.graph, inputs)
+    with tempfile.TemporaryDirectory() as tmp:
+        proj = emit_c(c, Path(tmp) / "c")
+        host = runner.run(proj, c.graph, inputs, Path(tmp), cc=cc, extra=extra)
+    return c, gold, host
+
+
+def lsb_error(out: np.ndarray, ref: np.ndarray, scale: float) -> np.ndarray:
+    """Error in units of the output quantization step."""
+    return (out.astype(np.float64) - ref.astype(np.float64)) / scale
