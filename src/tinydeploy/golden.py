@@ -8,9 +8,16 @@ from .ir import Graph
 from .ops import registry
 
 
-def run_graph(graph: Graph, inputs: dict[str, np.ndarray], keep_all: bool = False) -> dict[str, np.ndarray]:
-    """Outputs by name (every tensor if keep_all)."""
+def init_state(graph: Graph) -> dict[str, np.ndarray]:
+    """Zeroed persistent tensors (as the C side's static buffers start)."""
+    return {k: np.zeros(t.shape, t.dtype) for k, t in graph.tensors.items() if t.state}
+
+
+def run_graph(graph: Graph, inputs: dict[str, np.ndarray], keep_all: bool = False,
+              state: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Outputs by name (every tensor if keep_all). `state` arrays are updated in place by the ops."""
     env: dict[str, np.ndarray] = {k: t.data for k, t in graph.tensors.items() if t.is_const}
+    env.update(state if state is not None else init_state(graph))
     for name in graph.inputs:
         if name not in inputs:
             raise TinydeployError(f"no value given for graph input '{name}'")

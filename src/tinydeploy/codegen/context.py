@@ -80,6 +80,12 @@ class EmitContext:
         if not name:
             return "NULL"
         t = self.graph.tensors[name]
+        if t.state:
+            if name not in self._const_done:
+                sym = self.ident("state_" + name)
+                self.decls.append(f"{ctype(t.dtype)} {sym}[{max(t.size, 1)}];  /* persistent state */")
+                self._const_done[name] = sym
+            return self._const_done[name]
         if t.is_const:
             if name not in self._const_done:
                 self._const_done[name] = self.array(name, t.data)

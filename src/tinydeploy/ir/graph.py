@@ -33,6 +33,8 @@ class Tensor:
     dtype: np.dtype
     data: np.ndarray | None = None  # constant value (weights, folded shapes)
     quant: Quant | None = None       # set on integer activations and weights after lowering
+    state: bool = False              # persistent across runs (e.g. a KV cache): own static buffer,
+                                     # not in the arena; ops that take it as input may update it
 
     @property
     def is_const(self) -> bool:
@@ -111,7 +113,7 @@ class Graph:
 
     def validate(self) -> None:
         """Check the invariants every stage relies on: defined-before-use, known tensors, static shapes."""
-        known = set(self.inputs) | {k for k, t in self.tensors.items() if t.is_const}
+        known = set(self.inputs) | {k for k, t in self.tensors.items() if t.is_const or t.state}
         for n in self.nodes:
             for i in n.inputs:
                 if i and i not in known:

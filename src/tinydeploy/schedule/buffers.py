@@ -34,7 +34,7 @@ def graph_buffers(graph: Graph, align: int = 16) -> tuple[list[Buffer], list[InP
     end: dict[str, int] = dict(start)
     for k, node in enumerate(graph.nodes, start=1):
         for i in node.inputs:
-            if i and not graph.tensors[i].is_const:
+            if i and not graph.tensors[i].is_const and not graph.tensors[i].state:
                 end[r(i)] = max(end.get(r(i), k), k)
         for o in node.outputs:
             if o:
