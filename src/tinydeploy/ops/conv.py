@@ -112,7 +112,7 @@ def int_bias(m, k: int, sx: float, sw: np.ndarray, graph) -> np.ndarray | None:
         if b.const is None:
             raise ValueError("non-constant bias")
         real = b.const.astype(np.float64) * b.q.scale.astype(np.float64)
-        if b.q.zero_point.any() is False and np.allclose(b.q.scale, target, rtol=1e-6):
+        if not b.q.zero_point.any() and np.allclose(b.q.scale, target, rtol=1e-6):
             return b.const.astype(np.int32).reshape(-1)
     else:
         real = graph.const(node.inputs[2]).astype(np.float64)

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..ir import Graph
 
-FUSABLE = {"Conv"}
+FUSABLE = {"Conv", "MatMul", "Gemm"}
 
 
 def clip_bounds(node, graph: Graph):

@@ -1,0 +1,136 @@
+"""Many small op cases in one ONNX model, so one C build checks them all (BRIEF §8).
+
+    b = Cases()
+    x = b.act((2, 8), scale=0.05, zp=3)              # int8 graph input -> DequantizeLinear
+    w = b.weight(np.int8 array, scale, zp, axis)     # int8 initializer -> DequantizeLinear
+    b.q_out(b.op("MatMul", x, w), scale=0.1, zp=-2)  # -> QuantizeLinear -> int8 graph output
+    b.check()                                        # golden == host C bit for bit, vs ORT in LSB
+
+Integer outputs are compared in LSB directly (the output is the quantized tensor itself).
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from helpers import golden_and_host, ort_run
+
+_ONNX = {np.dtype(np.int8): TensorProto.INT8, np.dtype(np.uint8): TensorProto.UINT8,
+         np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int32): TensorProto.INT32}
+
+
+class Cases:
+    def __init__(self, seed: int = 0, opset: int = 17):
+        self.rng = np.random.default_rng(seed)
+        self.opset = opset
+        self.nodes, self.inits, self.inputs, self.outputs = [], [], [], []
+        self.feeds: dict[str, np.ndarray] = {}
+        self.kinds: dict[str, str] = {}      # output name -> "q" | "f" | "i"
+        self.labels: dict[str, str] = {}
+        self.n = 0
+
+    def fresh(self, hint: str) -> str:
+        self.n += 1
+        return f"{hint}{self.n}"
+
+    def _const(self, value, hint="c") -> str:
+        name = self.fresh(hint)
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def raw_input(self, shape, dtype=np.int8, low=None, high=None, values=None) -> str:
+        name = self.fresh("in")
+        dtype = np.dtype(dtype)
+        if values is None:
+            if dtype.kind == "f":
+                values = self.rng.standard_normal(shape).astype(dtype)
+            else:
+                info = np.iinfo(dtype)
+                values = self.rng.integers(info.min if low is None else low,
+                                           (info.max if high is None else high) + 1, shape).astype(dtype)
+        self.feeds[name] = np.asarray(values, dtype).reshape(shape)
+        self.inputs.append(helper.make_tensor_value_info(name, _ONNX[dtype], list(shape)))
+        return name
+
+    def act(self, shape, scale, zp=0, dtype=np.int8, **kw) -> str:
+        """A quantized activation: integer graph input -> DequantizeLinear."""
+        x = self.raw_input(shape, dtype, **kw)
+        return self.dq(x, scale, zp, dtype)
+
+    def dq(self, x, scale, zp, dtype=np.int8, axis=None) -> str:
+        out = self.fresh("dq")
+        s = self._const(np.asarray(scale, np.float32), "s")
+        z = self._const(np.asarray(zp, dtype), "z")
+        kw = {} if axis is None else {"axis": axis}
+        self.nodes.append(helper.make_node("DequantizeLinear", [x, s, z], [out], **kw))
+        return out
+
+    def weight(self, values, scale, zp=0, axis=None) -> str:
+        values = np.asarray(values)
+        return self.dq(self._const(values, "w"), scale, zp, values.dtype, axis)
+
+    def bias(self, values_i32, scale, axis=None) -> str:
+        return self.dq(self._const(np.asarray(values_i32, np.int32), "b"), scale,
+                       np.zeros(np.shape(scale), np.int32), np.int32, axis)
+
+    def fconst(self, values) -> str:
+        return self._const(np.asarray(values, np.float32), "f")
+
+    def op(self, op_type, *inputs, n_out=1, **attrs):
+        outs = [self.fresh(op_type.lower()) for _ in range(n_out)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, name=self.fresh(op_type + "_"), **attrs))
+        return outs[0] if n_out == 1 else outs
+
+    def q_out(self, x, scale, zp=0, dtype=np.int8, label="") -> str:
+        out = self.fresh("y")
+        s = self._const(np.asarray(scale, np.float32), "s")
+        z = self._const(np.asarray(zp, dtype), "z")
+        self.nodes.append(helper.make_node("QuantizeLinear", [x, s, z], [out]))
+        self.outputs.append(helper.make_tensor_value_info(out, _ONNX[np.dtype(dtype)], None))
+        self.kinds[out], self.labels[out] = "q", label
+        return out
+
+    def out(self, x, dtype=np.float32, label="") -> str:
+        self.outputs.append(helper.make_tensor_value_info(x, _ONNX[np.dtype(dtype)], None))
+        self.kinds[x], self.labels[x] = ("f" if np.dtype(dtype).kind == "f" else "i"), label
+        return x
+
+    def model(self) -> onnx.ModelProto:
+        g = helper.make_graph(self.nodes, "cases", self.inputs, self.outputs, self.inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)])
+        m.ir_version = 8 if self.opset <= 17 else 10
+        # output shapes from ONNX's own inference (the checker wants them)
+        inferred = onnx.shape_inference.infer_shapes(m, strict_mode=True)
+        del m.graph.output[:]
+        m.graph.output.extend(inferred.graph.output)
+        return m
+
+    def run(self, cc="gcc", extra=None):
+        """(compiled, golden, host, ort) outputs."""
+        model = self.model()
+        c, gold, host = golden_and_host(model, self.feeds, cc=cc, extra=extra)
+        return c, gold, host, ort_run(model, self.feeds)
+
+    def check(self, max_lsb=1, rtol=1e-4, atol=1e-5, cc="gcc", extra=None, mean_lsb=0.25):
+        """Asserts host == golden (bitwise for integers) and golden vs ORT; returns per-output
+        stats {label or name: (max |LSB|, mean signed LSB, count)} for integer outputs."""
+        c, gold, host, ref = self.run(cc, extra)
+        stats = {}
+        for name, kind in self.kinds.items():
+            g, h, r = gold[name], host[name], ref[name]
+            assert g.shape == r.shape, (name, self.labels[name], g.shape, r.shape)
+            if kind == "f":
+                np.testing.assert_allclose(h, g, rtol=rtol, atol=atol, err_msg=f"{name} {self.labels[name]} host")
+                np.testing.assert_allclose(g, r, rtol=rtol, atol=atol, err_msg=f"{name} {self.labels[name]} ORT")
+                continue
+            assert np.array_equal(g, h), f"{name} ({self.labels[name]}): host C differs from golden"
+            d = g.astype(np.int64) - r.astype(np.int64)
+            stats[self.labels[name] or name] = (int(np.abs(d).max(initial=0)), float(d.mean()) if d.size else 0.0, d.size)
+            if kind == "q":
+                assert np.abs(d).max(initial=0) <= max_lsb, f"{name} ({self.labels[name]}): {np.abs(d).max()} LSB"
+                if d.size >= 64:
+                    assert abs(d.mean()) <= mean_lsb, f"{name} ({self.labels[name]}): mean error {d.mean():.3f} LSB"
+            else:
+                assert np.array_equal(g, r), f"{name} ({self.labels[name]}): integer op differs from ORT"
+        return c, stats
