@@ -89,3 +89,16 @@ def test_per_channel_zero_points_fall_back_to_float():
                                                             np.array([0, 1, 2, 3], np.int8), axis=1)), 0.1, 0)
     c, _ = b.check()
     assert not any(n.op == "QMatMul" for n in c.graph.nodes)
+
+
+def test_conv_integer():
+    b = Cases(seed=5)
+    r = b.rng
+    for tx, tw, pads, group in [(np.uint8, np.int8, [1, 1, 1, 1], 1), (np.int8, np.int8, [0, 1, 2, 0], 2),
+                                (np.uint8, np.uint8, [0, 0, 0, 0], 1)]:
+        x = b.raw_input((1, 4, 6, 5), tx)
+        w = b._const(r.integers(np.iinfo(tw).min, np.iinfo(tw).max + 1, (6, 4 // group, 3, 3)).astype(tw), "w")
+        zx, zw = b._const(np.array(tx(9) if tx == np.uint8 else tx(-4))), b._const(np.array(tw(3)))
+        b.out(b.op("ConvInteger", x, w, zx, zw, pads=pads, group=group, strides=[1, 2]), np.int32)
+    b.out(b.op("ConvInteger", b.raw_input((1, 3, 7), np.int8), b._const(r.integers(-9, 9, (2, 3, 3)).astype(np.int8), "w")), np.int32)
+    b.check()

@@ -214,3 +214,35 @@ def qconv(node, graph, args):
     y = requant(acc, np.asarray(a["m"]).reshape(1, k, 1, 1), np.asarray(a["s"]).reshape(1, k, 1, 1))
     y = np.clip(y + a["y_zp"], a["lo"], a["hi"]).astype(np.int8)
     return [_out_shape(y, g)]
+
+
+# ---- ConvInteger -------------------------------------------------------------------------------
+def _zp_scalar(node, graph, i) -> int:
+    if len(node.inputs) <= i or not node.inputs[i]:
+        return 0
+    v = graph.const(node.inputs[i])
+    if v is None or np.unique(v).size != 1:
+        raise TinydeployError(f"node {node.name} ({node.op}): only constant per-tensor zero points are supported")
+    return int(v.reshape(-1)[0])
+
+
+def _emit_convint(node, graph, ctx) -> str:
+    g = geometry(node, graph.tensors[node.inputs[0]].shape, graph.tensors[node.inputs[1]].shape)
+    sx, sw = (("s8" if graph.tensors[n].dtype == np.int8 else "u8") for n in node.inputs[:2])
+    xzp, wzp = _zp_scalar(node, graph, 2), _zp_scalar(node, graph, 3)
+    per_n = g["C"] * g["H"] * g["W"], g["K"] * g["OH"] * g["OW"]
+    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
+    return "\n".join(
+        f"td_conv_int_{sx}{sw}({x} + {n * per_n[0]}, {ctx.ptr(node.inputs[1])}, {y} + {n * per_n[1]}, "
+        f"{_geom_args(g)}, {xzp}, {wzp});" for n in range(g["N"]))
+
+
+@register("ConvInteger", emit=_emit_convint, macs=conv_macs, header="conv.h")
+def conv_integer(node, graph, args):
+    x, w = args[0], args[1]
+    xzp = args[2] if len(args) > 2 and args[2] is not None else 0
+    wzp = args[3] if len(args) > 3 and args[3] is not None else 0
+    g = geometry(node, x.shape, w.shape)
+    xs = _as4d(x, g).astype(np.int64) - np.int64(np.asarray(xzp).reshape(-1)[0])
+    ws = _as4d(w, g).astype(np.int64) - np.asarray(wzp, np.int64).reshape(-1, 1, 1, 1)  # per-tensor or per-K
+    return [_out_shape(_conv(xs, ws, g, 0, np.int64).astype(np.int32), g)]

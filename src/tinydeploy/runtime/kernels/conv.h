@@ -54,4 +54,22 @@ static inline void td_conv_s8(const int8_t *x, const int8_t *w, const int32_t *b
 #undef TD_LX
 #undef TD_LW
 }
+
+/* ConvInteger: int32 y = sum (x - x_zp)(w - w_zp) for int8 / uint8 operands (padding adds 0) */
+#define TD_DEFINE_CONV_INT(SUFFIX, TX, TW)                                                     \
+static inline void td_conv_int_##SUFFIX(const TX *x, const TW *w, int32_t *y,                 \
+                                        int C, int H, int W, int K, int OH, int OW, int KH,   \
+                                        int KW, int SH, int SW, int PT, int PL, int DH, int DW, \
+                                        int G, int32_t x_zp, int32_t w_zp)                    \
+{                                                                                             \
+    TD_CONV_LOOPS(int32_t, TD_LX_INT, TD_LW_INT, 0, acc)                                      \
+}
+#define TD_LX_INT(i) ((int32_t)x[i] - x_zp)
+#define TD_LW_INT(i) ((int32_t)w[i] - w_zp)
+TD_DEFINE_CONV_INT(s8s8, int8_t, int8_t)
+TD_DEFINE_CONV_INT(u8s8, uint8_t, int8_t)
+TD_DEFINE_CONV_INT(s8u8, int8_t, uint8_t)
+TD_DEFINE_CONV_INT(u8u8, uint8_t, uint8_t)
+#undef TD_LX_INT
+#undef TD_LW_INT
 #endif

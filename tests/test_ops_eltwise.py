@@ -1,0 +1,71 @@
+"""Binary elementwise ops: float kernels with broadcasting, integer QAdd/QSub/QMul/QMax/QMin vs ORT."""
+import numpy as np
+import pytest
+
+from ops_testlib import Cases
+
+SHAPES = [((2, 3, 4), (2, 3, 4)), ((2, 3, 4), (4,)), ((2, 1, 4), (3, 1)), ((1,), (2, 3)),
+          ((2, 1, 2, 1, 2, 3), (1, 3, 1, 2, 1, 3)), ((3, 1, 5), (1, 4, 1))]
+
+
+def _float_cases():
+    b = Cases(seed=10)
+    r = b.rng
+    for op in ("Add", "Sub", "Mul", "Div", "Max", "Min"):
+        for sa, sb in SHAPES[:4] + SHAPES[5:]:
+            b.out(b.op(op, b.raw_input(sa, np.float32), b.raw_input(sb, np.float32)), label=op)
+    sa, sb = SHAPES[4]
+    b.out(b.op("Add", b.raw_input(sa, np.float32), b.fconst(r.standard_normal(sb))), label="rank6")
+    b.out(b.op("Pow", b.fconst(r.uniform(0.5, 2, (3, 4))), b.raw_input((2, 3, 4), np.float32)), label="pow")
+    b.out(b.op("Pow", b.raw_input((2, 3), np.float32), b.fconst(np.float32(2.0))), label="pow2")
+    b.out(b.op("Mod", b.raw_input((2, 5), np.float32), b.fconst(r.uniform(0.5, 2, 5)), fmod=1), label="fmod")
+    b.out(b.op("Mod", b.raw_input((2, 5), np.int32, low=-50, high=50), b.raw_input((5,), np.int32, low=1, high=9)), np.int32, label="mod")
+    b.out(b.op("Sum", b.raw_input((2, 3), np.float32), b.raw_input((3,), np.float32), b.raw_input((2, 1), np.float32)), label="sum3")
+    b.out(b.op("Mean", b.raw_input((2, 3), np.float32), b.raw_input((2, 3), np.float32), b.raw_input((3,), np.float32)), label="mean")
+    b.out(b.op("Max", b.raw_input((4,), np.float32)), label="max1")
+    x = b.raw_input((3, 4), np.float32)
+    b.out(b.op("Sqrt", b.op("Mul", x, x)), label="sqrt")
+    b.out(b.op("Add", b.raw_input((2, 3), np.int32, low=-1000, high=1000), b.raw_input((3,), np.int32, low=-9, high=9)), np.int32, label="int32")
+    return b
+
+
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_float_binary(cc):
+    _float_cases().check(cc=cc, rtol=2e-6, atol=1e-6)
+
+
+def _quant_cases(dtype=np.int8):
+    b = Cases(seed=11)
+    r = b.rng
+    u = 128 if dtype == np.uint8 else 0
+    act = lambda shape, s, z: b.act(shape, s, z + u, dtype)  # noqa: E731
+    out = lambda x, s, z, label: b.q_out(x, s, z + u, dtype, label)  # noqa: E731
+    scales = [(0.05, 0.05, 0.08), (0.01, 0.5, 0.4), (0.3, 0.02, 0.07), (0.02, 0.03, 0.011)]
+    for op in ("Add", "Sub", "Mul", "Max", "Min"):
+        for k, (sa, sb, sy) in enumerate(scales):
+            sa2, sb2 = SHAPES[k % 4] if k else ((4, 8, 16), (4, 8, 16))
+            if op == "Mul":
+                sy = sa * sb * 40
+            zs = r.integers(-20, 20, 3)
+            out(b.op(op, act(sa2, sa, zs[0]), act(sb2, sb, zs[1])), sy, zs[2], f"{op}{k}")
+    # constant operands (the QDQ form of a bias add and of a scalar Mul) and rank 6
+    out(b.op("Add", act((4, 8, 32), 0.04, 3), b.weight(r.integers(-128, 128, 32).astype(np.int8), 0.002, 5)), 0.05, -1, "Add_const")
+    out(b.op("Mul", act((4, 8, 32), 0.04, 3), b.weight(np.int8(127), 0.002, 0)), 0.003, 0, "Mul_scalar")
+    out(b.op("Add", act(SHAPES[4][0], 0.05, 0), act(SHAPES[4][1], 0.07, 2)), 0.1, 0, "Add_rank6")
+    out(b.op("Relu", b.op("Add", act((8, 16), 0.05, 0), act((8, 16), 0.07, 2))), 0.05, -128, "Add_relu")
+    return b
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8], ids=["s8", "u8"])
+def test_quantized_binary(dtype):
+    c, stats = _quant_cases(dtype).check(max_lsb=1)
+    ops = [n.op for n in c.graph.nodes]
+    assert not any(o in ("Add", "Sub", "Mul", "Max", "Min") for o in ops), ops
+    # the TFLite-style rescaling should be exact rounding nearly everywhere
+    total = sum(n for _, _, n in stats.values())
+    wrong = sum(abs(m) * n for _, m, n in stats.values())
+    assert wrong / total < 0.02
+
+
+def test_quantized_binary_sanitizers():
+    _quant_cases().check(cc="clang", extra=["-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
