@@ -87,6 +87,16 @@ def test_counts_are_exact_and_deterministic(out):
     assert t[1] - t[0] > 3 * 1000 and 0 < t[2] - t[1] < 10
 
 
+@pytest.mark.parametrize("name, defines, config", [
+    ("hello", {}, DEFAULT), ("float_f", {}, DEFAULT), ("float_f", {}, FPU), ("matmul_speed", {"N": "20"}, DEFAULT)],
+    ids=["hello", "float-soft", "float-F", "matmul"])
+def test_totals_match_per_instruction_reference(out, name, defines, config):
+    res = _build(out, name, config, defines, tag="-ref-" + config.march)
+    sim = simulate(res, config)
+    total, served, console = reference_run(res.elf, config.sram_bytes)
+    assert (sim.instructions, sim.console) == (total, console)
+
+
 def test_python_fallback_hook_and_console_refills_agree(out):
     res = _build(out, "counter")
     fast = simulate(res, DEFAULT)
@@ -127,6 +137,12 @@ def test_stack_overflow_is_detected(out):
     res = _build(out, "faults", defines={"FAULT": "2"}, tag="2")
     with pytest.raises(TinydeployError, match=r"^rv32: stack overflow: .*8,192-byte stack.* in deep\(\)\); "
                                               r"raise stack_bytes$"):
+        simulate(res, DEFAULT)
+
+
+def test_illegal_instruction_is_a_clear_error(out):
+    res = _build(out, "faults", defines={"FAULT": "5"}, tag="5")
+    with pytest.raises(TinydeployError, match=r"^rv32: illegal instruction .* in the block at 0x8000[0-9a-f]+ in main\(\)$"):
         simulate(res, DEFAULT)
 
 

@@ -26,6 +26,9 @@ int main(void)
         offset++;
 #elif FAULT == 4 /* write just past the last object: unmapped only with guard=True */
     _end[page] = 1;
+#elif FAULT == 5 /* an illegal instruction */
+    if (page)
+        __builtin_trap();
 #endif
     return 0;
 }

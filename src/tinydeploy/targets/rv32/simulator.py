@@ -25,88 +25,20 @@ The Python fallback hook, used only when the C hook cannot be built, runs ~6 M i
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import subprocess
-import sys
-import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import unicorn
 from unicorn import riscv_const as rc
-from unicorn.unicorn_py3 import unicorn as ucpy
 
 from tinydeploy.errors import TinydeployError
 
-from .config import MMIO_BASE, MMIO_SIZE, SRAM_BASE, Rv32Config
+from .config import SRAM_BASE, Rv32Config
 from .elf import STT_FUNC, Elf32
+from .hooks import F_CONSOLE_FULL, F_LIMIT, F_OUTSIDE, F_REPLAY, attach
 
-F_LIMIT, F_CONSOLE_FULL, F_OUTSIDE, F_REPLAY = 1, 2, 4, 8
-MMIO_CONSOLE, MMIO_CYCLES_LO, MMIO_CYCLES_HI = 0x0, 0x4, 0x8
 STACK_PAINT = 0xA5
-_HOOK_SRC = Path(__file__).with_name("hook.c")
-
-
-class _State(ctypes.Structure):
-    """Mirror of `struct td_sim` in hook.c."""
-    _fields_ = [
-        ("count", ctypes.c_uint64), ("limit", ctypes.c_uint64), ("last_before", ctypes.c_uint64),
-        ("prefix", ctypes.POINTER(ctypes.c_uint32)), ("console", ctypes.POINTER(ctypes.c_uint8)),
-        ("stop", ctypes.c_void_p),
-        ("lo", ctypes.c_uint32), ("nhalf", ctypes.c_uint32), ("last_start", ctypes.c_uint32),
-        ("last_end", ctypes.c_uint32), ("load_pc", ctypes.c_uint32), ("hi_latch", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32), ("resume_pc", ctypes.c_uint32), ("resume_armed", ctypes.c_uint32),
-        ("console_len", ctypes.c_uint32), ("console_cap", ctypes.c_uint32), ("bad_pc", ctypes.c_uint32),
-    ]
-
-
-# ---------------------------------------------------------------------------------------------
-# The C hook library: built once per source version, cached, loaded once per process.
-
-_hook_lib: ctypes.CDLL | None | bool = False  # False = not tried yet
-
-
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "tinydeploy"
-
-
-def hook_library() -> ctypes.CDLL | None:
-    """The compiled hook library, or None (with a warning) when it cannot be built."""
-    global _hook_lib
-    if _hook_lib is not False:
-        return _hook_lib  # type: ignore[return-value]
-    src = _HOOK_SRC.read_bytes()
-    key = hashlib.sha256(src + sys.platform.encode() + os.uname().machine.encode()).hexdigest()[:16]
-    path = _cache_dir() / f"rv32-hook-{key}.so"
-    try:
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Build under a unique name, then rename: parallel test workers may race here.
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=path.parent)
-            os.close(fd)
-            # -nostdlib: the hook needs no libc, and zig would otherwise build one (seconds).
-            cmd = [sys.executable, "-m", "ziglang", "cc", "-shared", "-fPIC", "-O2", "-nostdlib",
-                   "-o", tmp, str(_HOOK_SRC)]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                os.unlink(tmp)
-                raise OSError(proc.stderr.strip()[:300])
-            os.replace(tmp, path)
-        lib = ctypes.CDLL(str(path))
-        lib.td_attach.restype = ctypes.c_int
-        lib.td_attach.argtypes = [ctypes.c_void_p, ctypes.POINTER(_State), ctypes.c_void_p, ctypes.c_void_p,
-                                  ctypes.c_uint64, ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint64)]
-        _hook_lib = lib
-    except OSError as exc:
-        warnings.warn(f"rv32: cannot build the C simulator hook ({exc}); using the ~50x slower Python hook",
-                      RuntimeWarning, stacklevel=2)
-        _hook_lib = None
-    return _hook_lib  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,68 +67,6 @@ def instruction_prefix(elf: Elf32) -> tuple[int, np.ndarray]:
     prefix = np.zeros(len(starts) + 1, dtype=np.uint32)
     np.cumsum(starts, out=prefix[1:])
     return lo, prefix
-
-
-# ---------------------------------------------------------------------------------------------
-# Python fallback: the same three callbacks as hook.c, on a plain object with the same fields
-# (attribute access on it is several times faster than on the ctypes struct).
-
-class _PyState:
-    __slots__ = [name for name, _ in _State._fields_ if name not in ("prefix", "stop")]
-
-    def __init__(self, **values):
-        for name in self.__slots__:
-            setattr(self, name, values.get(name, 0))
-        self.console = bytearray(self.console_cap)
-
-
-def _attach_python(uc: unicorn.Uc, st: _PyState, prefix: np.ndarray) -> list:
-    pre = prefix.tolist()
-
-    lo, top, limit = st.lo, 2 * st.nhalf, st.limit
-
-    def block(uc, address, size, _):
-        a = address - lo
-        if a < 0 or a + size > top:
-            st.flags |= F_OUTSIDE
-            st.bad_pc = address
-            uc.emu_stop()
-            return
-        count = st.count
-        st.last_before, st.last_start, st.last_end = count, address, address + size
-        st.count = count = count + pre[(a + size) >> 1] - pre[a >> 1]
-        if count > limit:
-            st.flags |= F_LIMIT
-            uc.emu_stop()
-
-    def read(uc, offset, size, _):
-        if offset == MMIO_CYCLES_LO:
-            if st.resume_armed and st.last_start == st.resume_pc:
-                pc, st.resume_armed = st.resume_pc, 0
-            elif st.last_start <= st.load_pc < st.last_end:
-                pc = st.load_pc
-            else:
-                st.flags |= F_REPLAY
-                uc.emu_stop()
-                return 0
-            v = st.last_before + pre[(pc - st.lo) >> 1] - pre[(st.last_start - st.lo) >> 1]
-            st.hi_latch = v >> 32
-            return v & 0xFFFFFFFF
-        return st.hi_latch if offset == MMIO_CYCLES_HI else 0
-
-    def write(uc, offset, size, value, _):
-        if offset != MMIO_CONSOLE:
-            return
-        if st.console_len >= st.console_cap:
-            st.flags |= F_CONSOLE_FULL
-            uc.emu_stop()
-            return
-        st.console[st.console_len] = value & 0xFF
-        st.console_len += 1
-
-    uc.hook_add(unicorn.UC_HOOK_BLOCK, block)
-    uc.mmio_map(MMIO_BASE, MMIO_SIZE, read, None, write, None)
-    return [block, read, write]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,26 +147,10 @@ def run(elf: Elf32, config: Rv32Config, max_instructions: int = 2_000_000_000, *
     uc.mem_map_ptr(SRAM_BASE, mapped, unicorn.UC_PROT_ALL, sram.ctypes.data)
 
     lo, prefix = instruction_prefix(elf)
-    lib = hook_library() if use_c_hook else None
     common = dict(count=0, limit=max_instructions, lo=lo, nhalf=len(prefix) - 1, console_cap=console_bytes,
                   load_pc=_counter_load_pc(elf))
-    keep: list = [prefix, raw]  # alive for as long as the engine may call back
-    if lib is not None:
-        console = (ctypes.c_uint8 * console_bytes)()
-        st = _State(**common, console=console, prefix=prefix.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
-                    stop=ctypes.cast(ucpy.uclib.uc_emu_stop, ctypes.c_void_p).value)
-        keep.append(console)
-        handle = ctypes.c_uint64()
-        err = lib.td_attach(uc._uch, ctypes.byref(st),
-                            ctypes.cast(ucpy.uclib.uc_hook_add, ctypes.c_void_p).value,
-                            ctypes.cast(ucpy.uclib.uc_mmio_map, ctypes.c_void_p).value,
-                            MMIO_BASE, MMIO_SIZE, ctypes.byref(handle))
-        if err:
-            raise TinydeployError(f"rv32: internal error: attaching the simulator hook failed ({unicorn.UcError(err)})")
-    else:
-        st = _PyState(**common)
-        console = st.console
-        keep += _attach_python(uc, st, prefix)
+    st, console, keep = attach(uc, common, prefix, use_c_hook)
+    keep += [prefix, raw]  # alive for as long as the engine may call back
 
     fault: list[tuple[int, int]] = []
 
@@ -305,6 +159,13 @@ def run(elf: Elf32, config: Rv32Config, max_instructions: int = 2_000_000_000, *
         return False
 
     uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, on_unmapped)
+    trap: list[int] = []
+
+    def on_exception(uc, cause, _):  # illegal instruction, ebreak, ecall: nothing handles them here
+        trap.append(cause)
+        uc.emu_stop()
+
+    uc.hook_add(unicorn.UC_HOOK_INTR, on_exception)
 
     out = bytearray()
     pc = elf.entry
@@ -314,6 +175,10 @@ def run(elf: Elf32, config: Rv32Config, max_instructions: int = 2_000_000_000, *
         except unicorn.UcError as exc:
             _raise_fault(uc, exc, fault, config, syms, where)
         pc = uc.reg_read(rc.UC_RISCV_REG_PC)
+        if trap:
+            # unicorn's PC is past the trapping instruction here; the block start is exact.
+            raise TinydeployError(f"rv32: {_CAUSES.get(trap[0], f'CPU exception {trap[0]}')} in the block at "
+                                  f"{st.last_start:#x}{where(st.last_start)}")
         flags, st.flags = st.flags, 0
         if flags & F_LIMIT:
             raise TinydeployError(f"rv32: the program did not finish within {max_instructions:,} instructions "
@@ -351,6 +216,9 @@ def _counter_load_pc(elf: Elf32) -> int:
     return sym.addr if sym else 0
 
 
+_CAUSES = {2: "illegal instruction (__builtin_trap() and unreachable code compile to one)",
+           3: "breakpoint (ebreak)", 8: "ecall", 11: "ecall", 0: "misaligned jump", 4: "misaligned load",
+           6: "misaligned store"}
 _ACCESS = {unicorn.UC_MEM_READ_UNMAPPED: "read from", unicorn.UC_MEM_WRITE_UNMAPPED: "write to",
            unicorn.UC_MEM_FETCH_UNMAPPED: "jump to"}
 
