@@ -1,9 +1,11 @@
-"""llama2.c models: checkpoint reader/writers, tokenizer, float32 reference, integer sampler."""
+"""llama2.c models: checkpoint reader/writers, tokenizer, float32 reference, integer sampler, and
+the all-integer design (intmath primitives, intmodel golden model, quant_study evaluation)."""
 
 from tinydeploy.models import default_checkpoint_path, default_tokenizer_path
 
 from .checkpoint import (LlamaConfig, LlamaWeights, QuantizedTensor, read_checkpoint, write_v0,
                          write_v1, write_v2)
+from .intmodel import Calibration, Design, IntLlama, calibrate
 from .reference import FloatLlama
 from .sampling import SamplerParams, XorShiftRng, logits_to_q8, sample
 from .tokenizer import BOS_ID, EOS_ID, Tokenizer
@@ -15,6 +17,7 @@ def load_default() -> tuple[LlamaConfig, LlamaWeights, Tokenizer]:
     return cfg, w, Tokenizer.load(default_tokenizer_path(), cfg.vocab_size)
 
 
-__all__ = ["BOS_ID", "EOS_ID", "FloatLlama", "LlamaConfig", "LlamaWeights", "QuantizedTensor",
-           "SamplerParams", "Tokenizer", "XorShiftRng", "load_default", "logits_to_q8",
-           "read_checkpoint", "sample", "write_v0", "write_v1", "write_v2"]
+__all__ = ["BOS_ID", "EOS_ID", "Calibration", "Design", "FloatLlama", "IntLlama", "LlamaConfig",
+           "LlamaWeights", "QuantizedTensor", "SamplerParams", "Tokenizer", "XorShiftRng",
+           "calibrate", "load_default", "logits_to_q8", "read_checkpoint", "sample", "write_v0",
+           "write_v1", "write_v2"]

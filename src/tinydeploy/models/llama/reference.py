@@ -80,8 +80,13 @@ class FloatLlama:
         """Logits [vocab] for ``token`` at position ``pos`` (positions < pos must be cached)."""
         return self.forward_many([token], pos)[0]
 
-    def forward_many(self, tokens, start_pos: int) -> np.ndarray:
-        """Prefill: logits [T, vocab] for tokens at positions start_pos .. start_pos + T - 1."""
+    def forward_many(self, tokens, start_pos: int, trace: dict | None = None) -> np.ndarray:
+        """Prefill: logits [T, vocab] for tokens at positions start_pos .. start_pos + T - 1.
+
+        ``trace``, if given, receives the intermediate tensors (name -> list over layers of [T, ...]
+        arrays): the calibration of integer models reads their ranges from it."""
+        rec = (lambda k, v: trace.setdefault(k, []).append(v)) if trace is not None else (
+            lambda k, v: None)
         cfg, w, t = self.cfg, self.w, self._t
         tokens = np.asarray(tokens, np.int64).reshape(-1)
         T, end = len(tokens), start_pos + len(tokens)
@@ -96,10 +101,15 @@ class FloatLlama:
         visible = np.arange(end)[None, :] <= (start_pos + np.arange(T))[:, None]
         x = w.token_embedding[tokens].astype(F32)
         for l in range(cfg.n_layers):
+            rec("x", x)
             xb = rmsnorm(x, w.rms_att[l], cfg.norm_eps)
-            q = apply_rope(matmul(xb, t["wq"][l]), cos, sin, hs)
-            self.key_cache[l, start_pos:end] = apply_rope(matmul(xb, t["wk"][l]), cos, sin, hs)
+            q_pre, k_pre = matmul(xb, t["wq"][l]), matmul(xb, t["wk"][l])
+            q = apply_rope(q_pre, cos, sin, hs)
+            self.key_cache[l, start_pos:end] = apply_rope(k_pre, cos, sin, hs)
             self.value_cache[l, start_pos:end] = matmul(xb, t["wv"][l])
+            rec("q_pre", q_pre), rec("k_pre", k_pre), rec("q", q)
+            rec("k", self.key_cache[l, start_pos:end].copy())
+            rec("v", self.value_cache[l, start_pos:end].copy())
             k = self.key_cache[l, :end].reshape(end, nkv, hs)
             v = self.value_cache[l, :end].reshape(end, nkv, hs)
             # head h reads kv head h // kv_mul
@@ -109,11 +119,16 @@ class FloatLlama:
             scores = matmul(qh, kh.astype(F64)) / F32(np.sqrt(F32(hs)))
             scores = np.where(visible[None], scores, F32(-np.inf))
             att = matmul(softmax(scores), vh.astype(F64))  # [nh, T, hs]
-            x = (x + matmul(att.transpose(1, 0, 2).reshape(T, cfg.dim), t["wo"][l])).astype(F32)
+            att = att.transpose(1, 0, 2).reshape(T, cfg.dim)
+            rec("att", att)
+            x = (x + matmul(att, t["wo"][l])).astype(F32)
+            rec("x_mid", x)
             xb = rmsnorm(x, w.rms_ffn[l], cfg.norm_eps)
             h1, h3 = matmul(xb, t["w1"][l]), matmul(xb, t["w3"][l])
             hb = (h1 * (F32(1.0) / (F32(1.0) + np.exp(-h1))) * h3).astype(F32)
+            rec("h1", h1), rec("h3", h3), rec("g", hb)
             x = (x + matmul(hb, t["w2"][l])).astype(F32)
+        rec("x_final", x)
         x = rmsnorm(x, w.rms_final, cfg.norm_eps)
         return matmul(x, t["wcls"])
 
