@@ -108,6 +108,17 @@ def test_python_fallback_hook_and_console_refills_agree(out):
                (fast.instructions, fast.console, fast.read("t"), fast.read("raw"))
 
 
+def test_hook_build_failure_falls_back_with_a_warning(monkeypatch, tmp_path):
+    from tinydeploy.targets.rv32 import hooks
+    broken = tmp_path / "hook.c"
+    broken.write_text("this is not C\n")
+    monkeypatch.setattr(hooks, "_HOOK_SRC", broken)
+    monkeypatch.setattr(hooks, "_hook_lib", False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.warns(RuntimeWarning, match="cannot build the C simulator hook"):
+        assert hooks.hook_library() is None
+
+
 def test_sram_overflow_is_one_line_naming_bytes(out, tmp_path):
     src = tmp_path / "big.c"
     src.write_text("const unsigned char big[100000] = {1};\n"
