@@ -1,0 +1,76 @@
+/* LayerNormalization and RMSNormalization over the last D elements of each of `rows` rows. */
+#ifndef TD_NORM_H
+#define TD_NORM_H
+#include "td_common.h"
+#include "eltwise.h"   /* TD_SQRTF */
+
+/* y = (x - mean) / sqrt(var + eps) * gamma + beta;  rms: y = x / sqrt(mean(x^2) + eps) * gamma */
+static inline void td_layernorm_f32(const float *x, const float *gamma, const float *beta, float *y,
+                                    int rows, int D, float eps, int rms)
+{
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (ptrdiff_t)r * D;
+        float *yr = y + (ptrdiff_t)r * D;
+        float mean = 0.0f, var = 0.0f;
+        if (!rms) {
+            for (int i = 0; i < D; i++) mean += xr[i];
+            mean /= (float)D;
+        }
+        for (int i = 0; i < D; i++) var += (xr[i] - mean) * (xr[i] - mean);
+        const float inv = 1.0f / TD_SQRTF(var / (float)D + eps);
+        for (int i = 0; i < D; i++)
+            yr[i] = (xr[i] - mean) * inv * gamma[i] + (beta ? beta[i] : 0.0f);
+    }
+}
+
+/* floor(2^30 / sqrt(w)) for w in [2^26, 2^28): the largest R with R^2 w <= 2^60, by binary search
+ * over its 18 bits (R^2 w < 2^64 throughout). Result in (2^16, 2^17]. */
+static inline uint32_t td_rsqrt_q30(uint64_t w)
+{
+    uint32_t R = 0;
+    for (int b = 17; b >= 0; b--) {
+        const uint64_t t = R | (1u << b);
+        if (t * t * w <= ((uint64_t)1 << 60)) R = (uint32_t)t;
+    }
+    return R;
+}
+
+/* int8 normalisation, integer only (see ops/norm.py for the derivation):
+ *   LN:  c_i = D x_i - sum x,        V = D sum x^2 - (sum x)^2
+ *   RMS: c_i = D (x_i - zx),         V = D sum (x - zx)^2
+ *   W = V 2^16 + E16 (E16 = D^2 eps / sx^2 2^16),  W' = W 4^-j in [2^26, 2^28)
+ *   N_i = round(c_i R 2^-(6+j)) = n_i 2^16        (n_i the normalised value, R = td_rsqrt_q30(W'))
+ *   y_i = clamp((N_i Mg_i + Bq_i + 2^(Sg-1)) >> Sg, lo, hi)   Mg_i = gamma_i/sy 2^(Sg-16),
+ *                                                            Bq_i = (beta_i/sy + zy) 2^Sg */
+static inline void td_layernorm_s8(const int8_t *x, int8_t *y, int rows, int D, int rms, int32_t zx,
+                                   int64_t E16, const int32_t *Mg, const int64_t *Bq, int Sg,
+                                   int32_t lo, int32_t hi)
+{
+    for (int r = 0; r < rows; r++) {
+        const int8_t *xr = x + (ptrdiff_t)r * D;
+        int8_t *yr = y + (ptrdiff_t)r * D;
+        int32_t sum = 0, sq = 0;
+        const int32_t z = rms ? zx : 0;
+        for (int i = 0; i < D; i++) {
+            const int32_t d = (int32_t)xr[i] - z;
+            sum += d;
+            sq += d * d;
+        }
+        const int64_t V = (int64_t)D * sq - (rms ? 0 : (int64_t)sum * sum);
+        uint64_t w = ((uint64_t)V << 16) + (uint64_t)E16;
+        int j = 0;
+        if (w == 0) j = 64;   /* every c_i is 0: N_i = 0 */
+        while (j < 64 && w >= ((uint64_t)1 << 28)) { w >>= 2; j++; }
+        while (j < 64 && w < ((uint64_t)1 << 26)) { w <<= 2; j--; }
+        const int sh = 6 + j;
+        const int64_t R = j < 64 ? (int64_t)td_rsqrt_q30(w) : 0;
+        const int64_t half = (int64_t)1 << (Sg - 1);
+        for (int i = 0; i < D; i++) {
+            const int64_t c = (int64_t)D * ((int32_t)xr[i] - z) - (rms ? 0 : sum);
+            const int64_t N = sh >= 1 && sh < 64 ? (c * R + ((int64_t)1 << (sh - 1))) >> sh : 0;
+            const int64_t v = (N * Mg[i] + Bq[i] + half) >> Sg;
+            yr[i] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+        }
+    }
+}
+#endif

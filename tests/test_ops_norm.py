@@ -1,0 +1,77 @@
+"""LayerNormalization / RMSNormalization: float vs ORT; integer QLayerNorm (integer mean/variance,
+binary-search rsqrt) bit-exact with golden, within 1 LSB of ORT, mean signed error ~0."""
+import numpy as np
+import pytest
+
+from ops_testlib import Cases
+
+
+def _float_cases():
+    b = Cases(seed=40)
+    r = b.rng
+    for shape, axis, gshape, bias in [((2, 3, 16), -1, (16,), True), ((2, 3, 4, 5), -2, (4, 5), True),
+                                      ((4, 64), 1, (64,), False), ((3, 8), -1, (1,), True)]:
+        ins = [b.raw_input(shape, np.float32), b.fconst(1 + 0.2 * r.standard_normal(gshape))]
+        if bias:
+            ins.append(b.fconst(0.3 * r.standard_normal(gshape)))
+        b.out(b.op("LayerNormalization", *ins, axis=axis, epsilon=1e-5), label=f"ln{shape}")
+    return b
+
+
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_float_layernorm(cc):
+    _float_cases().check(cc=cc, rtol=1e-4, atol=1e-5)
+
+
+def test_float_rmsnorm_opset23():
+    b = Cases(seed=41, opset=23)
+    for shape, axis in [((2, 3, 16), -1), ((2, 4, 6), -2)]:
+        g = b.fconst(1 + 0.2 * b.rng.standard_normal(shape[axis:]))
+        b.out(b.op("RMSNormalization", b.raw_input(shape, np.float32), g, axis=axis, epsilon=1e-5), label=f"rms{shape}")
+    b.check(rtol=1e-4, atol=1e-5)
+
+
+def _rows_with_constant(shape, rng, dtype):
+    info = np.iinfo(dtype)
+    v = rng.integers(info.min, info.max + 1, shape).astype(dtype)
+    v.reshape(-1, shape[-1])[0] = v.reshape(-1)[0]          # one constant row: variance 0
+    v.reshape(-1, shape[-1])[1, :] = np.arange(shape[-1]) % 2 + v.reshape(-1)[0] // 2   # tiny variance
+    return v
+
+
+def _quant_cases(dtype=np.int8, opset=17):
+    b = Cases(seed=42, opset=opset)
+    r = b.rng
+    u = 128 if dtype == np.uint8 else 0
+    configs = [((4, 8, 32), 0.05, 3, 1e-5, 0.03, 2), ((2, 6, 64), 0.2, -10, 1e-5, 0.02, -5),
+               ((3, 16), 0.01, 0, 1e-2, 0.04, 0), ((2, 5, 128), 0.1, 7, 1e-6, 0.05, 10)]
+    for shape, sx, zx, eps, sy, zy in configs:
+        D = shape[-1]
+        x = b.dq(b.raw_input(shape, dtype, values=_rows_with_constant(shape, r, dtype)), sx, zx + u, dtype)
+        gq = r.integers(60, 128, D).astype(np.int8)
+        sg = np.float32(1.3 / 127)
+        gamma = b.weight(gq, sg)
+        beta = b.bias(r.integers(-3000, 3000, D), np.float32(sx * sg))
+        b.q_out(b.op("LayerNormalization", x, gamma, beta, axis=-1, epsilon=eps), sy, zy + u, dtype, f"ln{shape}")
+        if opset >= 23:
+            b.q_out(b.op("RMSNormalization", x, gamma, axis=-1, epsilon=eps), sy, zy + u, dtype, f"rms{shape}")
+    # float gamma / beta constants (the QOperator form keeps LayerNormalization float between DQ and Q)
+    x = b.act((4, 48), 0.08, -20 + u, dtype)
+    b.q_out(b.op("LayerNormalization", x, b.fconst(1 + 0.3 * r.standard_normal(48)), b.fconst(0.2 * r.standard_normal(48))),
+            0.03, 0 + u, dtype, "ln_float_params")
+    return b
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8], ids=["s8", "u8"])
+def test_quantized_layernorm(dtype):
+    c, stats = _quant_cases(dtype).check(max_lsb=1, mean_lsb=0.05)
+    assert all(n.op not in ("LayerNormalization", "RMSNormalization") for n in c.graph.nodes)
+
+
+def test_quantized_rmsnorm_opset23():
+    c, stats = _quant_cases(np.int8, opset=23).check(max_lsb=1, mean_lsb=0.05)
+    assert sum(n.op == "QLayerNorm" for n in c.graph.nodes) == 9
+
+
+def test_quantized_norm_sanitizers():
+    _quant_cases(np.int8, opset=23).check(cc="clang", extra=["-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
