@@ -82,4 +82,13 @@ def run_model(model: Path, target: str, inputs_path: Path, shapes: dict) -> tupl
         if target == "host":
             from .targets.host import runner
             return runner.run(proj, c.graph, inputs, tmp), rep
-        raise TinydeployError(f"target {target} is not available yet")
+        from .targets.rv32 import network_run
+        from .targets.rv32.runner import Rv32Config
+        config = Rv32Config()
+        outs, meas = network_run.run(proj, c.graph, inputs, tmp, config)
+        rep.update(clock_hz=config.clock_hz, cycles=meas["cycles"], sections=meas["sections"],
+                   code_bytes=meas["code_bytes"], stack_used_bytes=meas["stack_used_bytes"])
+        rep["memory"]["SRAM_total"] = meas["sram_used_bytes"]
+        for layer, cyc in zip(rep["layers"], meas["layer_cycles"]):
+            layer["cycles"] = cyc
+        return outs, rep

@@ -1,6 +1,7 @@
 """Render the C project of one network: network.h, network.c and the runtime headers it needs."""
 from __future__ import annotations
 
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import jinja2
 
 from .. import __version__
+from ..errors import TinydeployError
 from ..ir import Graph
 from ..ops import registry
 from .context import EmitContext, ctype
@@ -26,6 +28,7 @@ class CProject:
     prefix: str
     layers: list[dict]         # name, op, macs per emitted layer (in order)
     arena_bytes: int
+    offsets: dict[str, int]    # activation tensor → arena offset
 
 
 def render(template: str, **kw) -> str:
@@ -36,6 +39,18 @@ def render_from(path: Path, **kw) -> str:
     """Render a template that lives beside its target (e.g. targets/host/main_run.c.j2)."""
     env = _ENV.overlay(loader=jinja2.FileSystemLoader(path.parent))
     return env.get_template(path.name).render(version=__version__, **kw)
+
+
+def _with_includes(headers: list[str]) -> list[str]:
+    """The kernel headers plus those they #include from runtime/kernels (kernels share helpers)."""
+    todo, seen = list(headers), []
+    while todo:
+        h = todo.pop()
+        if h in seen:
+            continue
+        seen.append(h)
+        todo += re.findall(r'^#include "([^"]+)"', (RUNTIME / "kernels" / h).read_text(), re.M)
+    return sorted(seen)
 
 
 def tensor_offsets(graph: Graph, plan_offsets: dict[str, int], roots: dict[str, str]) -> dict[str, int]:
@@ -55,7 +70,8 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
             ctx.headers.add(op.header)
         code = op.emit(node, graph, ctx) if op.emit else None
         if code is None:
-            raise RuntimeError(f"op {node.op} has no C kernel binding")
+            raise TinydeployError(f"node {node.name}: operator {node.op} has no C kernel (only constant "
+                                  f"inputs are supported, which fold at compile time)")
         layers.append({"name": node.name, "op": node.op, "code": code,
                        "macs": registry.node_macs(node, graph)})
 
@@ -70,8 +86,8 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
     src.write_text(render("network.c.j2", **kw))
     rt = out_dir / "runtime"
     rt.mkdir(exist_ok=True)
-    for h in sorted(ctx.headers) + ["td_common.h"]:
+    for h in _with_includes(sorted(ctx.headers) + ["td_common.h"]):
         shutil.copy(RUNTIME / "kernels" / h, rt / h)
     shutil.copy(RUNTIME / "td_hal.h", rt / "td_hal.h")
     return CProject(out_dir, [src], [out_dir, rt], prefix, [{k: l[k] for k in ("name", "op", "macs")}
-                                                             for l in layers], arena_bytes)
+                                                             for l in layers], arena_bytes, offsets)
