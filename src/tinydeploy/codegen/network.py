@@ -88,6 +88,6 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
     rt.mkdir(exist_ok=True)
     for h in _with_includes(sorted(ctx.headers) + ["td_common.h"]):
         shutil.copy(RUNTIME / "kernels" / h, rt / h)
-    shutil.copy(RUNTIME / "td_hal.h", rt / "td_hal.h")
+    shutil.copy(RUNTIME / "baremetal" / "hal.h", rt / "hal.h")  # the one HAL interface
     return CProject(out_dir, [src], [out_dir, rt], prefix, [{k: l[k] for k in ("name", "op", "macs")}
                                                              for l in layers], arena_bytes, offsets)

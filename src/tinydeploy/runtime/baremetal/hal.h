@@ -1,8 +1,6 @@
-/* tinydeploy HAL as implemented for bare metal (runtime/baremetal/hal_rv32.c).
- *
- * The same prototypes as runtime/td_hal.h (which generated code includes and the host target
- * implements in targets/host/hal_host.c), plus two console helpers for bare-metal programs.
- * Its own include guard, so both headers may be included together.
+/* tinydeploy HAL: the one interface generated code uses to talk to its platform.
+ * Implemented by runtime/baremetal/hal_rv32.c (simulated MCU) and targets/host/hal_host.c (host);
+ * codegen copies this header into every generated project.
  */
 #ifndef TD_BAREMETAL_HAL_H
 #define TD_BAREMETAL_HAL_H
