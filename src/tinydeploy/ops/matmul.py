@@ -165,7 +165,37 @@ def matmul_integer(node, graph, args):
 
 
 # ---- integer QMatMul ---------------------------------------------------------------------------
+def _emit_qmatmul_fast(node, graph, ctx) -> str | None:
+    """Register-blocked kernel (td_fast.h) for constant [N, K] weights with both zero points folded."""
+    from . import fastpath
+    a = node.attrs
+    w = graph.const(node.inputs[1])
+    if not fastpath.enabled() or w is None or w.ndim != 2 or a["ta"] or not a["tb"] or a["a_zp"] or a["b_zp"]:
+        return None
+    N, K = w.shape
+    if N % 4 or graph.tensors[node.inputs[0]].dtype != np.int8:
+        return None
+    bias = graph.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else np.zeros(N, np.int32)
+    wabs = np.abs(w.astype(np.int64)).sum(axis=1)
+    table = fastpath.rq_table(bias, a["m"], a["s"], a["y_zp"], int((wabs * 128 + np.abs(bias)).max()))
+    if table is None:
+        return None
+    ok = []
+
+    def fmt(x, wp, y, geo):
+        count, M, n, k, _, sam, sak, _, sbk, sbn = (int(v) for v in geo.split(", "))
+        ok.append(count == 1 and sam == K and sak == 1 and sbk == 1 and sbn == K)
+        return f"td_mm_fast({x}, {wp}, {{q}}, {y}, {M}, {N}, {K}, {a['lo']}, {a['hi']});"
+    calls = _calls(node, graph, ctx, 0, 1, fmt)
+    if not all(ok):
+        return None
+    return calls.replace("{q}", fastpath.declare(ctx, node.name + "_rq", table))
+
+
 def _emit_qmatmul(node, graph, ctx) -> str:
+    fast = _emit_qmatmul_fast(node, graph, ctx)
+    if fast is not None:
+        return fast
     a = node.attrs
     ta, tb = _trans(node)
     bias = ctx.ptr(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else "NULL"
