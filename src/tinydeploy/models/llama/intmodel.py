@@ -34,6 +34,7 @@ from .checkpoint import LlamaConfig, LlamaWeights, QuantizedTensor
 from .intmath import (I64, int_bmm, int_matmul, inv_sqrt_scale, quantize_vec, rope_q14, rope_tables_q14,
                       rshift_round, sat, scale_apply, scale_from_float, scale_mul, scale_norm,
                       sigmoid_q15, exp2_neg_q15)
+from . import intops as ops
 from .sampling import SamplerParams, XorShiftRng, sample
 from .tokenizer import BOS_ID
 
@@ -129,7 +130,8 @@ class IntLlama:
         # weights: W_eff = w8 * mw is exact in float64 (< 2^30), so int_matmul stays exact
         qt = w.quantized
         w8, mw, E = _int_matrix(qt["token_embedding"], design)
-        self.emb, self.emb_ew = w8 * mw, E
+        self.emb, self.emb_ew = (w8 * mw).astype(np.float64), E
+        self.qw = {"emb": (w8.astype(np.int8), mw.reshape(-1)[::qt["token_embedding"].group_size])}
         self.cls = self.emb if cfg.shared_classifier else None
         if self.cls is None:
             w8c, mwc, self.cls_ew = _int_matrix(qt["wcls"], design)
@@ -144,6 +146,7 @@ class IntLlama:
                 a, b, e = _int_matrix(QuantizedTensor(qt[n].q[l], qt[n].scales[l], qt[n].group_size),
                                       design)
                 self.W[n].append((a * b).astype(np.float64))
+                self.qw[n, l] = (a.astype(np.int8), b.reshape(-1)[::qt[n].group_size])
                 self.Ew[n].append(e)
         # RMSNorm: gamma mantissas, epsilon in units of x^2, constant part of the vector scale
         n = cfg.dim
@@ -203,24 +206,19 @@ class IntLlama:
 
     def _rmsnorm_q8(self, x, name: str, l: int):
         """int8 input of the matmul after RMSNorm and its per-row vector scale F."""
-        z8, M = quantize_vec(x * self.G[name, l], self.qmax)
-        T = np.maximum((x * x).sum(axis=-1) + self.epsn, 1)
-        F = scale_mul(scale_mul(scale_norm(M, 0), inv_sqrt_scale(T)), self.c["norm", name, l])
-        return z8, (F[0][:, None], F[1][:, None])
+        return ops.rmsnorm_q8(x, self.G[name, l], self.epsn, self.c["norm", name, l], self.qmax)
 
     def _site_q8(self, x, site: str, l: int):
         """int8 matmul input at a site with a static unit: per-vector absmax, or static scale."""
         if site in self.d.static_acts:
             x8 = sat(scale_apply(x, self.c["static_q", site, l]), self.d.act_bits)
-            return x8, self.c["static_f", site, l]
-        x8, M = quantize_vec(x, self.qmax)
-        F = scale_mul(scale_norm(M, 0), self.c["dyn", site, l])
-        return x8, (F[0][:, None], F[1][:, None])
+            m, e = self.c["static_f", site, l]
+            return x8, (np.full(len(x), m, I64), np.full(len(x), e, I64))
+        return ops.dyn_q8(x, self.c["dyn", site, l], self.qmax)
 
     def _mm(self, x8, F, name: str, l: int, bits: int):
         """matmul + output requantization to the static scale of (name, l), saturated to bits."""
-        acc = int_matmul(x8, self.W[name][l])  # |acc| < 2^37: int64
-        return sat(scale_apply(acc, scale_mul(F, self.c["out", name, l])), bits)
+        return ops.linear(x8, F, self.W[name][l], self.c["out", name, l], bits)
 
     def forward_many(self, tokens, start_pos: int) -> np.ndarray:
         """int32 Q8 logits [T, vocab] for tokens at positions start_pos.. (prefill or one step)."""
@@ -228,45 +226,28 @@ class IntLlama:
         tokens = np.asarray(tokens, np.int64).reshape(-1)
         T, end = len(tokens), start_pos + len(tokens)
         assert 0 < T and 0 <= start_pos and end <= self.seq_len
-        hs, nh, nkv, km = cfg.head_size, cfg.n_heads, cfg.n_kv_heads, cfg.kv_mul
+        hs = cfg.head_size
         cos, sin = self.cos[start_pos:end], self.sin[start_pos:end]
-        visible = np.arange(end)[None, :] <= (start_pos + np.arange(T))[:, None]
-        x = sat(scale_apply(self.emb[tokens].astype(I64), c["emb"]), rb)
+        x = ops.embed(self.emb, tokens, c["emb"], rb)
         for l in range(cfg.n_layers):
             xb, F = self._rmsnorm_q8(x, "att", l)
-            q = sat(rope_q14(self._mm(xb, F, "wq", l, 16), cos, sin, hs), 16)
-            k = sat(rope_q14(self._mm(xb, F, "wk", l, 16), cos, sin, hs), 16)
+            q = ops.rope(self._mm(xb, F, "wq", l, 16), cos, sin, hs)
+            k = ops.rope(self._mm(xb, F, "wk", l, 16), cos, sin, hs)
             v = self._mm(xb, F, "wv", l, 16)
-            self.key_cache[l, start_pos:end] = sat(scale_apply(k, self.kq[l]), 8)
-            self.value_cache[l, start_pos:end] = sat(scale_apply(v, self.vq[l]), 8)
-            k8 = self.key_cache[l, :end].reshape(end, nkv, hs)
-            v8 = self.value_cache[l, :end].reshape(end, nkv, hs)
-            # fold the per-channel K scales into q, then int16 per head: |u| < 2^30
-            u = (q.reshape(T, nh, hs) * np.repeat(self.mk[l].reshape(nkv, hs), km, axis=0))
-            u16, Mu = quantize_vec(u, 32767)
-            G = scale_mul(scale_norm(Mu, 0), c["score", l])  # [T, nh]
-            kh = np.repeat(k8, km, axis=1).transpose(1, 2, 0)  # [nh, hs, end]
-            acc = int_bmm(u16.transpose(1, 0, 2), kh)  # [nh, T, end]
-            amax = np.where(visible, acc, np.iinfo(I64).min).max(axis=-1, keepdims=True)
-            d = np.where(visible, amax - acc, 0)
-            e8 = scale_apply(d, (G[0].T[..., None], G[1].T[..., None]))
-            wgt = np.where(visible, exp2_neg_q15(e8), 0)  # <= 2^15 each, sum < 2^25
-            recip = (I64(1) << 46) // wgt.sum(axis=-1, keepdims=True)
-            p = rshift_round(wgt * recip, 46 - (self.d.softmax_bits - 1))
-            vh = np.repeat(v8, km, axis=1).transpose(1, 0, 2)  # [nh, end, hs]
-            o = int_bmm(p, vh)  # [nh, T, hs], |o| < 2^22
-            a = o.transpose(1, 0, 2) * np.repeat(self.mv[l].reshape(nkv, hs), km, axis=0)
-            a8, Fa = self._site_q8(a.reshape(T, cfg.dim), "wo_in", l)
-            x = sat(x + self._mm(a8, Fa, "wo", l, rb), rb)
+            k8, v8 = ops.kv_store(k, v, self.kq[l], self.vq[l])
+            self.key_cache[l, start_pos:end], self.value_cache[l, start_pos:end] = k8, v8
+            a = ops.attention(q, self.key_cache[l, :end], self.value_cache[l, :end], start_pos,
+                              self.mk[l], self.mv[l], c["score", l], hs, cfg.kv_mul,
+                              self.d.softmax_bits)
+            a8, Fa = self._site_q8(a, "wo_in", l)
+            x = ops.residual_add(x, self._mm(a8, Fa, "wo", l, rb), rb)
             xb, F = self._rmsnorm_q8(x, "ffn", l)
             h1 = self._mm(xb, F, "w1", l, 16)
             h3 = self._mm(xb, F, "w3", l, 16)
-            silu = rshift_round(h1 * sigmoid_q15(h1, self.a["h1"][l]), 15)
-            g8, Fg = self._site_q8(silu * h3, "w2_in", l)  # |silu * h3| < 2^30
-            x = sat(x + self._mm(g8, Fg, "w2", l, rb), rb)
+            g8, Fg = self._site_q8(ops.swiglu(h1, h3, self.a["h1"][l]), "w2_in", l)
+            x = ops.residual_add(x, self._mm(g8, Fg, "w2", l, rb), rb)
         xb, F = self._rmsnorm_q8(x, "final", 0)
-        acc = int_matmul(xb, self.cls)
-        return sat(scale_apply(acc, scale_mul(F, c["logits"])), 32)
+        return ops.linear(xb, F, self.cls, c["logits"], 32)
 
     def forward(self, token: int, pos: int) -> np.ndarray:
         return self.forward_many([token], pos)[0]

@@ -1,0 +1,132 @@
+"""``tinydeploy generate``: the integer llama compiled to C (graph -> compile_graph -> codegen) plus
+a generated main running the whole loop on the target (host or simulated rv32)."""
+from __future__ import annotations
+
+import hashlib
+import math
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ...codegen.context import c_array_body
+from ...codegen.network import CProject, render_from
+from ...compiler import compile_graph, emit_c
+from ...errors import TinydeployError
+from .checkpoint import read_checkpoint
+from .intmodel import Calibration, IntLlama, calibrate
+from .reference import FloatLlama
+from .sampling import EXP2_Q16, SamplerParams, XorShiftRng
+from .tokenizer import BOS_ID, Tokenizer
+
+HERE = Path(__file__).resolve().parent
+CAL_SEEDS = tuple(range(100, 108))  # as the design study (quant_study.CAL_SEEDS)
+PREFILL_ROWS = 64
+CACHE = Path.home() / ".cache" / "tinydeploy"
+
+
+def _calibration(cfg, w, path: Path) -> Calibration:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    f = CACHE / f"llama-calib-{digest}.npz"
+    if f.exists():
+        z = np.load(f)
+        return Calibration(**{k: (float(z[k]) if k == "x" else z[k]) for k in z.files})
+    from .quant_study import sample_sequences
+    calib = calibrate(FloatLlama(cfg, w), sample_sequences(cfg, w, CAL_SEEDS))
+    try:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(".tmp.npz")
+        np.savez(tmp, **calib.__dict__)
+        tmp.replace(f)
+    except OSError:
+        pass
+    return calib
+
+
+def load_model(checkpoint: str | Path | None = None) -> tuple[IntLlama, Tokenizer]:
+    """The integer model (calibrated on the float model's own samples, cached) and its tokenizer."""
+    from tinydeploy.models import default_checkpoint_path, default_tokenizer_path
+    path = Path(checkpoint) if checkpoint else default_checkpoint_path()
+    if not path.is_file():
+        raise TinydeployError(f"checkpoint {path} not found")
+    try:
+        cfg, w = read_checkpoint(path)
+    except (ValueError, OSError) as e:
+        raise TinydeployError(f"cannot read checkpoint {path}: {e}") from None
+    if not w.quantized:
+        raise TinydeployError(f"{path}: generate needs a llama2.c version-2 (Q8_0) checkpoint")
+    tok_path = next((p for p in (path.parent / f"tok{cfg.vocab_size}.bin", path.parent / "tokenizer.bin")
+                     if p.is_file()), default_tokenizer_path())
+    tok = Tokenizer.load(tok_path, cfg.vocab_size)
+    return IntLlama(cfg, w, _calibration(cfg, w, path)), tok
+
+
+@dataclass
+class Program:
+    project: CProject
+    main_c: Path
+    prompt: list[int]
+    rows: int
+    compiled: object
+    vocab: int
+    seconds: dict = field(default_factory=dict)
+
+
+def build_program(model: IntLlama, tok: Tokenizer, prompt_ids: list[int], steps: int, temperature: float,
+                  top_p: float, seed: int, out_dir: Path, rows: int = PREFILL_ROWS) -> Program:
+    from .graph import build_graph
+    cfg = model.cfg
+    if not prompt_ids or prompt_ids[0] != BOS_ID:
+        prompt_ids = [BOS_ID] + list(prompt_ids)
+    if len(prompt_ids) > model.seq_len:
+        raise TinydeployError(f"prompt is {len(prompt_ids)} tokens; the context holds {model.seq_len}")
+    if not 1 <= steps <= model.seq_len:
+        raise TinydeployError(f"--steps must be in 1..{model.seq_len}, got {steps}")
+    t0 = time.perf_counter()
+    comp = compile_graph(build_graph(model, rows))
+    t1 = time.perf_counter()
+    project = emit_c(comp, out_dir)
+    pieces = [tok.piece(0, t) for t in range(cfg.vocab_size)]
+    off = np.concatenate([[0], np.cumsum([len(p) for p in pieces])]).astype(np.uint16)
+    blob = np.frombuffer(b"".join(pieces) or b"\0", np.uint8)
+    sp = SamplerParams.from_float(temperature, top_p)
+    main_c = out_dir / "main_generate.c"
+    main_c.write_text(render_from(
+        HERE / "main_generate.c.j2", p=project.prefix, prompt=[int(t) for t in prompt_ids], steps=steps,
+        rows=rows, vocab=cfg.vocab_size, seq=model.seq_len, greedy=int(sp.greedy), inv_temp=sp.inv_temp_q16,
+        top_p=sp.top_p_q16, seed_state=XorShiftRng(seed).state, tok_off=c_array_body(off),
+        tok_nbytes=blob.size, tok_bytes=c_array_body(blob), exp2=c_array_body(EXP2_Q16.astype(np.uint32))))
+    return Program(project, main_c, list(prompt_ids), rows, comp, cfg.vocab_size,
+                   {"graph_compile": t1 - t0, "codegen": time.perf_counter() - t1})
+
+
+@dataclass
+class GenResult:
+    tokens: list[int]
+    console: str
+    logit_hash: int
+    prefill_seconds: float | None = None
+    decode_seconds: float | None = None
+    cycles: list[int] | None = None  # [0] prefill, [i] decode step i
+    extra: dict = field(default_factory=dict)
+
+
+def run_host(prog: Program, work: Path, dump_logits: bool = False) -> GenResult:
+    from ...targets.host.runner import build
+    exe = build(prog.project, prog.main_c, work / "generate", extra=["-DTD_HOST"])
+    res, dump = work / "gen.bin", work / "logits.bin"
+    args = [str(exe), str(res)] + ([str(dump)] if dump_logits else [])
+    r = subprocess.run(args, capture_output=True, timeout=600)
+    if r.returncode != 0:
+        raise TinydeployError(f"host generate program failed with exit code {r.returncode}")
+    data = res.read_bytes()
+    n = int(np.frombuffer(data[:4], np.int32)[0])
+    toks = np.frombuffer(data[4:4 + 4 * n], np.int32).tolist()
+    h = int(np.frombuffer(data[4 + 4 * n:8 + 4 * n], np.uint32)[0])
+    sec = np.frombuffer(data[8 + 4 * n:24 + 4 * n], np.float64)
+    out = GenResult(toks, r.stdout.decode("utf-8", "replace"), h, float(sec[0]), float(sec[1]))
+    if dump_logits:
+        out.extra["logits"] = np.fromfile(dump, np.int32).reshape(-1, prog.vocab)
+    return out

@@ -1,0 +1,237 @@
+/* Integer SLM kernels (llama2.c architecture): bit-exact C of models/llama/intops.py + intmath.py.
+ * A scale is (m, e) = m * 2^-e with a 15-bit mantissa; rsr = round-half-up right shift.
+ * Every kernel works on the first n rows (n: run-time row count, 1 for a decode step). */
+#ifndef TD_LLAMA_H
+#define TD_LLAMA_H
+#include <stdint.h>
+#include <string.h>
+
+typedef struct { int32_t m, e; } tdl_scale;
+
+static inline int64_t tdl_rsr(int64_t x, int32_t s)
+{
+    return s > 0 ? (x + ((int64_t)1 << (s - 1))) >> s : (int64_t)((uint64_t)x << (-s));
+}
+static inline int64_t tdl_sat(int64_t x, int bits)
+{
+    int64_t lim = (bits >= 64) ? INT64_MAX : (((int64_t)1 << (bits - 1)) - 1);
+    return x > lim ? lim : (x < -lim - 1 ? -lim - 1 : x);
+}
+static inline int32_t tdl_bitlen(uint64_t v)
+{
+    int32_t b = 0;
+    while (v) { b++; v >>= 1; }
+    return b;
+}
+static inline tdl_scale tdl_norm(int64_t m, int32_t e)
+{
+    tdl_scale r = {0, 0};
+    if (m <= 0) return r;
+    int32_t sh = tdl_bitlen((uint64_t)m) - 15;
+    int64_t m2 = tdl_rsr(m, sh);
+    int32_t carry = m2 >= (1 << 15);
+    if (carry) m2 >>= 1;
+    r.m = (int32_t)m2;
+    r.e = e - sh - carry;
+    return r;
+}
+static inline tdl_scale tdl_mul(tdl_scale a, tdl_scale b)
+{
+    return tdl_norm((int64_t)a.m * b.m, a.e + b.e);
+}
+static inline int64_t tdl_apply(int64_t x, tdl_scale s) { return tdl_rsr(x * s.m, s.e); }
+
+/* floor(sqrt(t)) for t < 2^32, bit by bit */
+static inline uint32_t tdl_isqrt(uint32_t t)
+{
+    uint32_t r = 0, b = (uint32_t)1 << 30;
+    while (b > t) b >>= 2;
+    while (b) {
+        if (t >= r + b) { t -= r + b; r = (r >> 1) + b; } else { r >>= 1; }
+        b >>= 2;
+    }
+    return r;
+}
+static inline tdl_scale tdl_inv_sqrt(int64_t T)
+{
+    int32_t d = tdl_bitlen((uint64_t)T) - 29;
+    d += d & 1;
+    int64_t t = d >= 0 ? T >> d : T << (-d);
+    int64_t s = tdl_isqrt((uint32_t)t);
+    return tdl_norm((((int64_t)1 << 44) + s / 2) / s, 44 + d / 2);
+}
+/* per-vector symmetric quantization; returns the absmax M */
+static inline int64_t tdl_quantize(const int64_t *x, int n, int32_t qmax, void *out, int out16)
+{
+    int64_t M = 0;
+    for (int i = 0; i < n; i++) { int64_t a = x[i] < 0 ? -x[i] : x[i]; if (a > M) M = a; }
+    int64_t r = ((int64_t)qmax << 47) / (M > 0 ? M : 1);
+    for (int i = 0; i < n; i++) {
+        int64_t q = (x[i] * r + ((int64_t)1 << 46)) >> 47;
+        q = q > qmax ? qmax : (q < -qmax ? -qmax : q);
+        if (out16) ((int16_t *)out)[i] = (int16_t)q; else ((int8_t *)out)[i] = (int8_t)q;
+    }
+    return M;
+}
+static inline void tdl_dyn_q8(const int64_t *x, int n, tdl_scale c, int32_t qmax, int8_t *q, int32_t *F)
+{
+    tdl_scale f = tdl_mul(tdl_norm(tdl_quantize(x, n, qmax, q, 0), 0), c);
+    F[0] = f.m; F[1] = f.e;
+}
+
+static inline void tdl_embed(const int32_t *tok, int n, const int8_t *w8, const int16_t *mw, int D,
+                             tdl_scale c, int bits, int16_t *x)
+{
+    for (int t = 0; t < n; t++) {
+        int32_t base = tok[t] * D;
+        for (int i = 0; i < D; i++) {
+            int32_t j = base + i;
+            x[t * D + i] = (int16_t)tdl_sat(tdl_apply((int64_t)w8[j] * mw[j >> 5], c), bits);
+        }
+    }
+}
+
+static inline void tdl_rmsnorm_q8(const int16_t *x, int n, int D, const int16_t *G, int64_t epsn,
+                                  tdl_scale c, int32_t qmax, int8_t *z8, int32_t *F)
+{
+    int64_t z[D];
+    for (int t = 0; t < n; t++) {
+        const int16_t *xr = x + t * D;
+        int64_t ss = epsn;
+        for (int i = 0; i < D; i++) { z[i] = (int32_t)xr[i] * G[i]; ss += (int32_t)xr[i] * xr[i]; }
+        if (ss < 1) ss = 1;
+        int64_t M = tdl_quantize(z, D, qmax, z8 + t * D, 0);
+        tdl_scale f = tdl_mul(tdl_mul(tdl_norm(M, 0), tdl_inv_sqrt(ss)), c);
+        F[2 * t] = f.m; F[2 * t + 1] = f.e;
+    }
+}
+
+/* out[t, j] = sat(apply(sum_g mw_g sum_{i in g} x8_i w8_ji, F_t * c)), groups of 32 over the
+ * flattened [rows, cols] weight (they may straddle rows) */
+static inline void tdl_linear_q8(const int8_t *x8, const int32_t *F, int n, const int8_t *w8,
+                                 const int16_t *mw, int rows, int cols, tdl_scale c, int bits,
+                                 void *out, int out32)
+{
+    for (int t = 0; t < n; t++) {
+        const int8_t *xr = x8 + t * cols;
+        tdl_scale f = {F[2 * t], F[2 * t + 1]};
+        tdl_scale s = tdl_mul(f, c);
+        for (int j = 0; j < rows; j++) {
+            int32_t base = j * cols;
+            const int8_t *wr = w8 + base;
+            int64_t acc = 0;
+            int i = 0;
+            while (i < cols) {
+                int32_t g = (base + i) >> 5;
+                int end = ((g + 1) << 5) - base;
+                if (end > cols) end = cols;
+                int32_t part = 0;
+                for (; i < end; i++) part += (int32_t)xr[i] * wr[i];
+                acc += (int64_t)mw[g] * part;
+            }
+            int64_t v = tdl_sat(tdl_apply(acc, s), bits);
+            if (out32) ((int32_t *)out)[t * rows + j] = (int32_t)v;
+            else ((int16_t *)out)[t * rows + j] = (int16_t)v;
+        }
+    }
+}
+
+static inline void tdl_rope(int16_t *v, int32_t pos, int n, int D, int hs, const int16_t *cosq,
+                            const int16_t *sinq)
+{
+    int half = hs / 2;
+    for (int t = 0; t < n; t++) {
+        const int16_t *cr = cosq + (pos + t) * half, *sr = sinq + (pos + t) * half;
+        int16_t *vr = v + t * D;
+        for (int k = 0; k < D / 2; k++) {
+            int32_t x0 = vr[2 * k], x1 = vr[2 * k + 1], c = cr[k % half], s = sr[k % half];
+            vr[2 * k] = (int16_t)tdl_sat(tdl_rsr(x0 * c - x1 * s, 14), 16);
+            vr[2 * k + 1] = (int16_t)tdl_sat(tdl_rsr(x0 * s + x1 * c, 14), 16);
+        }
+    }
+}
+
+static inline void tdl_residual_add(int16_t *x, const int16_t *y, int n, int D, int bits)
+{
+    for (int i = 0; i < n * D; i++) x[i] = (int16_t)tdl_sat((int32_t)x[i] + y[i], bits);
+}
+
+static inline void tdl_last_row(const int16_t *x, int n, int D, int16_t *out)
+{
+    for (int i = 0; i < D; i++) out[i] = x[(n - 1) * D + i];
+}
+
+static inline void tdl_swiglu_q8(const int16_t *h1, const int16_t *h3, int n, int H, int frac_bits,
+                                 const int32_t *sig, tdl_scale c, int32_t qmax, int8_t *g8, int32_t *F)
+{
+    int64_t g[H];
+    int k = frac_bits - 5;
+    for (int t = 0; t < n; t++) {
+        for (int i = 0; i < H; i++) {
+            int32_t h = h1[t * H + i];
+            int32_t idx = (h >> k) + 512, f = h & ((1 << k) - 1), sv;
+            if (idx < 0) sv = 0;
+            else if (idx >= 1024) sv = 32768;
+            else sv = sig[idx] + (int32_t)tdl_rsr((int64_t)(sig[idx + 1] - sig[idx]) * f, k);
+            int64_t silu = tdl_rsr((int64_t)h * sv, 15);
+            g[i] = silu * h3[t * H + i];
+        }
+        tdl_dyn_q8(g, H, c, qmax, g8 + t * H, F + 2 * t);
+    }
+}
+
+/* Causal GQA attention over the int8 cache of one layer (kc, vc: [max_seq][KV]); first stores the
+ * n new rows at pos.. (per-channel scales kq, vq), then attends over pos + t + 1 positions. */
+static inline void tdl_attention(const int16_t *q, const int16_t *k, const int16_t *v, int32_t pos,
+                                 int n, int D, int KV, int hs, int8_t *kc, int8_t *vc,
+                                 const int32_t *kq, const int32_t *vq, const int16_t *mk,
+                                 const int16_t *mv, const int32_t *exp2t, tdl_scale c_score,
+                                 int sm_shift, tdl_scale c_dyn, int32_t qmax, int32_t *scratch,
+                                 int8_t *a8, int32_t *F)
+{
+    int km = D / KV;
+    int64_t buf[D], ub[hs];
+    int16_t u16[hs];
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < KV; i++) {
+            tdl_scale sk = {kq[2 * i], kq[2 * i + 1]}, sv = {vq[2 * i], vq[2 * i + 1]};
+            kc[(pos + t) * KV + i] = (int8_t)tdl_sat(tdl_apply(k[t * KV + i], sk), 8);
+            vc[(pos + t) * KV + i] = (int8_t)tdl_sat(tdl_apply(v[t * KV + i], sv), 8);
+        }
+    for (int t = 0; t < n; t++) {
+        int end = pos + t + 1;
+        for (int h = 0; h < D / hs; h++) {
+            int off = (h / km) * hs;
+            for (int c = 0; c < hs; c++) ub[c] = (int32_t)q[t * D + h * hs + c] * mk[off + c];
+            int64_t Mu = tdl_quantize(ub, hs, 32767, u16, 1);
+            tdl_scale G = tdl_mul(tdl_norm(Mu, 0), c_score);
+            int32_t amax = INT32_MIN;
+            for (int s = 0; s < end; s++) {
+                const int8_t *kr = kc + s * KV + off;
+                int32_t acc = 0;
+                for (int c = 0; c < hs; c++) acc += (int32_t)u16[c] * kr[c];
+                scratch[s] = acc;
+                if (acc > amax) amax = acc;
+            }
+            int64_t sum = 0;
+            for (int s = 0; s < end; s++) {
+                int64_t e8 = tdl_apply((int64_t)amax - scratch[s], G);
+                int64_t nsh = e8 >> 8;
+                int32_t w = nsh > 15 ? 0 : exp2t[e8 & 255] >> nsh;
+                scratch[s] = w;
+                sum += w;
+            }
+            int64_t recip = ((int64_t)1 << 46) / sum;
+            int32_t o[hs];
+            for (int c = 0; c < hs; c++) o[c] = 0;
+            for (int s = 0; s < end; s++) {
+                int32_t p = (int32_t)tdl_rsr((int64_t)scratch[s] * recip, sm_shift);
+                const int8_t *vr = vc + s * KV + off;
+                for (int c = 0; c < hs; c++) o[c] += p * vr[c];
+            }
+            for (int c = 0; c < hs; c++) buf[h * hs + c] = (int64_t)o[c] * mv[off + c];
+        }
+        tdl_dyn_q8(buf, D, c_dyn, qmax, a8 + t * D, F + 2 * t);
+    }
+}
+#endif
