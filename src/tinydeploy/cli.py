@@ -150,5 +150,25 @@ def inspect(model, target, shape, exact_memory):
     click.echo(describe(c))
 
 
+@main.command()
+@click.option("--model", "checkpoint", type=click.Path(dir_okay=False), help="llama2.c Q8_0 checkpoint (default: bundled stories260K).")
+@click.option("--target", "-t", type=click.Choice(["host", "rv32"]), default="host", show_default=True)
+@click.option("--prompt", default="", help="Text to start from (default: BOS only).")
+@click.option("--steps", default=256, show_default=True, help="New tokens to generate.")
+@click.option("--temperature", default=0.0, show_default=True)
+@click.option("--top-p", default=0.9, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--report", type=click.Path(dir_okay=False), help="Write REPORT.json here.")
+@_edge
+def generate(checkpoint, target, prompt, steps, temperature, top_p, seed, report):
+    """Generate text with a llama2.c model compiled to C, running the whole loop on TARGET."""
+    from .models.llama.run_target import generate as run_generate, summary
+    text, rep = run_generate(checkpoint, target, prompt, steps, temperature, top_p, seed)
+    click.echo(text, nl=False)
+    if report:
+        write_file_atomic(Path(report), json.dumps(rep, indent=2))
+    click.echo(summary(rep), err=True)
+
+
 if __name__ == "__main__":
     main()
