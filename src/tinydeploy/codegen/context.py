@@ -12,6 +12,7 @@ CTYPES = {
     np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.int16): "int16_t",
     np.dtype(np.uint16): "uint16_t", np.dtype(np.int32): "int32_t", np.dtype(np.int64): "int64_t",
     np.dtype(np.float32): "float", np.dtype(np.bool_): "uint8_t", np.dtype(np.float64): "double",
+    np.dtype(np.uint32): "uint32_t", np.dtype(np.uint64): "uint64_t",
 }
 
 
@@ -31,6 +32,8 @@ def c_literal(v, dtype) -> str:
         return s + ("f" if dtype == np.float32 else "")
     if dtype == np.int64:
         return f"INT64_C({int(v)})"
+    if dtype == np.uint64:
+        return f"UINT64_C({int(v)})"
     if dtype == np.int32 and int(v) == -(1 << 31):
         return "INT32_MIN"
     return str(int(v))
@@ -41,7 +44,7 @@ def c_array_body(values: np.ndarray) -> str:
     dtype = flat.dtype
     if dtype == np.bool_:
         flat, dtype = flat.astype(np.uint8), np.dtype(np.uint8)
-    if dtype.kind in "iu" and dtype != np.int64:
+    if dtype.kind in "iu" and dtype not in (np.int64, np.uint64):
         items = [str(x) for x in flat.tolist()]
         if dtype == np.int32:
             items = ["INT32_MIN" if x == str(-(1 << 31)) else x for x in items]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..golden import run_graph
-from ..ir import Graph
+from ..ir import Graph, Node
 
 
 def _keep(node, graph: Graph) -> bool:
@@ -32,6 +32,13 @@ def fold_constants(graph: Graph) -> Graph:
                 _set(graph, name, np.asarray(value))
             continue
         kept.append(node)
+    # an output that folded to a constant is still written by the network: copy it from flash
+    for o in graph.outputs:
+        t = graph.tensors[o]
+        if t.is_const:
+            src = graph.add_const(o + "_value", t.data)
+            t.data = None
+            kept.append(Node("Identity", f"{o}_const", [src], [o]))
     graph.nodes = kept
     graph.prune()
     return graph

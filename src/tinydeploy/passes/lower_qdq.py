@@ -68,7 +68,9 @@ def match(node: Node, graph: Graph) -> QdqMatch | None:
     ins = []
     for i in node.inputs:
         src = _source(i, graph) if i else None
-        if src is None and i and not graph.tensors[i].is_const:
+        # a non-quantized input must be a constant, or integer/bool data (Gather indices,
+        # Where's condition), which integer kernels read as it is
+        if src is None and i and not graph.tensors[i].is_const and np.dtype(graph.tensors[i].dtype).kind not in "iub":
             return None
         ins.append(src)
     if not any(ins) or len(node.outputs) != 1 or node.outputs[0] in graph.outputs:

@@ -1,0 +1,501 @@
+"""ONNX backend node tests through tinydeploy: data, the parameter-folding rule, golden and batched C.
+
+Data: `onnx.backend.test.case.node.collect_testcases()` (the wheel ships no node data directory, so
+it is written once, in the standard layout `<case>/model.onnx`, `test_data_set_0/{input,output}_k.pb`,
+to $TD_ONNX_NODE_DATA or ~/.cache/tinydeploy-onnx-node/<onnx version>) and read back from there.
+
+The parameter-folding rule (a static compiler needs them constant): a graph input becomes an
+initializer holding the test's value when a node reads it at a *parameter position*, i.e. one that
+the op's semantics use as a shape, index set, count or setting rather than as data to compute on —
+Reshape/Expand shape, Tile repeats, Slice starts/ends/axes/steps, Pad pads/value/axes, Squeeze /
+Unsqueeze / Reduce* axes, Split sizes, TopK k, Clip min/max, Resize roi/scales/sizes, OneHot depth and
+values, ConstantOfShape shape, Range start/limit/delta, CumSum axis, Trilu k, CenterCropPad shape,
+Dropout ratio/training_mode, CastLike's target-type example — and weights: Conv/ConvTranspose W and
+B, PRelu slope, normalisation scale/bias/mean/var, Q/DQ scales and zero points. Everything else
+(Gather indices, Where's condition, MatMul/Gemm operands, …) stays a run-time input.
+
+Comparison with the expected outputs: integer and bool outputs exactly (dtype included); float
+outputs with |got - want| <= atol + rtol·|want| (NaN = NaN), rtol 1e-5 / atol 1e-6 by default and
+rtol 1e-4 / atol 1e-5 for cases that use a transcendental function (libm vs numpy, see TOL).
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from tinydeploy.compiler import compile_graph, emit_c
+from tinydeploy.errors import TinydeployError
+from tinydeploy.frontend.onnx_import import import_model
+from tinydeploy.golden import run_graph
+
+HERE = Path(__file__).resolve().parent
+EXCLUSIONS = HERE / "node_tests_exclusions.txt"
+
+PARAMS = {
+    "Reshape": {1}, "Expand": {1}, "Tile": {1}, "Slice": {1, 2, 3, 4}, "Pad": {1, 2, 3}, "Squeeze": {1},
+    "Unsqueeze": {1}, "Split": {1}, "TopK": {1}, "Clip": {1, 2}, "Resize": {1, 2, 3}, "Upsample": {1},
+    "OneHot": {1, 2}, "ConstantOfShape": {0}, "Range": {0, 1, 2}, "CumSum": {1}, "Trilu": {1},
+    "CenterCropPad": {1}, "Dropout": {1, 2}, "CastLike": {1}, "PRelu": {1},
+    "Conv": {1, 2}, "ConvTranspose": {1, 2}, "BatchNormalization": {1, 2, 3, 4}, "InstanceNormalization": {1, 2},
+    "LayerNormalization": {1, 2}, "GroupNormalization": {1, 2}, "RMSNormalization": {1},
+    "QuantizeLinear": {1, 2}, "DequantizeLinear": {1, 2}, "QLinearMatMul": {1, 2, 4, 5, 6, 7},
+    "QLinearConv": {1, 2, 3, 4, 5, 6, 7, 8}, "MatMulInteger": {2, 3}, "ConvInteger": {1, 2, 3},
+    **{f"Reduce{r}": {1} for r in ("Sum", "Mean", "Max", "Min", "Prod", "L1", "L2", "LogSum", "LogSumExp",
+                                   "SumSquare")},
+}
+
+# cases whose graph uses one of these get the looser float tolerance
+TRANSCENDENTAL = {"Exp", "Log", "Tanh", "Erf", "Gelu", "Sigmoid", "Softplus", "Mish", "Sin", "Cos", "Tan", "Sinh",
+                  "Cosh", "Elu", "Selu", "Celu", "Swish", "Pow", "Softmax", "LogSoftmax", "ReduceLogSumExp",
+                  "ReduceLogSum", "LayerNormalization", "RMSNormalization", "GroupNormalization", "Sqrt",
+                  "InstanceNormalization", "BatchNormalization", "Softsign", "HardSwish", "Reciprocal", "Div",
+                  "MeanVarianceNormalization", "LpNormalization", "ReduceL2", "HardSigmoid"}
+TOL = {"default": (1e-5, 1e-6), "transcendental": (1e-4, 1e-5)}
+
+
+def data_dir() -> Path:
+    d = os.environ.get("TD_ONNX_NODE_DATA")
+    return Path(d) if d else Path.home() / ".cache" / "tinydeploy-onnx-node" / onnx.__version__
+
+
+def _write_value(path: Path, value, vi: onnx.ValueInfoProto) -> None:
+    t = vi.type
+    if t.HasField("sequence_type"):
+        proto = numpy_helper.from_list(value, vi.name)
+    elif t.HasField("optional_type"):
+        proto = numpy_helper.from_optional(value, vi.name)
+    elif t.HasField("map_type"):
+        proto = numpy_helper.from_dict(value, vi.name)
+    elif isinstance(value, onnx.TensorProto):
+        proto = value
+    else:
+        proto = numpy_helper.from_array(np.asarray(value), vi.name)
+    path.write_bytes(proto.SerializeToString())
+
+
+def _generate(root: Path) -> None:
+    from onnx.backend.test.case.node import collect_testcases
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cases = collect_testcases()
+    for c in cases:
+        d = root / c.name
+        d.mkdir()
+        (d / "model.onnx").write_bytes(c.model.SerializeToString())
+        for k, (ins, outs) in enumerate(c.data_sets or []):
+            ds = d / f"test_data_set_{k}"
+            ds.mkdir()
+            for kind, values, infos in (("input", ins, c.model.graph.input), ("output", outs, c.model.graph.output)):
+                for j, v in enumerate(values):
+                    try:
+                        _write_value(ds / f"{kind}_{j}.pb", v, infos[j])
+                    except Exception:   # a value numpy_helper cannot serialise: the case stays unloadable
+                        (ds / f"{kind}_{j}.pb").write_bytes(b"")
+    (root / "MANIFEST").write_text("\n".join(sorted(c.name for c in cases)) + "\n")
+
+
+_READY: list[Path] = []
+
+
+def ensure_data() -> Path:
+    """Write every node test case once (about 10 s) into a fresh directory renamed into place, so
+    concurrent runs never see half a data set; later runs only read. Regenerated if incomplete."""
+    root = data_dir()
+    if root in _READY:      # checked once per process
+        return root
+    manifest = root / "MANIFEST"
+    if manifest.exists() and all((root / n / "model.onnx").exists() for n in manifest.read_text().split()):
+        _READY.append(root)
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
+    _generate(tmp)
+    import shutil
+    if root.exists():
+        shutil.rmtree(root, ignore_errors=True)
+    try:
+        tmp.rename(root)
+    except OSError:   # another process won the race; its data is identical
+        shutil.rmtree(tmp, ignore_errors=True)
+    _READY.append(root)
+    return root
+
+
+def case_names() -> list[str]:
+    return (ensure_data() / "MANIFEST").read_text().split()
+
+
+@dataclass
+class Case:
+    name: str
+    model: onnx.ModelProto
+    inputs: list          # per graph input (numpy arrays when tensors)
+    outputs: list
+
+
+def _read_tensor(path: Path):
+    t = onnx.TensorProto()
+    t.ParseFromString(path.read_bytes())
+    return numpy_helper.to_array(t)
+
+
+def load_model(name: str) -> onnx.ModelProto:
+    return onnx.load(ensure_data() / name / "model.onnx")
+
+
+def load_case(name: str, model: onnx.ModelProto | None = None) -> Case:
+    model = model or load_model(name)
+    ds = ensure_data() / name / "test_data_set_0"
+    ins = [_read_tensor(ds / f"input_{j}.pb") for j in range(len(model.graph.input))]
+    outs = [_read_tensor(ds / f"output_{j}.pb") for j in range(len(model.graph.output))]
+    return Case(name, model, ins, outs)
+
+
+# ---- static classification (before compiling) ---------------------------------------------------
+_SMALL_TYPES = {"FLOAT16", "BFLOAT16", "FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ",
+                "FLOAT8E8M0", "UINT4", "INT4", "FLOAT4E2M1", "UINT2", "INT2"}
+
+
+def _types(model: onnx.ModelProto):
+    g = model.graph
+    for vi in list(g.input) + list(g.output) + list(g.value_info):
+        yield vi.type
+    for init in g.initializer:
+        yield init.data_type
+    for n in g.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.TENSOR:
+                yield a.t.data_type
+            if a.name in ("to",) and a.type == onnx.AttributeProto.INT:
+                yield a.i
+
+
+def static_reason(model: onnx.ModelProto) -> str | None:
+    """Why a case cannot be claimed, judged from the model alone (None: try it)."""
+    g = model.graph
+    for vi in list(g.input) + list(g.output):
+        if not vi.type.HasField("tensor_type"):
+            return "sequence/optional/map types"
+    domains = {n.domain for n in g.node} - {"", "ai.onnx"}
+    if domains:
+        return "training or ML domain op (" + ", ".join(sorted(domains)) + ")"
+    from tinydeploy.ops import registry
+    registry.load_all()
+    missing = sorted({n.op_type for n in g.node} - set(registry.OPS) - {"Constant"})
+    if missing:   # the op under test first, so one reason covers all of an op's cases
+        name = (g.name or "").lower()
+        missing.sort(key=lambda op: (op.lower() not in name.replace("_", ""), op))
+        return f"op not supported: {missing[0]}"
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in g.node for a in n.attribute):
+        return "control flow (subgraphs)"
+    for t in _types(model):
+        et = t.tensor_type.elem_type if isinstance(t, onnx.TypeProto) else t
+        name = onnx.TensorProto.DataType.Name(et) if et else "UNDEFINED"
+        if name in _SMALL_TYPES:
+            return "float16/bfloat16/float8/int4 types"
+        if name == "STRING":
+            return "string"
+        if name in ("COMPLEX64", "COMPLEX128"):
+            return "complex types"
+    return None
+
+
+# ---- parameter folding ---------------------------------------------------------------------------
+def fold_params(model: onnx.ModelProto, inputs: list) -> tuple[onnx.ModelProto, dict]:
+    """(model with parameter inputs as initializers, remaining run-time inputs by name)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    g = m.graph
+    params = {n.input[k] for n in g.node for k in PARAMS.get(n.op_type, ()) if k < len(n.input) and n.input[k]}
+    keep, feeds = [], {}
+    for vi, v in zip(list(g.input), inputs):
+        if vi.name in params:
+            g.initializer.append(numpy_helper.from_array(np.asarray(v), vi.name))
+        else:
+            keep.append(vi)
+            feeds[vi.name] = np.asarray(v)
+    del g.input[:]
+    g.input.extend(keep)
+    return m, feeds
+
+
+# ---- compile + golden ---------------------------------------------------------------------------
+def tolerance(model: onnx.ModelProto) -> tuple[float, float]:
+    ops = {n.op_type for n in model.graph.node}
+    return TOL["transcendental"] if ops & TRANSCENDENTAL else TOL["default"]
+
+
+def compare(got, want, tol) -> str | None:
+    """None if equal under the rule of this module, else a short description."""
+    got, want = np.asarray(got), np.asarray(want)
+    if got.shape != want.shape:
+        return f"shape {got.shape} != expected {want.shape}"
+    if got.dtype != want.dtype:
+        return f"dtype {got.dtype} != expected {want.dtype}"
+    if want.dtype.kind in "fc":
+        rtol, atol = tol
+        g, w = got.astype(np.float64), want.astype(np.float64)
+        with np.errstate(invalid="ignore"):   # inf - inf
+            same = (g == w) | (np.isnan(g) & np.isnan(w)) | (np.abs(g - w) <= atol + rtol * np.abs(w))
+        if not same.all():
+            k = int(np.argmin(same.reshape(-1)))
+            return f"float mismatch at {k}: {g.reshape(-1)[k]!r} vs {w.reshape(-1)[k]!r}"
+        return None
+    if not np.array_equal(got, want):
+        k = int(np.argmax((got != want).reshape(-1)))
+        return f"integer mismatch at {k}: {got.reshape(-1)[k]!r} vs {want.reshape(-1)[k]!r}"
+    return None
+
+
+@dataclass
+class Result:
+    name: str
+    ok: bool
+    stage: str = ""          # static | compile | golden | c
+    reason: str = ""
+    compiled: object = None
+    feeds: dict = field(default_factory=dict)
+    want: list = field(default_factory=list)
+    tol: tuple = (0.0, 0.0)
+
+
+def run_golden(name: str) -> Result:
+    """Classify, fold parameters, compile and check the golden model against the expected data."""
+    model = load_model(name)
+    why = static_reason(model)
+    if why:
+        return Result(name, False, "static", why)
+    try:
+        case = load_case(name, model)
+    except Exception as e:
+        return Result(name, False, "static", f"cannot load test data ({type(e).__name__})")
+    model, feeds = fold_params(case.model, case.inputs)
+    shapes = {k: tuple(v.shape) for k, v in feeds.items()}   # static shapes from the test data
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            c = compile_graph(import_model(model, shapes))
+            gold = run_graph(c.graph, feeds)
+    except TinydeployError as e:
+        return Result(name, False, "compile", str(e))
+    except Exception as e:  # noqa: BLE001 - an internal error is a finding, reported per case
+        return Result(name, False, "compile", f"internal error {type(e).__name__}: {e}")
+    tol = tolerance(case.model)
+    for o, want in zip(c.graph.outputs, case.outputs):
+        bad = compare(gold[o], want, tol)
+        if bad:
+            return Result(name, False, "golden", f"{o}: {bad}", c, feeds, case.outputs, tol)
+    return Result(name, True, "golden", "", c, feeds, case.outputs, tol)
+
+
+# ---- batched host C ------------------------------------------------------------------------------
+MAIN_C = r"""/* node-test harness: networks run in order; inputs read from argv[1], outputs appended to argv[2] */
+#include <stdio.h>
+#include <stdlib.h>
+%(includes)s
+
+typedef struct {
+    int ni, no;
+    void *(*input)(int);
+    void *(*output)(int);
+    size_t (*ib)(int);
+    size_t (*ob)(int);
+    void (*run)(void);
+} net_t;
+
+static const net_t nets[] = {
+%(table)s
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) return 2;
+    FILE *in = fopen(argv[1], "rb"), *out = fopen(argv[2], "ab");
+    if (!in || !out) return 3;
+    long first = atol(argv[3]), skip = 0;
+    for (size_t k = 0; k < sizeof nets / sizeof nets[0]; k++) {
+        const net_t *n = &nets[k];
+        for (int i = 0; i < n->ni; i++) {
+            if ((long)k < first) { skip += (long)n->ib(i); continue; }
+            if (skip) { fseek(in, skip, SEEK_CUR); skip = 0; }
+            if (fread(n->input(i), 1, n->ib(i), in) != n->ib(i)) return 4;
+        }
+        if ((long)k < first) continue;
+        %(pre_run)s
+        n->run();
+        for (int o = 0; o < n->no; o++)
+            if (fwrite(n->output(o), 1, n->ob(o), out) != n->ob(o)) return 5;
+        fflush(out);
+    }
+    return fclose(out) ? 6 : 0;
+}
+"""
+
+
+def _cc(cc: str) -> list[str]:
+    from tinydeploy.targets.host.runner import compilers
+    return compilers()[cc]
+
+
+def run_c_batch(results: list[Result], work: Path, cc: str = "gcc", extra: list[str] | None = None,
+                jobs: int | None = None, per_unit: int = 40, pre_run: str = "") -> dict[str, str | None]:
+    """Build every compiled case into one executable (unity translation units of `per_unit`
+    networks, built in parallel), run it, compare. Returns name → None (pass) or reason.
+    `pre_run` is C code run before each network (k is its index): tests use it to inject a crash."""
+    from tinydeploy.targets.host.runner import CFLAGS, HERE as HOST
+    src = work / "c"
+    src.mkdir(parents=True, exist_ok=True)
+    verdict: dict[str, str | None] = {}
+    nets = []
+    for k, r in enumerate(results):
+        prefix = f"n{k}_"
+        try:
+            emit_c(r.compiled, src, prefix=prefix)
+            nets.append((prefix, r))
+        except TinydeployError as e:
+            verdict[r.name] = f"C emission: {e}"
+    flags = CFLAGS + (extra or []) + [f"-I{src}", f"-I{src / 'runtime'}"]
+
+    def build(unit_nets, path):
+        lines = []
+        for prefix, _ in unit_nets:
+            lines += [f'#include "{prefix}network.c"', "#undef TD_MARK"]
+        path.write_text("\n".join(lines) + "\n")
+        return subprocess.run(_cc(cc) + flags + ["-c", str(path), "-o", str(path.with_suffix(".o"))],
+                              capture_output=True, text=True)
+
+    groups = [nets[u:u + per_unit] for u in range(0, len(nets), per_unit)]
+    units = [work / f"unit{k}.c" for k in range(len(groups))]
+    with ThreadPoolExecutor(jobs or os.cpu_count() or 2) as pool:
+        outs = list(pool.map(build, groups, units))
+        for k, r in enumerate(outs):
+            if not r.returncode:
+                continue
+            # one network broke its unit: build each alone, drop the failures, rebuild the rest
+            alone = list(pool.map(lambda pn: build([pn], work / f"{pn[0]}alone.c"), groups[k]))
+            for pn, ra in zip(groups[k], alone):
+                if ra.returncode:
+                    first = next((ln for ln in ra.stderr.splitlines() if "error" in ln), ra.stderr[:200])
+                    verdict[pn[1].name] = f"host C build: {first.strip()[:300]}"
+            groups[k] = [pn for pn in groups[k] if pn[1].name not in verdict]
+            r2 = build(groups[k], units[k])
+            if r2.returncode:
+                raise RuntimeError(f"C build of {units[k].name} failed:\n{r2.stderr[:3000]}")
+    nets = [pn for g in groups for pn in g]
+    objs = [u.with_suffix(".o") for u in units]
+    includes = "\n".join(f'#include "{p}network.h"' for p, _ in nets)
+    table = ",\n".join(f"    {{{p.upper()}NUM_INPUTS, {p.upper()}NUM_OUTPUTS, {p}input, {p}output, {p}input_bytes, "
+                       f"{p}output_bytes, {p}run}}" for p, _ in nets)
+    main = work / "main.c"
+    main.write_text(MAIN_C % {"includes": includes, "table": table or "    {0, 0, 0, 0, 0, 0, 0}",
+                              "pre_run": pre_run})
+    exe = work / "node_tests"
+    r = subprocess.run(_cc(cc) + flags + [str(main), *map(str, objs), str(HOST / "hal_host.c"), "-o", str(exe), "-lm"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"C link failed:\n{r.stderr[:3000]}")
+    blob = b"".join(np.ascontiguousarray(r.feeds[n]).tobytes() for _, r in nets for n in r.compiled.graph.inputs)
+    (work / "in.bin").write_bytes(blob)
+    outfile = work / "out.bin"
+    outfile.write_bytes(b"")
+    sizes = [sum(r.compiled.graph.tensors[o].nbytes for o in r.compiled.graph.outputs) for _, r in nets]
+    first = 0
+    while first < len(nets):   # a crash marks its network failed; the rest run in a fresh process
+        p = subprocess.run([str(exe), str(work / "in.bin"), str(outfile), str(first)], capture_output=True,
+                           timeout=600)
+        if p.returncode == 0:
+            break
+        crashed = _crashed_index(sizes, outfile.stat().st_size)
+        if crashed >= len(nets):
+            break
+        verdict[nets[crashed][1].name] = f"C run crashed (exit {p.returncode})"
+        with open(outfile, "r+b") as f:   # keep earlier outputs; pad the crashed one so offsets hold
+            f.truncate(sum(sizes[:crashed]))
+            f.seek(0, 2)
+            f.write(b"\0" * sizes[crashed])
+        first = crashed + 1
+    data = outfile.read_bytes()
+    pos = 0
+    for (prefix, r), size in zip(nets, sizes):
+        chunk, pos = data[pos:pos + size], pos + size
+        if r.name in verdict:
+            continue
+        if len(chunk) < size:
+            verdict[r.name] = "C run produced no output"
+            continue
+        off, bad = 0, None
+        for o, want in zip(r.compiled.graph.outputs, r.want):
+            t = r.compiled.graph.tensors[o]
+            got = np.frombuffer(chunk[off:off + t.nbytes], t.dtype).reshape(t.shape)
+            off += t.nbytes
+            bad = bad or compare(got, want, r.tol)
+        verdict[r.name] = bad and f"host C: {bad}"
+    return verdict
+
+
+def _crashed_index(sizes, total) -> int:
+    acc = 0
+    for k, s in enumerate(sizes):
+        if acc + s > total:
+            return k
+        acc += s
+    return len(sizes)
+
+
+# ---- exclusions -----------------------------------------------------------------------------------
+def read_exclusions(path: Path = EXCLUSIONS) -> list[tuple[str, str]]:
+    """[(glob pattern, reason)] from lines `pattern  # reason`."""
+    out = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        pat, _, reason = line.partition("#")
+        out.append((pat.strip(), reason.strip()))
+    return out
+
+
+def excluded(name: str, rules) -> str | None:
+    for pat, reason in rules:
+        if fnmatch.fnmatchcase(name, pat):
+            return reason
+    return None
+
+
+def claimed_cases() -> list[str]:
+    rules = read_exclusions()
+    return [n for n in case_names() if excluded(n, rules) is None]
+
+
+def run_all(names: list[str], c: bool = True, cc: str = "gcc", extra=None, workers: int | None = None):
+    """Golden for every case (in worker processes), then one batched C build of the golden passes."""
+    from concurrent.futures import ProcessPoolExecutor
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(workers or os.cpu_count() or 2) as pool:
+        results = list(pool.map(run_golden, names, chunksize=8))
+    t1 = time.perf_counter()
+    verdict = {}
+    if c:
+        passing = [r for r in results if r.ok]
+        with tempfile.TemporaryDirectory() as tmp:
+            verdict = run_c_batch(passing, Path(tmp), cc=cc, extra=extra)
+    return results, verdict, {"golden_s": t1 - t0, "c_s": time.perf_counter() - t1}
+
+
+if __name__ == "__main__":
+    res, ver, secs = run_all(sys.argv[1:] or case_names())
+    for r in res:
+        print(r.name, "OK" if r.ok and not ver.get(r.name) else f"FAIL[{r.stage}] {r.reason or ver.get(r.name)}")
+    print(secs)
