@@ -187,6 +187,10 @@ def conv_f32(node, graph, args):
 # ---- int8 ------------------------------------------------------------------------------------
 def _emit_qconv(node, graph, ctx) -> str:
     g = geometry(node, graph.tensors[node.inputs[0]].shape, graph.tensors[node.inputs[1]].shape)
+    from .fastpath import emit_qconv
+    fast = emit_qconv(node, graph, ctx, g)
+    if fast is not None:
+        return fast
     a = node.attrs
     bias = ctx.ptr(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else "NULL"
     m = ctx.array(node.name + "_m", np.asarray(a["m"], np.int32))

@@ -40,3 +40,37 @@ def declare(ctx, hint: str, table: np.ndarray) -> str:
     rows = ",\n  ".join("{" + ", ".join(str(int(v)) for v in r) + "}" for r in table)
     ctx.decls.append(f"static const td_rq_t {name}[{len(table)}] = {{\n  {rows}\n}};")
     return name
+
+
+def emit_qconv(node, graph, ctx, g: dict) -> str | None:
+    """td_conv_fast for stride-1 undilated ungrouped QConv with K % 4 == 0 and OW % 4 == 0."""
+    a = node.attrs
+    w = graph.const(node.inputs[1])
+    if (not enabled() or w is None or w.dtype != np.int8 or g["G"] != 1 or g["SH"] != 1 or g["SW"] != 1
+            or g["DH"] != 1 or g["DW"] != 1 or g["K"] % 4 or g["OW"] % 4 or a["w_zp"] != 0 or g["N"] != 1
+            or graph.tensors[node.inputs[0]].dtype != np.int8):
+        return None
+    K, C, KH, KW = g["K"], g["C"], g["KH"], g["KW"]
+    w4 = w.reshape(K, C, KH, KW).astype(np.int64)
+    bias = graph.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else np.zeros(K, np.int64)
+    bias = np.asarray(bias, np.int64).reshape(-1) - a["x_zp"] * w4.reshape(K, -1).sum(axis=1)
+    max_acc = int((np.abs(bias) + 128 * np.abs(w4).reshape(K, -1).sum(axis=1)).max())
+    table = rq_table(bias, a["m"], a["s"], a["y_zp"], max_acc)
+    if table is None:
+        return None
+    # [K/4][C][KH][KW][4]: the four output channels of a tap side by side
+    wq = np.ascontiguousarray(w4.reshape(K // 4, 4, C, KH, KW).transpose(0, 2, 3, 4, 1)).astype(np.int8)
+    wname, qname = ctx.array(node.name + "_wq", wq), declare(ctx, node.name + "_rq", table)
+    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
+    H, W, PT, PL = g["H"], g["W"], g["PT"], g["PL"]
+    PB, PR = g["OH"] + KH - 1 - H - PT, g["OW"] + KW - 1 - W - PL
+    HP, WP = H + PT + PB, W + PL + PR
+    lines = []
+    if PT or PB or PL or PR:
+        buf = ctx.ident(node.name + "_xpad")
+        ctx.decls.append(f"static int8_t {buf}[{C * HP * WP}];  /* padded input (scratch) */")
+        lines.append(f"td_pad_s8({x}, {buf}, {C}, {H}, {W}, {PT}, {PB}, {PL}, {PR}, {a['x_zp']});")
+        x = buf
+    lines.append(f"td_conv_fast({x}, {wname}, {qname}, {y}, {C}, {HP}, {WP}, {K}, {g['OH']}, {g['OW']}, "
+                 f"{KH}, {KW}, {a['lo']}, {a['hi']});")
+    return "\n".join(lines)
