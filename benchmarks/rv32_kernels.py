@@ -6,7 +6,7 @@ Each reference layer is a one-op float ONNX model quantized with onnxruntime (QD
 weights), compiled by tinydeploy and run with `network_run.run` (the code `tinydeploy run --target
 rv32` uses): the per-layer count is the layer's whole retired instructions (loops, bias, zero points,
 requantization, borders). Every run is also checked bit for bit against host C and the golden model.
-Winograd rows force the choice with TD_WINOGRAD=1 / 0 (see ops/conv_fast.py).
+`TD_FAST=0` in the environment selects the reference kernels (for A/B figures).
 """
 from __future__ import annotations
 
@@ -101,35 +101,32 @@ def measure(model: onnx.ModelProto, inputs: dict, config: Rv32Config | None = No
             "total": meas["total_instructions"], "wall": wall, "code_bytes": meas["code_bytes"]}
 
 
-def _with_winograd(flag: str | None):
-    if flag is None:
-        os.environ.pop("TD_WINOGRAD", None)
-    else:
-        os.environ["TD_WINOGRAD"] = flag
-
-
 def main(argv=None) -> int:
     rows, speed = [], []
     for name, build in LAYERS.items():
         q, inputs = quantized(build())
-        variants = [("direct", "0"), ("Winograd F(2x2,3x3)", "1")] if name.startswith("conv 3x3") else [("direct", "0")]
-        for kind, flag in variants:
-            _with_winograd(flag)
-            r = measure(q, inputs)
-            rows.append((name, kind, r))
+        res = {}
+        for kind, flag in (("reference", "0"), ("fast", "1")):
+            os.environ["TD_FAST"] = flag
+            res[kind] = r = measure(q, inputs)
             speed.append((r["total"], r["wall"]))
-            print(f"{name:34s} {kind:20s} {r['per_mac']:.3f} instr/MAC", file=sys.stderr)
-    _with_winograd(None)
+        os.environ.pop("TD_FAST", None)
+        rows.append((name, res))
+        print(f"{name:34s} {res['reference']['per_mac']:.3f} -> {res['fast']['per_mac']:.3f} instr/MAC", file=sys.stderr)
     total_i, total_t = sum(s[0] for s in speed), sum(s[1] for s in speed)
     lines = ["# rv32 kernels: instructions per MAC", "",
              "Plain RV32IMC (no SIMD, no MAC instruction), `-O2`, unicorn with exact retired-instruction",
              "counts; one instruction = one cycle. Per-layer counts include loops, bias, zero points,",
-             "requantization and borders (BRIEF section 5). Winograd counts are divided by the direct",
-             "convolution's MACs. Every row was checked bit for bit: rv32 == host C == golden.", "",
+             "requantization and borders (BRIEF section 5). The reference column is the generic kernel",
+             "(`TD_FAST=0`). Every run was checked bit for bit: rv32 == host C == golden.", "",
              "Rerun: `python benchmarks/rv32_kernels.py`", "",
-             "| layer | kernel | MACs | instructions | instr/MAC |", "| --- | --- | ---: | ---: | ---: |"]
-    for name, kind, r in rows:
-        lines.append(f"| {name} | {kind} | {r['macs']:,} | {r['instructions']:,} | {r['per_mac']:.3f} |")
+             "| layer | op | MACs | reference kernel instr/MAC | fast direct instructions | fast direct instr/MAC "
+             "| Winograd F(2x2,3x3) instr/MAC |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for name, res in rows:
+        r, f = res["reference"], res["fast"]
+        wino = "not implemented" if name.startswith("conv 3x3") else "n/a"
+        lines.append(f"| {name} | {f['op']} | {f['macs']:,} | {r['per_mac']:.3f} | {f['instructions']:,} "
+                     f"| {f['per_mac']:.3f} | {wino} |")
     lines += ["", f"Simulator speed over these runs (build excluded, engine set-up included): "
               f"{total_i / total_t / 1e6:.0f} M instructions/s ({total_i:,} instructions in {total_t:.2f} s)."]
     out = ROOT / "benchmarks" / "results" / "rv32_kernels.md"

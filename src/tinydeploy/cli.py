@@ -103,12 +103,13 @@ def main():
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True, help="C project directory.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write REPORT.json here.")
 @click.option("--shape", multiple=True, help="Static input shape, NAME=1x3x32x32 (repeatable).")
+@click.option("--target-config", "target_config", type=click.Path(dir_okay=False), help="Target description (TOML/JSON), e.g. rv32 sram_bytes, clock_hz.")
 @click.option("--exact-memory", is_flag=True, help="Prove the memory plan with CP-SAT (time-limited).")
 @_edge
-def compile(model, target, out_dir, report, shape, exact_memory):
+def compile(model, target, out_dir, report, shape, exact_memory, target_config):
     """Compile MODEL to a C project in OUT_DIR."""
     from .driver import compile_to_dir
-    rep = compile_to_dir(Path(model), target, Path(out_dir), parse_shapes(shape), exact_memory)
+    rep = compile_to_dir(Path(model), target, Path(out_dir), parse_shapes(shape), exact_memory, target_config)
     if report:
         write_file_atomic(Path(report), json.dumps(rep, indent=2))
     click.echo(f"wrote {out_dir}: arena {rep['memory']} bytes, lower bound {rep['memory_lower_bound']}", err=True)
@@ -121,11 +122,12 @@ def compile(model, target, out_dir, report, shape, exact_memory):
 @click.option("--outputs", "outputs_path", type=click.Path(dir_okay=False), required=True, help="OUT.npz")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write REPORT.json here.")
 @click.option("--shape", multiple=True, help="Static input shape, NAME=1x3x32x32 (repeatable).")
+@click.option("--target-config", "target_config", type=click.Path(dir_okay=False), help="Target description (TOML/JSON), e.g. rv32 sram_bytes, clock_hz.")
 @_edge
-def run(model, target, inputs_path, outputs_path, report, shape):
+def run(model, target, inputs_path, outputs_path, report, shape, target_config):
     """Compile MODEL, run it on TARGET with IN.npz, write OUT.npz."""
     from .driver import run_model
-    outs, rep = run_model(Path(model), target, Path(inputs_path), parse_shapes(shape))
+    outs, rep = run_model(Path(model), target, Path(inputs_path), parse_shapes(shape), target_config)
     import io
     buf = io.BytesIO()
     np.savez(buf, **outs)

@@ -59,16 +59,32 @@ def base_report(c: Compiled, target: str, t_compile: float) -> dict:
     }
 
 
-def compile_to_dir(model: Path, target: str, out_dir: Path, shapes: dict, exact: bool = False) -> dict:
+def target_config(target: str, path):
+    """The target description (`--target-config FILE`, TOML/JSON); None for targets without one."""
+    if target != "rv32":
+        if path is not None:
+            raise TinydeployError(f"--target-config: target {target} takes no configuration")
+        return None
+    from .targets.rv32.runner import Rv32Config
+    return Rv32Config.load(path)
+
+
+def compile_to_dir(model: Path, target: str, out_dir: Path, shapes: dict, exact: bool = False,
+                   config_path=None) -> dict:
     from .cli import Staged
+    config = target_config(target, config_path)
     t0 = time.perf_counter()
     c = compile_onnx(model, shapes, exact)
     with Staged(out_dir) as tmp:
         emit_c(c, tmp)
-    return base_report(c, target, time.perf_counter() - t0)
+    rep = base_report(c, target, time.perf_counter() - t0)
+    if config is not None:
+        rep["clock_hz"] = config.clock_hz
+    return rep
 
 
-def run_model(model: Path, target: str, inputs_path: Path, shapes: dict) -> tuple[dict, dict]:
+def run_model(model: Path, target: str, inputs_path: Path, shapes: dict, config_path=None) -> tuple[dict, dict]:
+    config = target_config(target, config_path)
     t0 = time.perf_counter()
     c = compile_onnx(model, shapes)
     t_compile = time.perf_counter() - t0
@@ -83,8 +99,6 @@ def run_model(model: Path, target: str, inputs_path: Path, shapes: dict) -> tupl
             from .targets.host import runner
             return runner.run(proj, c.graph, inputs, tmp), rep
         from .targets.rv32 import network_run
-        from .targets.rv32.runner import Rv32Config
-        config = Rv32Config()
         outs, meas = network_run.run(proj, c.graph, inputs, tmp, config)
         rep.update(clock_hz=config.clock_hz, cycles=meas["cycles"], sections=meas["sections"],
                    code_bytes=meas["code_bytes"], stack_used_bytes=meas["stack_used_bytes"])
