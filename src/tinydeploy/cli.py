@@ -172,5 +172,18 @@ def generate(checkpoint, target, prompt, steps, temperature, top_p, seed, report
     click.echo(summary(rep), err=True)
 
 
+@main.command("export-llama")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="MODEL.onnx")
+@click.option("--seq", default=64, show_default=True, help="Static sequence length T of the graph.")
+@_edge
+def export_llama(checkpoint, output, seq):
+    """Write a llama2.c CHECKPOINT as a float32 ONNX model (tokens [T] -> logits [T, vocab])."""
+    from .models.llama.export_onnx import export_llama as export
+    data = export(Path(checkpoint), seq)
+    write_file_atomic(Path(output), data)
+    click.echo(f"wrote {output}: {len(data):,} bytes, T={seq}", err=True)
+
+
 if __name__ == "__main__":
     main()
