@@ -31,7 +31,7 @@ def c_literal(v, dtype) -> str:
         s = repr(float(np.float32(f))) if dtype == np.float32 else repr(f)
         return s + ("f" if dtype == np.float32 else "")
     if dtype == np.int64:
-        return f"INT64_C({int(v)})"
+        return "INT64_MIN" if int(v) == -(1 << 63) else f"INT64_C({int(v)})"
     if dtype == np.uint64:
         return f"UINT64_C({int(v)})"
     if dtype == np.int32 and int(v) == -(1 << 31):

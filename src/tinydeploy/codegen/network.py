@@ -86,6 +86,9 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
     (out_dir / f"{prefix}network.h").write_text(render("network.h.j2", **kw))
     src = out_dir / f"{prefix}network.c"
     src.write_text(render("network.c.j2", **kw))
+    # a plain Makefile, so the project builds without tinydeploy: libnetwork.a (lib<prefix>network.a)
+    lib = "network" if prefix == "td_" else f"{prefix}network"
+    (out_dir / "Makefile").write_text(render("Makefile.j2", name=graph.name, p=prefix, lib=lib, sources=[src.name]))
     rt = out_dir / "runtime"
     rt.mkdir(exist_ok=True)
     for h in _with_includes(sorted(ctx.headers) + ["td_common.h"]):

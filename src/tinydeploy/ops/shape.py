@@ -21,8 +21,8 @@ def _const(node, graph, args, k, what):
     """Input k as a numpy value (from args when golden runs, else the graph constant)."""
     if len(node.inputs) <= k or not node.inputs[k]:
         return None
-    # checked on the graph even when golden has the value: the C code needs it at compile time
-    v = args[k] if args is not None and graph.tensors[node.inputs[k]].is_const else graph.const(node.inputs[k])
+    # golden passes args (complete_types runs before folding); emit passes None: C needs a constant
+    v = args[k] if args is not None else graph.const(node.inputs[k])
     if v is None:
         raise TinydeployError(f"node {node.name} ({node.op}): {what} '{node.inputs[k]}' must be a constant")
     return np.asarray(v)
@@ -198,8 +198,20 @@ def slices(node, graph, shape, args=None):
     for a, s, e, st in zip(axes, starts, ends, steps):
         if int(st) == 0:
             raise TinydeployError(f"node {node.name} (Slice): step 0")
-        out[a] = slice(int(s), int(e), int(st))
+        out[a] = _onnx_slice(int(s), int(e), int(st), shape[a])
     return out
+
+
+def _onnx_slice(start, end, step, dim) -> slice:
+    """ONNX clamping, which differs from Python's for negative steps: a start before the
+    beginning clamps to 0 (Python: empty), an end before the beginning means "through index 0"."""
+    start += dim if start < 0 else 0
+    end += dim if end < 0 else 0
+    if step > 0:
+        start, end = min(max(start, 0), dim), min(max(end, 0), dim)
+    else:
+        start, end = min(max(start, 0), dim - 1), min(max(end, -1), dim - 1)
+    return slice(start, None if end < 0 else end, step)
 
 
 def _emit_slice(node, graph, ctx):

@@ -1,0 +1,140 @@
+"""Float activations, Clip/PRelu/IsNaN/IsInf, comparisons and logic vs ONNX Runtime and host C;
+integer activations (DequantizeLinear → f → QuantizeLinear) as lookup tables vs ORT."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+
+import ops_testlib
+from helpers import golden_and_host, ort_run
+from ops_testlib import Cases
+
+# element types these tests feed and read besides the testlib's own
+ops_testlib._ONNX.update({np.dtype(np.bool_): TensorProto.BOOL, np.dtype(np.int16): TensorProto.INT16,
+                          np.dtype(np.int64): TensorProto.INT64, np.dtype(np.uint16): TensorProto.UINT16})
+
+# (op, attrs, input range): ranges keep Log/Reciprocal away from their poles
+UNARY = [
+    ("Relu", {}, None), ("LeakyRelu", {"alpha": 0.1}, None), ("ThresholdedRelu", {"alpha": 0.5}, None),
+    ("Sigmoid", {}, None), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}, None), ("HardSwish", {}, None),
+    ("Tanh", {}, None), ("Erf", {}, None), ("Exp", {}, None), ("Log", {}, (0.01, 10)), ("Abs", {}, None),
+    ("Neg", {}, None), ("Floor", {}, None), ("Ceil", {}, None), ("Round", {}, None),
+    ("Reciprocal", {}, (0.1, 10)), ("Softplus", {}, None), ("Softsign", {}, None), ("Elu", {"alpha": 0.7}, None),
+    ("Selu", {}, None), ("Celu", {"alpha": 1.3}, None), ("Mish", {}, None), ("Sin", {}, None), ("Cos", {}, None),
+    ("Tan", {}, (-1.2, 1.2)), ("Sinh", {}, None), ("Cosh", {}, None), ("Sign", {}, None),
+    ("Shrink", {"lambd": 0.3, "bias": 0.1}, None), ("Gelu", {}, None), ("Gelu", {"approximate": "tanh"}, None),
+]
+
+
+def _float_cases():
+    b = Cases(seed=20, opset=20)
+    for op, attrs, rng in UNARY:
+        if rng is None:
+            v = b.rng.standard_normal((3, 7)).astype(np.float32) * 3
+        else:
+            v = b.rng.uniform(rng[0], rng[1], (3, 7)).astype(np.float32)
+        if op in ("Round", "Floor", "Ceil"):   # exact halves and integers are the interesting cases
+            v.reshape(-1)[:10] = [0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 3.0, -4.0, 1e9, -0.0]
+        b.out(b.op(op, b.raw_input((3, 7), np.float32, values=v), **attrs), label=op)
+    b.out(b.op("Sigmoid", b.raw_input((5,), np.float32, values=np.float32([-100, -20, 0, 20, 100]))), label="sig_ext")
+    x = b.raw_input((2, 3, 4), np.float32)
+    b.out(b.op("PRelu", x, b.fconst(b.rng.uniform(0.05, 0.5, (3, 1)))), label="prelu_bcast")
+    b.out(b.op("Clip", x, b.fconst(np.float32(-0.5)), b.fconst(np.float32(0.7))), label="clip")
+    b.out(b.op("Clip", x, "", b.fconst(np.float32(0.2))), label="clip_max_only")
+    xi = b.raw_input((4, 5), np.int32, low=-1000, high=1000)
+    b.out(b.op("Clip", xi, b.c_int(np.int32(-10)), b.c_int(np.int32(300))), np.int32, label="clip_i32")
+    return b
+
+
+def _c_int(self, v):
+    return self._const(np.asarray(v), "ci")
+
+
+Cases.c_int = _c_int
+
+
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_float_activations_match_ort_and_golden(cc):
+    c, _ = _float_cases().check(cc=cc, rtol=2e-5, atol=2e-6)
+    assert {n.op for n in c.graph.nodes} >= {"Sigmoid", "Gelu", "Round", "PRelu", "Clip"}
+
+
+def test_round_floor_ceil_are_exact_in_c():
+    """These need no libm: check special values bit for bit (±0 compare equal)."""
+    v = np.float32([0.5, 1.5, 2.5, -0.5, -2.5, 8388607.5, 8388609.0, -8388609.0, 1e30, np.inf, -np.inf,
+                    np.nan, 0.49999997, -0.49999997, 1.0000001, -3.7])
+    b = Cases(seed=0, opset=17)
+    for op in ("Round", "Floor", "Ceil"):
+        b.out(b.op(op, b.raw_input(v.shape, np.float32, values=v)), label=op)
+    _, gold, host, ref = b.run()
+    for name in b.kinds:
+        np.testing.assert_array_equal(host[name], ref[name])
+        np.testing.assert_array_equal(gold[name], ref[name])
+
+
+def test_isnan_isinf_and_logic():
+    v = np.float32([0, np.nan, np.inf, -np.inf, 1.5, -2])
+    b = Cases(seed=1, opset=20)
+    x = b.raw_input(v.shape, np.float32, values=v)
+    b.out(b.op("IsNaN", x), np.bool_, label="isnan")
+    b.out(b.op("IsInf", x, detect_negative=0), np.bool_, label="isinf_pos")
+    a = b.raw_input((2, 1, 3), np.int16, low=-3, high=3)
+    c = b.raw_input((4, 1), np.int16, low=-3, high=3)
+    lt = b.op("Less", a, c)
+    eq = b.op("Equal", a, c)
+    for op in ("And", "Or", "Xor"):
+        b.out(b.op(op, lt, eq), np.bool_, label=op)
+    b.out(b.op("Not", lt), np.bool_, label="not")
+    b.out(b.op("GreaterOrEqual", b.raw_input((3, 4), np.float32), b.raw_input((4,), np.float32)), np.bool_, label="ge")
+    b.out(b.op("BitwiseXor", a, c), np.int16, label="bxor")
+    b.check()
+
+
+_ONNX_BOOL = TensorProto.BOOL
+
+
+def test_bool_outputs_are_bool():
+    g = helper.make_graph([helper.make_node("Greater", ["a", "b"], ["y"])], "g",
+                          [helper.make_tensor_value_info("a", TensorProto.FLOAT, [4]),
+                           helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])],
+                          [helper.make_tensor_value_info("y", _ONNX_BOOL, [4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    feeds = {"a": np.float32([1, 2, 3, 4]), "b": np.float32([2.5])}
+    _, gold, host = golden_and_host(m, feeds)
+    assert host["y"].dtype == np.bool_ and list(host["y"]) == [False, False, True, True]
+    np.testing.assert_array_equal(gold["y"], ort_run(m, feeds)["y"])
+
+
+QACT = [("Sigmoid", {}), ("Tanh", {}), ("Gelu", {}), ("HardSwish", {}), ("LeakyRelu", {"alpha": 0.2}),
+        ("Elu", {}), ("Softplus", {}), ("Exp", {}), ("Erf", {}), ("Mish", {}), ("HardSigmoid", {})]
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8])
+def test_quantized_activations_become_lookup_tables(dtype):
+    b = Cases(seed=3, opset=20)
+    zp = 128 if dtype == np.uint8 else 0
+    for op, attrs in QACT:
+        x = b.act((4, 64), scale=0.04, zp=zp + 5, dtype=dtype)
+        b.q_out(b.op(op, x, **attrs), scale=0.02, zp=zp - 20, dtype=dtype, label=op)
+    c, stats = b.check(max_lsb=1)
+    ops = {n.op for n in c.graph.nodes}
+    assert "QLut" in ops and not ops & {"DequantizeLinear", "QuantizeLinear", "Sigmoid", "Gelu"}
+    assert max(s[0] for s in stats.values()) <= 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-50, 50, width=32), min_size=1, max_size=12),
+       st.sampled_from([op for op, _, r in UNARY if r is None]))
+def test_unary_golden_matches_ort(values, op):
+    """Golden model only (fast): any float input, any op of the table, against ORT."""
+    from helpers import compile_model
+    from tinydeploy.golden import run_graph
+    attrs = dict(next(a for o, a, _ in UNARY if o == op))
+    v = np.float32(values)
+    g = helper.make_graph([helper.make_node(op, ["x"], ["y"], **attrs)], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [len(v)])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [len(v)])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)])
+    gold = run_graph(compile_model(m).graph, {"x": v})["y"]
+    np.testing.assert_allclose(gold, ort_run(m, {"x": v})["y"], rtol=2e-5, atol=2e-6)
