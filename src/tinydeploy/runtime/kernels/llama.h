@@ -106,17 +106,97 @@ static inline void tdl_rmsnorm_q8(const int16_t *x, int n, int D, const int16_t 
     }
 }
 
+/* acc += x * b. On RISC-V one asm statement keeps mul and add together (as in td_fast.h): left to
+ * itself clang issues all products of an unrolled step before their adds and spills them. */
+#if defined(__riscv) && !defined(TD_NO_ASM)
+#define TDL_MAC(acc, x, b) do { int32_t t_;                                                      \
+        __asm__ volatile("mul %1, %2, %3\n\tadd %0, %0, %1" : "+r"(acc), "=&r"(t_) : "r"(x), "r"(b)); } while (0)
+#define TDL_BARRIER() __asm__ volatile("" ::: "memory")
+#else
+#define TDL_MAC(acc, x, b) ((acc) += (x) * (b))
+#define TDL_BARRIER() do { } while (0)
+#endif
+/* one column o of 4 weight rows against one activation */
+#define TDL_Q8_COL(o) do { int32_t x_ = xp[(o)];                                                 \
+        TDL_MAC(p0, x_, (int32_t)w0[(o)]); TDL_MAC(p1, x_, (int32_t)w1[(o)]);                      \
+        TDL_MAC(p2, x_, (int32_t)w2[(o)]); TDL_MAC(p3, x_, (int32_t)w3[(o)]); } while (0)
+#define TDL_Q8_COL4(o) do { TDL_Q8_COL((o)); TDL_Q8_COL((o) + 1); TDL_Q8_COL((o) + 2);             \
+        TDL_Q8_COL((o) + 3); TDL_BARRIER(); } while (0)
+
+static inline void tdl_linear_q8_out(void *out, int out32, int idx, int64_t acc, tdl_scale s, int bits)
+{
+    int64_t v = tdl_sat(tdl_apply(acc, s), bits);
+    if (out32) ((int32_t *)out)[idx] = (int32_t)v;
+    else ((int16_t *)out)[idx] = (int16_t)v;
+}
+
 /* out[t, j] = sat(apply(sum_g mw_g sum_{i in g} x8_i w8_ji, F_t * c)), groups of 32 over the
- * flattened [rows, cols] weight (they may straddle rows) */
+ * flattened [rows, cols] weight (they may straddle rows).
+ * Fast path: 4 rows per pass that share their group borders (rows P apart, P = 32 / gcd(cols, 32):
+ * row j + P starts P * cols / 32 groups after row j at the same offset within a group), so each
+ * activation load feeds 4 MACs; int32 partial sums per group (|sum| <= 32 * 127 * 128 < 2^31), one
+ * 64-bit multiply by the group mantissa per group and row; whole groups fully unrolled. Integer
+ * sums in another order: the result is the same to the bit. */
 static inline void tdl_linear_q8(const int8_t *x8, const int32_t *F, int n, const int8_t *w8,
                                  const int16_t *mw, int rows, int cols, tdl_scale c, int bits,
                                  void *out, int out32)
 {
+    int gcd = cols & 31 ? (cols & -cols) : 32;
+    int P = 32 / gcd;
+    int fast = rows % (4 * P) == 0;
+    int32_t gstep = P * cols / 32; /* groups between rows j and j + P */
     for (int t = 0; t < n; t++) {
         const int8_t *xr = x8 + t * cols;
         tdl_scale f = {F[2 * t], F[2 * t + 1]};
         tdl_scale s = tdl_mul(f, c);
-        for (int j = 0; j < rows; j++) {
+        int j0 = 0;
+        if (fast) {
+            for (int jb = 0; jb < rows; jb += 4 * P)
+                for (int r = 0; r < P; r++) {
+                    int j = jb + r;
+                    int32_t base = j * cols;
+                    const int8_t *w0 = w8 + base, *w1 = w0 + P * cols, *w2 = w1 + P * cols,
+                                 *w3 = w2 + P * cols;
+                    const int8_t *xp = xr;
+                    int64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                    int i = 0;
+                    while (i < cols) {
+                        int32_t g = (base + i) >> 5;
+                        int end = ((g + 1) << 5) - base;
+                        if (end > cols) end = cols;
+                        int len = end - i;
+                        int32_t p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+                        if (len == 32) {
+                            TDL_Q8_COL4(0); TDL_Q8_COL4(4); TDL_Q8_COL4(8); TDL_Q8_COL4(12);
+                            TDL_Q8_COL4(16); TDL_Q8_COL4(20); TDL_Q8_COL4(24); TDL_Q8_COL4(28);
+                            xp += 32; w0 += 32; w1 += 32; w2 += 32; w3 += 32;
+                        } else {
+                            int k = 0;
+                            for (; k + 4 <= len; k += 4) {
+                                TDL_Q8_COL4(0);
+                                xp += 4; w0 += 4; w1 += 4; w2 += 4; w3 += 4;
+                            }
+                            for (; k < len; k++) {
+                                TDL_Q8_COL(0);
+                                xp++; w0++; w1++; w2++; w3++;
+                            }
+                        }
+                        const int16_t *m = mw + g;
+                        a0 += (int64_t)m[0] * p0;
+                        a1 += (int64_t)m[gstep] * p1;
+                        a2 += (int64_t)m[2 * gstep] * p2;
+                        a3 += (int64_t)m[3 * gstep] * p3;
+                        i = end;
+                    }
+                    int o = t * rows + j;
+                    tdl_linear_q8_out(out, out32, o, a0, s, bits);
+                    tdl_linear_q8_out(out, out32, o + P, a1, s, bits);
+                    tdl_linear_q8_out(out, out32, o + 2 * P, a2, s, bits);
+                    tdl_linear_q8_out(out, out32, o + 3 * P, a3, s, bits);
+                }
+            j0 = rows;
+        }
+        for (int j = j0; j < rows; j++) {
             int32_t base = j * cols;
             const int8_t *wr = w8 + base;
             int64_t acc = 0;
@@ -129,9 +209,7 @@ static inline void tdl_linear_q8(const int8_t *x8, const int32_t *F, int n, cons
                 for (; i < end; i++) part += (int32_t)xr[i] * wr[i];
                 acc += (int64_t)mw[g] * part;
             }
-            int64_t v = tdl_sat(tdl_apply(acc, s), bits);
-            if (out32) ((int32_t *)out)[t * rows + j] = (int32_t)v;
-            else ((int16_t *)out)[t * rows + j] = (int16_t)v;
+            tdl_linear_q8_out(out, out32, t * rows + j, acc, s, bits);
         }
     }
 }
