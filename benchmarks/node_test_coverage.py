@@ -53,13 +53,15 @@ def _schemas() -> list[str]:
 
 
 def op_of(name: str, model, schemas) -> str:
-    """The operator a case tests: the name's longest matching op, else a single node's op."""
+    """The operator a case tests: a single-op model's op, else the name's longest matching op."""
+    nodes = [n.op_type for n in model.graph.node if n.op_type != "Constant"]
+    if len(set(nodes)) == 1:
+        return nodes[0]
     key = name[len("test_"):].replace("_", "").lower()
     for op in schemas:
         if key.startswith(op.lower()):
             return op
-    nodes = [n.op_type for n in model.graph.node]
-    return nodes[0] if len(set(nodes)) == 1 else "(composite)"
+    return nodes[0] if nodes else "Constant"
 
 
 def category(reason: str) -> str:

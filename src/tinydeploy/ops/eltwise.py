@@ -9,6 +9,8 @@ Integer formulas (runtime/kernels/eltwise.h, TFLite-style for Add):
     rounding of (sa(a - za) + sb(b - zb)) / sy up to ~2^-20 LSB: 0–1 LSB from onnxruntime.
     QSub, QMax, QMin: the same with xa - xb, max, min (the rescaling is monotonic).
     QMul:  y = clamp(requant((a - za)(b - zb), M, S) + zy, lo, hi),  M·2^-S = sa·sb / sy.
+Every kernel reads its operands at index k before writing y[k], so the output may take input 0's
+bytes (inplace; the planner checks that input 0 dies here and is as large as the output).
 Div, Pow and Mod stay float in quantized graphs (scalar-constant forms become lookup tables in
 passes/lut.py); inputs with per-channel quantization fall back to float too.
 """
@@ -134,7 +136,7 @@ def _mod(node, a, b):
 _div = lambda node, a, b: a / b if a.dtype.kind == "f" else _int_div(a, b)  # noqa: E731
 for _name, _fn in {"Add": lambda n, a, b: a + b, "Sub": lambda n, a, b: a - b, "Mul": lambda n, a, b: a * b,
                    "Div": _div, "Pow": _pow, "Mod": _mod}.items():
-    register(_name, emit=_emit_binary, header="eltwise.h",
+    register(_name, emit=_emit_binary, header="eltwise.h", inplace=True,
              lower=(lambda m, g, _op=_name: lower_binary(m, g, _op)) if _name in ("Add", "Sub", "Mul") else None,
              macs=lambda n, g: 0)(_binary(_fn))
 
@@ -150,11 +152,11 @@ def _variadic(reduce_fn, mean=False):
     return golden
 
 
-register("Sum", emit=_emit_binary, header="eltwise.h")(_variadic(np.add))
-register("Mean", emit=_emit_binary, header="eltwise.h")(_variadic(np.add, mean=True))
-register("Max", emit=_emit_binary, header="eltwise.h", lower=lambda m, g: lower_binary(m, g, "Max"))(
+register("Sum", emit=_emit_binary, header="eltwise.h", inplace=True)(_variadic(np.add))
+register("Mean", emit=_emit_binary, header="eltwise.h", inplace=True)(_variadic(np.add, mean=True))
+register("Max", emit=_emit_binary, header="eltwise.h", inplace=True, lower=lambda m, g: lower_binary(m, g, "Max"))(
     _variadic(np.maximum))
-register("Min", emit=_emit_binary, header="eltwise.h", lower=lambda m, g: lower_binary(m, g, "Min"))(
+register("Min", emit=_emit_binary, header="eltwise.h", inplace=True, lower=lambda m, g: lower_binary(m, g, "Min"))(
     _variadic(np.minimum))
 
 
@@ -220,5 +222,5 @@ def _emit_q(node, graph, ctx) -> str:
 
 
 for _q in _QOP.values():
-    register(_q, emit=_emit_q, header="eltwise.h",
+    register(_q, emit=_emit_q, header="eltwise.h", inplace=True,
              macs=lambda n, g: prod(g.tensors[n.outputs[0]].shape) if n.op == "QMul" else 0)(_qgolden)

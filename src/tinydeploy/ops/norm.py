@@ -97,8 +97,8 @@ def _macs(node, graph):
     return 2 * graph.tensors[node.inputs[0]].size
 
 
-register("LayerNormalization", emit=_emit, macs=_macs, header="norm.h", lower=lambda m, g: lower_norm(m, g))(_float)
-register("RMSNormalization", emit=_emit, macs=_macs, header="norm.h", lower=lambda m, g: lower_norm(m, g))(_float)
+register("LayerNormalization", emit=_emit, inplace=True, macs=_macs, header="norm.h", lower=lambda m, g: lower_norm(m, g))(_float)
+register("RMSNormalization", emit=_emit, inplace=True, macs=_macs, header="norm.h", lower=lambda m, g: lower_norm(m, g))(_float)
 
 
 # ---- int8 -----------------------------------------------------------------------------------------
@@ -172,7 +172,7 @@ def rsqrt_q30(w: np.ndarray) -> np.ndarray:
     return R.astype(np.int64)
 
 
-@register("QLayerNorm", header="norm.h", macs=_macs, emit=lambda n, g, c: _emit_q(n, g, c))
+@register("QLayerNorm", header="norm.h", inplace=True, macs=_macs, emit=lambda n, g, c: _emit_q(n, g, c))
 def qlayernorm(node, graph, args):
     a = node.attrs
     x = args[0]

@@ -51,12 +51,12 @@ def _float(node, graph, args, log):
     return [y.astype(np.float32).reshape(x.shape)]
 
 
-@register("Softmax", emit=_emit, header="softmax.h", lower=lambda m, g: lower_softmax(m, g))
+@register("Softmax", emit=_emit, inplace=True, header="softmax.h", lower=lambda m, g: lower_softmax(m, g))
 def softmax(node, graph, args):
     return _float(node, graph, args, log=False)
 
 
-@register("LogSoftmax", emit=_emit, header="softmax.h")
+@register("LogSoftmax", emit=_emit, inplace=True, header="softmax.h")
 def log_softmax(node, graph, args):
     return _float(node, graph, args, log=True)
 
@@ -102,7 +102,7 @@ def _emit_q(node, graph, ctx) -> str:
             f"{a['C']}u, {a['Sc']}, {a['zy']}, {a['lo']}, {a['hi']});")
 
 
-@register("QSoftmax", emit=_emit_q, header="softmax.h")
+@register("QSoftmax", emit=_emit_q, inplace=True, header="softmax.h")
 def qsoftmax(node, graph, args):
     a = node.attrs
     x = args[0]

@@ -17,6 +17,11 @@ def _keep(node, graph: Graph) -> bool:
 def fold_constants(graph: Graph) -> Graph:
     kept = []
     for node in graph.nodes:
+        like = graph.tensors[node.inputs[1]] if node.op == "CastLike" else None
+        if like is not None and like.dtype is not None:   # only the example's type matters
+            import onnx.helper
+            node.op, node.inputs = "Cast", node.inputs[:1]
+            node.attrs["to"] = int(onnx.helper.np_dtype_to_tensor_dtype(np.dtype(like.dtype)))
         if node.op in ("Shape", "Size") and graph.tensors[node.inputs[0]].shape is not None:
             shape = graph.tensors[node.inputs[0]].shape
             if node.op == "Size":

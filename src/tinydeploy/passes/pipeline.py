@@ -11,6 +11,7 @@ from .validate_ops import validate_ops
 
 PASSES = [
     validate_ops,       # every op known, before any work is done
+    fold_constants,     # first where shapes are known: ops whose parameters must be constant can run
     complete_types,     # static shapes everywhere (golden model on zeros where ONNX could not)
     fold_constants,     # shape subgraphs and constant expressions → initializers
     drop_noops,         # identity / no-op reshape, transpose, cast

@@ -1,6 +1,6 @@
 """From a graph to the planner's input: one Buffer per activation (alias groups merged), in-place hints.
 
-Step k+1 runs node k; graph inputs are live from step 0, graph outputs until the last step.
+Step k+1 runs node k; graph inputs are live from step 0, graph outputs past the last step.
 An alias op (Reshape, Flatten, …) makes its output the same bytes as its input: one group, one buffer.
 """
 from __future__ import annotations
@@ -40,8 +40,8 @@ def graph_buffers(graph: Graph, align: int = 16) -> tuple[list[Buffer], list[InP
             if o:
                 start.setdefault(r(o), k)
                 end[r(o)] = max(end.get(r(o), k), k)
-    for o in graph.outputs:
-        end[r(o)] = last
+    for o in graph.outputs:   # read after the last step: no in-place op at the last step may reuse it
+        end[r(o)] = last + 1
     for n in graph.inputs:  # an input nobody reads still needs its bytes
         end.setdefault(r(n), 0)
     buffers = [Buffer(n, graph.tensors[n].nbytes, start[n], end[n]) for n in start]
