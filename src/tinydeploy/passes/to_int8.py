@@ -26,7 +26,6 @@ def to_int8(graph: Graph) -> Graph:
         elif node.op == "QuantizeLinear":
             targets.update(n for n in node.outputs[:1] + node.inputs[2:3] if uint8(n))
     _through_data_movement(graph, targets)
-    _through_data_movement(graph, targets)
     if not targets:
         return graph
     new_nodes: list[Node] = []
@@ -52,27 +51,6 @@ def to_int8(graph: Graph) -> Graph:
                     new_nodes.append(Node("S8ToU8", f"{o}_to_u8", [s8], [o]))
     graph.nodes = new_nodes
     return graph
-
-
-# ops that move uint8 values without looking at them (MaxPool: order is the same after the shift)
-_PASS_THROUGH = {"MaxPool", "GlobalMaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
-                 "Identity", "Slice", "Split", "Gather", "Tile", "Expand"}
-
-
-def _through_data_movement(graph: Graph, targets: set[str]) -> None:
-    """A QOperator graph runs MaxPool / Reshape / … on the uint8 tensors themselves: their data input
-    and outputs must change type together (else an int8 tensor would feed a uint8-typed one)."""
-    uint8 = lambda n: n and graph.tensors[n].dtype == np.uint8 and not graph.tensors[n].is_const  # noqa: E731
-    changed = True
-    while changed:
-        changed = False
-        for node in graph.nodes:
-            if node.op not in _PASS_THROUGH or not node.inputs:
-                continue
-            group = [n for n in node.inputs[:1] + node.outputs if uint8(n)]
-            if any(n in targets for n in group) and not all(n in targets for n in group):
-                targets.update(group)
-                changed = True
 
 
 # ops that move uint8 values without looking at them (MaxPool: order is the same after the shift)
