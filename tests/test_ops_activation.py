@@ -138,3 +138,33 @@ def test_unary_golden_matches_ort(values, op):
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)])
     gold = run_graph(compile_model(m).graph, {"x": v})["y"]
     np.testing.assert_allclose(gold, ort_run(m, {"x": v})["y"], rtol=2e-5, atol=2e-6)
+
+
+def test_float_kernels_on_rv32_bare_metal(tmp_path):
+    """The freestanding build (runtime/baremetal/libm.c instead of <math.h>) against ORT and host."""
+    import subprocess
+    import sys
+
+    import onnx
+    b = Cases(seed=21, opset=20)
+    x = b.raw_input((2, 3, 4), np.float32)
+    for op in ("Sigmoid", "Gelu", "Sin", "Cos", "Tanh", "Erf", "Softplus", "Round", "Mish", "Elu", "HardSwish"):
+        b.out(b.op(op, x), label=op)
+    b.out(b.op("Log", b.op("Abs", x)), label="log")
+    b.out(b.op("Pad", b.op("Transpose", x, perm=[2, 0, 1]), b._const(np.int64([0, 1, 1, 0, 1, 2]), "p"),
+               mode="reflect"), label="pad")
+    b.out(b.op("Where", b.op("Less", x, b.fconst(np.float32(0))), x, b.fconst(np.float32(7))), label="where")
+    m = b.model()
+    onnx.save(m, tmp_path / "m.onnx")
+    np.savez(tmp_path / "in.npz", **b.feeds)
+    outs = {}
+    for target in ("rv32", "host"):
+        r = subprocess.run([sys.executable, "-m", "tinydeploy.cli", "run", str(tmp_path / "m.onnx"), "--target", target,
+                            "--inputs", str(tmp_path / "in.npz"), "--outputs", str(tmp_path / f"{target}.npz")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        outs[target] = np.load(tmp_path / f"{target}.npz")
+    ref = ort_run(m, b.feeds)
+    for name in ref:
+        np.testing.assert_allclose(outs["rv32"][name], ref[name], rtol=1e-5, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(outs["rv32"][name], outs["host"][name], rtol=1e-5, atol=1e-6, err_msg=name)

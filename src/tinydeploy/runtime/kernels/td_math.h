@@ -2,8 +2,8 @@
  * hosted builds take <math.h>; freestanding builds (-ffreestanding, bare metal) declare the same
  * functions, which runtime/baremetal/libm.c provides: expf logf tanhf erff sinf cosf.
  * Rounding, floor, ceil and fabs are done here without libm: they are exact bit operations. */
-#ifndef TD_MATH_H
-#define TD_MATH_H
+#ifndef TD_KMATH_H
+#define TD_KMATH_H
 #include <stdint.h>
 #if defined(__STDC_HOSTED__) && __STDC_HOSTED__
 #include <math.h>
