@@ -54,3 +54,20 @@ def test_model(name, cfg):
 def test_model_compilers_and_sanitizers(name, cfg, cc, extra):
     q = _quantized(name, cfg)
     check_model(q, T.random_inputs(q, seed=8)[0], cc=cc, extra=extra)
+
+
+@pytest.mark.parametrize("name,cfg", [("transformer_block", ("qdq", "int8", "int8", True)),
+                                      ("cnn", ("qoperator", "uint8", "int8", False))], ids=["transformer", "cnn"])
+def test_model_rv32_bit_exact(name, cfg, tmp_path):
+    """The same integer kernels, freestanding on the RV32IMC simulator: equal to golden bit for bit."""
+    import onnx
+
+    from tinydeploy.driver import run_model
+    q = _quantized(name, cfg)
+    onnx.save(q, tmp_path / "m.onnx")
+    np.savez(tmp_path / "in.npz", **T.random_inputs(q, seed=9)[0])
+    gold, _ = run_model(tmp_path / "m.onnx", "golden", tmp_path / "in.npz", {})
+    rv, report = run_model(tmp_path / "m.onnx", "rv32", tmp_path / "in.npz", {})
+    assert report["cycles"] > 0
+    for k in gold:
+        assert np.array_equal(gold[k], rv[k]), k

@@ -75,3 +75,36 @@ def test_quantized_rmsnorm_opset23():
 
 def test_quantized_norm_sanitizers():
     _quant_cases(np.int8, opset=23).check(cc="clang", extra=["-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
+
+
+# ---- property: the integer golden against exact (float64) normalisation, no ORT needed -----------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from tinydeploy.ir import Node  # noqa: E402
+from tinydeploy.ops.norm import norm_params, qlayernorm  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(D=st.integers(1, 600), sx=st.floats(0.002, 1.0), zx=st.integers(-128, 127), sy=st.floats(0.005, 0.2),
+       zy=st.integers(-50, 50), eps=st.sampled_from([1e-6, 1e-5, 1e-3, 0.1]), rms=st.booleans(),
+       seed=st.integers(0, 2**31))
+def test_qlayernorm_golden_is_correctly_rounded(D, sx, zx, sy, zy, eps, rms, seed):
+    """Off by at most 1 LSB from the exactly rounded LayerNorm / RMSNorm, only within 0.02 LSB of a tie."""
+    r = np.random.default_rng(seed)
+    x = r.integers(-128, 128, (4, D)).astype(np.int8)
+    x[0] = x[0, 0]                                     # a constant row
+    gamma, beta = 1 + 0.5 * r.standard_normal(D), (None if rms else 0.3 * r.standard_normal(D))
+    p = norm_params(D, eps, sx, sy, zy, gamma, beta)
+    if p is None:
+        return
+    node = Node("QLayerNorm", "n", ["x"], ["y"], dict(axis=-1, rms=int(rms), zx=zx, E16=p[0], Mg=p[1], Bq=p[2],
+                                                     Sg=p[3], lo=-128, hi=127))
+    y = qlayernorm(node, None, [x])[0].astype(np.int64)
+    v = (x.astype(np.float64) - zx) * sx
+    c = v if rms else v - v.mean(axis=1, keepdims=True)
+    n = c / np.sqrt((c * c).mean(axis=1, keepdims=True) + eps)
+    exact = (n * gamma + (0 if beta is None else beta)) / sy + zy
+    ref = np.clip(np.rint(exact), -128, 127)
+    off = y != ref
+    assert np.abs(y - ref).max() <= 1
+    assert np.all(np.abs(np.abs(exact[off] - np.floor(exact[off])) - 0.5) < 0.02), exact[off]

@@ -43,3 +43,28 @@ def test_quantized_softmax(dtype):
 
 def test_quantized_softmax_sanitizers():
     _quant_cases().check(cc="clang", extra=["-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
+
+
+# ---- property: the integer golden against exact (float64) softmax, no ORT needed -----------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from tinydeploy.ir import Node  # noqa: E402
+from tinydeploy.ops.softmax import exp_table, qsoftmax, reciprocal_constant  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(L=st.integers(1, 300), sx=st.floats(0.003, 2.0), sy=st.sampled_from([1 / 256, 1 / 255, 1 / 200, 0.01]),
+       seed=st.integers(0, 2**31))
+def test_qsoftmax_golden_is_correctly_rounded(L, sx, sy, seed):
+    """Off by at most 1 LSB from the exactly rounded softmax, and only within 0.02 LSB of a tie."""
+    x = np.random.default_rng(seed).integers(-128, 128, (3, L)).astype(np.int8)
+    C, Sc = reciprocal_constant(sy)
+    node = Node("QSoftmax", "s", ["x"], ["y"], dict(axis=-1, table=exp_table(sx), C=C, Sc=Sc, zy=-128, lo=-128, hi=127))
+    y = qsoftmax(node, None, [x])[0].astype(np.int64)
+    v = x.astype(np.float64) * sx
+    p = np.exp(v - v.max(axis=1, keepdims=True))
+    exact = p / p.sum(axis=1, keepdims=True) / sy - 128
+    ref = np.clip(np.rint(exact), -128, 127)
+    off = y != ref
+    assert np.abs(y - ref).max() <= 1
+    assert np.all(np.abs(np.abs(exact[off] - np.floor(exact[off])) - 0.5) < 0.02), exact[off]
