@@ -110,6 +110,8 @@ def _q_moves(b, same: bool, dtype=np.int8):
     out(b.op("Pad", x, _ints(b, [0, 0, 1, 1, 0, 0, 1, 1]), b.fconst(np.float32(0.5))), "pad_const")
     out(b.op("Pad", x, _ints(b, [0, 0, 1, 1, 0, 0, 1, 1]), mode="reflect"), "pad_reflect")
     out(b.op("DepthToSpace", qx((1, 4, 2, 2)), blocksize=2), "d2s")
+    for k, part in enumerate(b.op("Split", x, _ints(b, [1, 3]), axis=2, n_out=2)):
+        out(part, f"split{k}")
     # Concat of three scales (QLinearConcat), one of them a float constant
     a, c = b.act((2, 3), scale=0.02, zp=zp + 1, dtype=dtype), b.act((2, 2), scale=0.07, zp=zp - 4, dtype=dtype)
     out(b.op("Concat", a, c, b.fconst(b.rng.standard_normal((2, 1))), axis=1), "concat")
@@ -147,6 +149,45 @@ def test_qlinearconcat_qoperator(tmp_path):
     assert np.array_equal(gold["y"], host["y"])
     assert np.abs(gold["y"].astype(int) - ort_run(m, feeds)["y"].astype(int)).max() <= 1
     assert "QRequant" in {n.op for n in c.graph.nodes}
+
+
+def _cnn_with_moves():
+    """conv → relu → transpose → reshape → split → (sigmoid) → concat → slice → pad, and a maxpool branch."""
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["x", "W"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 3, 1]), helper.make_node("Reshape", ["t", "shp"], ["rs"]),
+        helper.make_node("Split", ["rs", "sp"], ["s0", "s1"], axis=2), helper.make_node("Sigmoid", ["s1"], ["sg"]),
+        helper.make_node("Concat", ["s0", "sg"], ["cc"], axis=2),
+        helper.make_node("Slice", ["cc", "st", "en", "ax"], ["sl"]),
+        helper.make_node("Pad", ["sl", "pads"], ["pd"], mode="reflect"),
+        helper.make_node("MaxPool", ["c"], ["mp"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["mp"], ["y2"]),
+    ]
+    inits = [numpy_helper.from_array(w, "W")] + [numpy_helper.from_array(np.int64(v), n) for n, v in (
+        ("shp", [1, 64, 8]), ("sp", [3, 5]), ("st", [1]), ("en", [7]), ("ax", [2]), ("pads", [0, 1, 0, 0, 1, 0]))]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+                          [helper.make_tensor_value_info("pd", TensorProto.FLOAT, None),
+                           helper.make_tensor_value_info("y2", TensorProto.FLOAT, None)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return onnx.shape_inference.infer_shapes(m)
+
+
+@pytest.mark.parametrize("fmt,act", [("qdq", "s8"), ("qdq", "u8"), ("qoperator", "u8")])
+def test_ort_quantized_model_with_moves_is_integer_and_exact(fmt, act, tmp_path):
+    from test_slice_conv import _quantize
+    q = _quantize(_cnn_with_moves(), fmt, act, tmp_path)
+    x = np.random.default_rng(2).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    c, gold, host = golden_and_host(q, {"x": x})
+    ref = ort_run(q, {"x": x})
+    for k in ref:
+        assert np.array_equal(gold[k], host[k])
+        np.testing.assert_allclose(gold[k], ref[k], atol=float(np.abs(ref[k]).max()) / 127 * 1.01)
+    if fmt == "qdq":   # between the input quantizer and the output dequantizers: integer kernels only
+        ops = [n.op for n in c.graph.nodes]
+        assert ops.count("DequantizeLinear") == 2 and ops.count("QuantizeLinear") == 1, ops
 
 
 # ---- properties: random geometry, golden vs ORT; a sample through C ------------------------------

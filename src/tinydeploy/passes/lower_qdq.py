@@ -13,6 +13,7 @@ import numpy as np
 
 from ..ir import Graph, Node, Quant
 from ..ops import registry
+from ..ops.requant import split_to_slices
 from .fuse_activation import clip_bounds
 from .lut import lower_luts
 from .to_int8 import to_int8
@@ -95,6 +96,7 @@ def match(node: Node, graph: Graph) -> QdqMatch | None:
 def lower_qdq(graph: Graph) -> Graph:
     graph = to_int8(graph)
     graph = lower_luts(graph)
+    graph = split_to_slices(graph)   # multi-output Split → one Slice per output, each lowers alone
     done: set[int] = set()
     new_nodes = []
     for node in graph.nodes:
