@@ -95,8 +95,6 @@ def _unary_kernel(op: str):
     def emit(node, graph, ctx):
         _need_f32(node, graph, node.inputs[0])
         kname = cname
-        if op == "Gelu" and node.attr("approximate", "none") == "tanh":
-            kname = "gelu_tanh"
         a, b = _params(node, (pa, pb))
         n = graph.tensors[node.inputs[0]].size
         return (f"td_{kname}_f32({ctx.ptr(node.inputs[0])}, {ctx.ptr(node.outputs[0])}, {n}, "
