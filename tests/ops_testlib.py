@@ -20,6 +20,14 @@ _ONNX = {np.dtype(np.int8): TensorProto.INT8, np.dtype(np.uint8): TensorProto.UI
          np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int32): TensorProto.INT32}
 
 
+SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
+
+
+def compiler(cc: str) -> dict:
+    """check() arguments for "gcc", "clang" or "asan" (clang with ASan + UBSan)."""
+    return {"cc": "clang" if cc == "asan" else cc, "extra": SANITIZE if cc == "asan" else None}
+
+
 class Cases:
     def __init__(self, seed: int = 0, opset: int = 17):
         self.rng = np.random.default_rng(seed)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ops_testlib import Cases
+from ops_testlib import Cases, compiler
 
 SHAPES = [((2, 3, 4), (2, 3, 4)), ((2, 3, 4), (4,)), ((2, 1, 4), (3, 1)), ((1,), (2, 3)),
           ((2, 1, 2, 1, 2, 3), (1, 3, 1, 2, 1, 3)), ((3, 1, 5), (1, 4, 1))]
@@ -29,9 +29,9 @@ def _float_cases():
     return b
 
 
-@pytest.mark.parametrize("cc", ["gcc", "clang"])
+@pytest.mark.parametrize("cc", ["gcc", "clang", "asan"])
 def test_float_binary(cc):
-    _float_cases().check(cc=cc, rtol=2e-6, atol=1e-6)
+    _float_cases().check(**compiler(cc), rtol=2e-6, atol=1e-6)
 
 
 def _quant_cases(dtype=np.int8):

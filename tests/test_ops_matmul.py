@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ops_testlib import Cases
+from ops_testlib import Cases, compiler
 
 
 def _w(rng, shape):
@@ -28,9 +28,9 @@ def _float_cases():
     return b
 
 
-@pytest.mark.parametrize("cc", ["gcc", "clang"])
+@pytest.mark.parametrize("cc", ["gcc", "clang", "asan"])
 def test_float_matmul_gemm(cc):
-    _float_cases().check(cc=cc)
+    _float_cases().check(**compiler(cc))
 
 
 def _quant_cases(act_dtype=np.int8):

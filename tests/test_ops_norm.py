@@ -3,7 +3,7 @@ binary-search rsqrt) bit-exact with golden, within 1 LSB of ORT, mean signed err
 import numpy as np
 import pytest
 
-from ops_testlib import Cases
+from ops_testlib import Cases, compiler
 
 
 def _float_cases():
@@ -18,9 +18,9 @@ def _float_cases():
     return b
 
 
-@pytest.mark.parametrize("cc", ["gcc", "clang"])
+@pytest.mark.parametrize("cc", ["gcc", "clang", "asan"])
 def test_float_layernorm(cc):
-    _float_cases().check(cc=cc, rtol=1e-4, atol=1e-5)
+    _float_cases().check(**compiler(cc), rtol=1e-4, atol=1e-5)
 
 
 def test_float_rmsnorm_opset23():

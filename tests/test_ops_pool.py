@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from ops_testlib import Cases
+from ops_testlib import Cases, compiler
 
 # (kernel, strides, pads, ceil_mode, count_include_pad, dilations)
 CONFIGS = [([2, 2], [2, 2], [0, 0, 0, 0], 0, 0, None), ([3, 3], [1, 1], [1, 1, 1, 1], 0, 0, None),
@@ -35,9 +35,9 @@ def _float_cases():
     return b
 
 
-@pytest.mark.parametrize("cc", ["gcc", "clang"])
+@pytest.mark.parametrize("cc", ["gcc", "clang", "asan"])
 def test_float_pools(cc):
-    _float_cases().check(cc=cc, rtol=1e-5)
+    _float_cases().check(**compiler(cc), rtol=1e-5)
 
 
 def _quant_cases(dtype=np.int8):

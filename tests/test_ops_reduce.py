@@ -30,7 +30,8 @@ def test_float_reductions(opset):
             b.out(_reduce(b, op, x, axes, keep, opset), label=f"{op}{axes}")
     if opset >= 18:   # noop_with_empty_axes keeps the input as it is
         b.out(b.op("ReduceMean", b.raw_input((2, 3), np.float32), noop_with_empty_axes=1), label="noop")
-    b.check(rtol=1e-5, atol=1e-5, cc="clang" if opset == 18 else "gcc")
+    b.check(rtol=1e-5, atol=1e-5, cc="clang" if opset == 18 else "gcc",
+            extra=["-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if opset == 18 else None)
 
 
 def _quant_cases(dtype=np.int8):

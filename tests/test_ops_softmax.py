@@ -3,7 +3,7 @@ golden and within 1 LSB of ORT, mean signed error ~0."""
 import numpy as np
 import pytest
 
-from ops_testlib import Cases
+from ops_testlib import Cases, compiler
 
 
 def _float_cases(opset=17):
@@ -14,9 +14,9 @@ def _float_cases(opset=17):
     return b
 
 
-@pytest.mark.parametrize("cc", ["gcc", "clang"])
+@pytest.mark.parametrize("cc", ["gcc", "clang", "asan"])
 def test_float_softmax(cc):
-    _float_cases().check(cc=cc, rtol=1e-5, atol=1e-6)
+    _float_cases().check(**compiler(cc), rtol=1e-5, atol=1e-6)
 
 
 def test_float_softmax_opset11_flattens_trailing_axes():
