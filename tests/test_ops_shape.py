@@ -132,6 +132,22 @@ def test_quantized_moves_run_on_int8(same, dtype):
     assert all(n.name.startswith(("Concat", "Where")) for n in requants) if same else len(requants) > 9
 
 
+def test_moved_constant_weight_folds_into_the_consumer():
+    """DQ(int8 weight) → Transpose → Q → DQ → MatMul: the transpose happens at compile time and the
+    matmul gets a constant int8 weight (no run-time copy, no alias of a constant)."""
+    b = Cases(seed=35, opset=17)
+    w = b.weight(b.rng.integers(-128, 128, (4, 6)).astype(np.int8), scale=0.02)
+    t = b.op("Transpose", w, perm=[1, 0])     # requantized too: 0.02 → 0.03, zero point 1
+    wq = b.op("QuantizeLinear", t, b._const(np.float32(0.03), "s"), b._const(np.int8(1), "z"))
+    x = b.act((3, 6), scale=0.05, zp=2)
+    b.q_out(b.op("MatMul", x, b.dq(wq, 0.03, 1)), scale=0.1, zp=-3, label="matmul")
+    wt = b.op("Transpose", b.weight(b.rng.integers(-128, 128, (2, 3)).astype(np.int8), scale=0.02), perm=[1, 0])
+    b.q_out(wt, scale=0.02, label="moved_weight_output")     # a graph output: copied from flash
+    c, _ = b.check(max_lsb=1)
+    ops = [n.op for n in c.graph.nodes]
+    assert ops.count("QMatMul") == 1 and "Transpose" not in ops and "QRequant" not in ops, ops
+
+
 def test_qlinearconcat_qoperator(tmp_path):
     """com.microsoft QLinearConcat: inputs with different scales are requantized to the output's."""
     rng = np.random.default_rng(5)

@@ -64,6 +64,27 @@ def lower_move(m, graph, extra_inputs=None):
     x = m.ins[0]
     if not _usable(x) or any(q is not None for q in m.ins[1:]):
         return None
+    nodes = _lower_move(m, graph, x, extra_inputs)
+    if x.const is not None and all(graph.tensors[i].is_const for i in m.node.inputs[1:] if i):
+        return _fold(m, graph, nodes)
+    return nodes
+
+
+def _fold(m, graph, nodes):
+    """Moving constant int8 data (a weight): do it now; the result is a constant int8 tensor that a
+    consumer (QMatMul, QConv) can take as its weight. A graph output gets a copy node instead."""
+    from ..golden import run_graph
+    from ..ir import Graph
+    value = run_graph(Graph("fold", graph.tensors, nodes, [], [m.out]), {})[m.out]
+    if m.out in graph.outputs:
+        src = graph.add_const(f"{m.node.name}_folded", value, m.out_q)
+        return [Node("Identity", m.node.name, [src], [m.out])]
+    t = graph.tensors[m.out]
+    t.data, t.shape, t.quant = value, tuple(value.shape), m.out_q
+    return []
+
+
+def _lower_move(m, graph, x, extra_inputs):
     rest = list(m.node.inputs[1:]) if extra_inputs is None else extra_inputs
     attrs = dict(m.node.attrs)
     if _same(x.q, m.out_q) and _range(m) == (-128, 127):
