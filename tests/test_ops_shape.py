@@ -272,3 +272,26 @@ def test_generated_makefile_builds_the_library(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert proj.sources[0].name == "td_network.c"
+
+
+def test_alias_of_a_constant_is_copied(tmp_path):
+    """An alias op whose input is a constant (not folded, e.g. built by a later pass) gets its own
+    buffer, so it must be written: its emit is a copy from flash."""
+    from tinydeploy.codegen.network import generate, tensor_offsets
+    from tinydeploy.ir import Graph, Node, Tensor
+    from tinydeploy.schedule import plan
+    from tinydeploy.schedule.buffers import graph_buffers
+    from tinydeploy.targets.host import runner
+    w = np.arange(6, dtype=np.float32) - 2
+    t = {"w": Tensor("w", (6,), np.dtype(np.float32), w), "shape": Tensor("shape", (2,), np.dtype(np.int64), np.int64([2, 3])),
+         "x": Tensor("x", (2, 3), np.dtype(np.float32)), "r": Tensor("r", (2, 3), np.dtype(np.float32)),
+         "y": Tensor("y", (2, 3), np.dtype(np.float32))}
+    g = Graph("g", t, [Node("Reshape", "r0", ["w", "shape"], ["r"], {"_opset": 17}),
+                       Node("Where", "w0", ["c", "r", "x"], ["y"], {"_opset": 17})], ["x", "c"], ["y"])
+    t["c"] = Tensor("c", (2, 3), np.dtype(np.bool_))
+    bufs, hints, roots = graph_buffers(g)
+    mp = plan(bufs, hints)
+    proj = generate(g, tensor_offsets(g, mp.offsets, roots), mp.arena_bytes, tmp_path / "c")
+    x, c = np.full((2, 3), 9, np.float32), np.eye(2, 3, dtype=bool)
+    y = runner.run(proj, g, {"x": x, "c": c}, tmp_path)["y"]
+    np.testing.assert_array_equal(y, np.where(c, w.reshape(2, 3), x))

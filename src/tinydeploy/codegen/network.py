@@ -64,10 +64,10 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
     layers = []
     for node in graph.nodes:
         op = registry.get(node)
-        if op.alias:
+        if op.alias and not graph.tensors[node.inputs[0]].is_const:
             if op.emit:     # an alias has no code; its emit only checks the node is compilable
                 op.emit(node, graph, ctx)
-            continue
+            continue        # (an alias of a constant has its own buffer: its emit copies)
         if op.header:
             ctx.headers.add(op.header)
         code = op.emit(node, graph, ctx) if op.emit else None

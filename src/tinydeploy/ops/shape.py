@@ -51,19 +51,25 @@ def reshape_target(in_shape, spec, allowzero=False):
 
 
 def _check_params(node, graph, ctx):
-    """Alias ops emit no code, but their shape parameter must still be a compile-time constant."""
+    """Alias ops emit no code, but their shape parameter must still be a compile-time constant.
+    Only an alias of a constant (which has a buffer of its own) is a copy."""
     for k in range(1, len(node.inputs)):
         _const(node, graph, None, k, "shape parameter")
+    x = node.inputs[0]
+    if graph.tensors[x].is_const:
+        n = graph.tensors[x].size
+        return nd.copy_call(ctx, ctx.ptr(x), ctx.ptr(node.outputs[0]), nd.esize(graph, x), [n], [1], [1]) or ";"
+    return None
 
 
-@register("Reshape", alias=True, emit=_check_params, lower=lower_move)
+@register("Reshape", alias=True, emit=_check_params, lower=lower_move, header="shape.h")
 def reshape(node, graph, args):
     x = np.asarray(args[0])
     spec = node.attr("shape") if len(args) < 2 else _const(node, graph, args, 1, "shape")
     return [x.reshape(reshape_target(x.shape, np.asarray(spec).reshape(-1), node.attr("allowzero", 0)))]
 
 
-@register("Flatten", alias=True, lower=lower_move)
+@register("Flatten", alias=True, emit=_check_params, lower=lower_move, header="shape.h")
 def flatten(node, graph, args):
     x = np.asarray(args[0])
     axis = node.attr("axis", 1)
@@ -71,7 +77,7 @@ def flatten(node, graph, args):
     return [x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1 if x.size else 0)]
 
 
-@register("Squeeze", alias=True, emit=_check_params, lower=lower_move)
+@register("Squeeze", alias=True, emit=_check_params, lower=lower_move, header="shape.h")
 def squeeze(node, graph, args):
     x = np.asarray(args[0])
     axes = _axes(node, graph, args)
@@ -80,7 +86,7 @@ def squeeze(node, graph, args):
     return [np.squeeze(x, axis=tuple(a % x.ndim for a in axes))]
 
 
-@register("Unsqueeze", alias=True, emit=_check_params, lower=lower_move)
+@register("Unsqueeze", alias=True, emit=_check_params, lower=lower_move, header="shape.h")
 def unsqueeze(node, graph, args):
     x = np.asarray(args[0])
     axes = _axes(node, graph, args)
