@@ -34,7 +34,9 @@ FAMILIES = {
               "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot"},
     "data movement": {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Concat", "Split",
                       "Slice", "Gather", "Pad", "Expand", "Tile", "Where", "Cast", "CastLike", "DepthToSpace",
-                      "SpaceToDepth", "Shape", "Size", "ConstantOfShape", "Range", "Dropout", "Constant"},
+                      "SpaceToDepth", "Shape", "Size", "ConstantOfShape", "Range", "Dropout", "Constant",
+                      "GatherElements", "GatherND", "ScatterElements", "Scatter", "ScatterND", "OneHot", "TopK",
+                      "Trilu", "EyeLike", "Compress"},
     "quantization": {"QuantizeLinear", "DequantizeLinear", "QLinearMatMul", "QLinearConv", "MatMulInteger",
                      "ConvInteger", "DynamicQuantizeLinear"},
 }

@@ -47,7 +47,7 @@ PARAMS = {
     "OneHot": {1, 2}, "ConstantOfShape": {0}, "Range": {0, 1, 2}, "CumSum": {1}, "Trilu": {1},
     "CenterCropPad": {1}, "Dropout": {1, 2}, "CastLike": {1}, "PRelu": {1}, "Col2Im": {1, 2}, "DFT": {1, 2},
     "STFT": {1, 3}, "AffineGrid": {1}, "BlackmanWindow": {0}, "HannWindow": {0}, "HammingWindow": {0},
-    "MelWeightMatrix": {0, 1, 2, 3, 4},
+    "MelWeightMatrix": {0, 1, 2, 3, 4}, "Compress": {1},
     "Conv": {1, 2}, "ConvTranspose": {1, 2}, "BatchNormalization": {1, 2, 3, 4}, "InstanceNormalization": {1, 2},
     "LayerNormalization": {1, 2}, "GroupNormalization": {1, 2}, "RMSNormalization": {1},
     "QuantizeLinear": {1, 2}, "DequantizeLinear": {1, 2}, "QLinearMatMul": {1, 2, 4, 5, 6, 7},

@@ -33,6 +33,9 @@ REPRESENTATIVE = [
     "test_reshape_negative_extended_dims", "test_flatten_negative_axis2", "test_unsqueeze_unsorted_axes",
     "test_cast_DOUBLE_to_FLOAT", "test_shape_start_1_end_2", "test_size", "test_dropout_default_mask",
     "test_quantizelinear", "test_dequantizelinear", "test_qlinearmatmul_2D_uint8_float32", "test_basic_conv_with_padding",
+    "test_gather_elements_negative_indices", "test_gathernd_example_int32_batch_dim1", "test_scatternd_multiply",
+    "test_scatter_elements_with_duplicate_indices", "test_onehot_with_negative_axis", "test_top_k_same_values_2d",
+    "test_tril_square_neg", "test_eyelike_populate_off_main_diagonal", "test_compress_default_axis",
     "test_matmul_4d", "test_gemm_all_attributes", "test_add_bcast", "test_softmax_axis_0",
 ]
 

@@ -108,18 +108,22 @@ def pad(node, graph, args):
 
 
 # ---- Where --------------------------------------------------------------------------------------
+def where_call(ctx, node, c, x, y, out, oshape, esz) -> str:
+    """td_where over oshape; c, x, y are (pointer expression, shape) broadcast against it."""
+    if int(np.prod(oshape, dtype=np.int64)) == 0:
+        return ";"
+    dims, ss = nd.collapse(oshape, *[nd.bcast_strides(shape, oshape) for _, shape in (c, x, y)])
+    arr = ctx.array(node.name + "_nd", np.array(dims + [s for st in ss for s in st], np.int32))
+    r = len(dims)
+    return (f"td_where((const uint8_t *){c[0]}, (const uint8_t *){x[0]}, (const uint8_t *){y[0]}, "
+            f"(uint8_t *){out}, {esz}, {r}, {arr}, {arr} + {r}, {arr} + {2 * r}, {arr} + {3 * r});")
+
+
 def _emit_where(node, graph, ctx):
     c, x, y = node.inputs
     out = node.outputs[0]
-    oshape = graph.tensors[out].shape
-    if graph.tensors[out].size == 0:
-        return ";"
-    dims, ss = nd.collapse(oshape, *[nd.bcast_strides(graph.tensors[i].shape, oshape) for i in (c, x, y)])
-    arr = ctx.array(node.name + "_nd", np.array(dims + [s for st in ss for s in st], np.int32))
-    r = len(dims)
-    return (f"td_where((const uint8_t *){ctx.ptr(c)}, (const uint8_t *){ctx.ptr(x)}, (const uint8_t *){ctx.ptr(y)}, "
-            f"(uint8_t *){ctx.ptr(out)}, {nd.esize(graph, x)}, {r}, {arr}, {arr} + {r}, {arr} + {2 * r}, "
-            f"{arr} + {3 * r});")
+    return where_call(ctx, node, *[(ctx.ptr(i), graph.tensors[i].shape) for i in (c, x, y)], ctx.ptr(out),
+                      graph.tensors[out].shape, nd.esize(graph, x))
 
 
 @register("Where", emit=_emit_where, lower=lower_where, header="shape.h")

@@ -1,0 +1,42 @@
+"""Index-driven ops (GatherElements, GatherND, Scatter*, OneHot, TopK) and masks (Trilu, EyeLike,
+Compress) vs ONNX Runtime and host C, with run-time indices where the op allows them."""
+import numpy as np
+import pytest
+from onnx import TensorProto
+
+import ops_testlib
+from ops_testlib import Cases
+
+ops_testlib._ONNX.update({np.dtype(np.bool_): TensorProto.BOOL, np.dtype(np.int64): TensorProto.INT64})
+
+
+def _c(b, v, dtype=np.int64):
+    return b._const(np.asarray(v, dtype), "c")
+
+
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_select_ops_match_ort(cc):
+    b = Cases(seed=40, opset=18)
+    x = b.raw_input((3, 4, 5), np.float32)
+    i_el = b.raw_input((3, 2, 5), np.int64, low=-4, high=3)
+    b.out(b.op("GatherElements", x, i_el, axis=1), label="gather_elements")
+    i_nd = b.raw_input((3, 2, 1), np.int64, low=-4, high=3)
+    b.out(b.op("GatherND", x, i_nd, batch_dims=1), label="gather_nd_batch")
+    b.out(b.op("GatherND", x, b.raw_input((2, 2), np.int64, low=0, high=2)), label="gather_nd")
+    upd = b.raw_input((3, 2, 5), np.float32)
+    # distinct indices per scatter line: ORT leaves duplicate order unspecified for "none"
+    perm = np.stack([np.stack([b.rng.permutation(4)[:2] for _ in range(5)], axis=1) for _ in range(3)])
+    b.out(b.op("ScatterElements", x, _c(b, perm), upd, axis=1), label="scatter_elements")
+    b.out(b.op("ScatterElements", x, i_el, upd, axis=1, reduction="add"), label="scatter_add")
+    b.out(b.op("ScatterND", x, _c(b, [[0, 1], [2, 3]]), b.raw_input((2, 5), np.float32), reduction="max"),
+          label="scatter_nd_max")
+    b.out(b.op("OneHot", b.raw_input((2, 3), np.int64, low=-5, high=6), _c(b, 5, np.float32),
+               _c(b, [-1.0, 2.5], np.float32), axis=1), label="onehot")
+    values, indices = b.op("TopK", b.raw_input((4, 6), np.float32), _c(b, [3]), axis=-1, n_out=2)
+    b.out(values, label="topk_values")
+    b.out(indices, np.int64, label="topk_indices")
+    t = b.raw_input((2, 4, 5), np.int64, low=-9, high=9)
+    b.out(b.op("Trilu", t, _c(b, -1), upper=0), np.int64, label="tril")
+    b.out(b.op("EyeLike", b.raw_input((3, 5), np.float32), k=-1), label="eyelike")
+    b.out(b.op("Compress", x, b._const(np.array([True, False, True, True]), "m"), axis=1), label="compress")
+    b.check(cc=cc, rtol=0, atol=0)
