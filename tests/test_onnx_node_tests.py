@@ -36,6 +36,7 @@ REPRESENTATIVE = [
     "test_gather_elements_negative_indices", "test_gathernd_example_int32_batch_dim1", "test_scatternd_multiply",
     "test_scatter_elements_with_duplicate_indices", "test_onehot_with_negative_axis", "test_top_k_same_values_2d",
     "test_tril_square_neg", "test_eyelike_populate_off_main_diagonal", "test_compress_default_axis",
+    "test_sce_NCd1d2d3d4d5_mean_weight_log_prob", "test_nllloss_NCd1d2d3_sum_weight_high_ii_expanded",
     "test_matmul_4d", "test_gemm_all_attributes", "test_add_bcast", "test_softmax_axis_0",
 ]
 

@@ -40,3 +40,17 @@ def test_select_ops_match_ort(cc):
     b.out(b.op("EyeLike", b.raw_input((3, 5), np.float32), k=-1), label="eyelike")
     b.out(b.op("Compress", x, b._const(np.array([True, False, True, True]), "m"), axis=1), label="compress")
     b.check(cc=cc, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean"])
+def test_losses_match_ort(reduction):
+    b = Cases(seed=41, opset=13)
+    x = b.raw_input((3, 5, 2, 4), np.float32)
+    t = b.raw_input((3, 2, 4), np.int64, low=0, high=4)
+    w = b.fconst(b.rng.uniform(0.2, 2, 5))
+    lp = b.op("LogSoftmax", x, axis=1)
+    b.out(b.op("NegativeLogLikelihoodLoss", lp, t, w, reduction=reduction, ignore_index=2), label="nll")
+    loss, log_prob = b.op("SoftmaxCrossEntropyLoss", x, t, reduction=reduction, n_out=2)
+    b.out(loss, label="sce")
+    b.out(log_prob, label="sce_log_prob")
+    b.check(rtol=1e-5, atol=1e-6)
