@@ -61,7 +61,8 @@ TRANSCENDENTAL = {"Exp", "Log", "Tanh", "Erf", "Gelu", "Sigmoid", "Softplus", "M
                   "Cosh", "Elu", "Selu", "Celu", "Swish", "Pow", "Softmax", "LogSoftmax", "ReduceLogSumExp",
                   "ReduceLogSum", "LayerNormalization", "RMSNormalization", "GroupNormalization", "Sqrt",
                   "InstanceNormalization", "BatchNormalization", "Softsign", "HardSwish", "Reciprocal", "Div",
-                  "MeanVarianceNormalization", "LpNormalization", "ReduceL2", "HardSigmoid"}
+                  "MeanVarianceNormalization", "LpNormalization", "ReduceL2", "HardSigmoid", "Asin", "Acos",
+                  "Atan", "Asinh", "Acosh", "Atanh", "SoftmaxCrossEntropyLoss"}
 TOL = {"default": (1e-5, 1e-6), "transcendental": (1e-4, 1e-5)}
 
 

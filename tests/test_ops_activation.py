@@ -24,6 +24,8 @@ UNARY = [
     ("Selu", {}, None), ("Celu", {"alpha": 1.3}, None), ("Mish", {}, None), ("Sin", {}, None), ("Cos", {}, None),
     ("Tan", {}, (-1.2, 1.2)), ("Sinh", {}, None), ("Cosh", {}, None), ("Sign", {}, None),
     ("Shrink", {"lambd": 0.3, "bias": 0.1}, None), ("Gelu", {}, None), ("Gelu", {"approximate": "tanh"}, None),
+    ("Asin", {}, (-0.99, 0.99)), ("Acos", {}, (-0.99, 0.99)), ("Atan", {}, None), ("Asinh", {}, None),
+    ("Acosh", {}, (1.0, 10)), ("Atanh", {}, (-0.9, 0.9)),
 ]
 
 
@@ -148,7 +150,8 @@ def test_float_kernels_on_rv32_bare_metal(tmp_path):
     import onnx
     b = Cases(seed=21, opset=20)
     x = b.raw_input((2, 3, 4), np.float32)
-    for op in ("Sigmoid", "Gelu", "Sin", "Cos", "Tanh", "Erf", "Softplus", "Round", "Mish", "Elu", "HardSwish"):
+    for op in ("Sigmoid", "Gelu", "Sin", "Cos", "Tanh", "Erf", "Softplus", "Round", "Mish", "Elu", "HardSwish",
+               "Atan", "Asinh"):
         b.out(b.op(op, x), label=op)
     b.out(b.op("Log", b.op("Abs", x)), label="log")
     b.out(b.op("Pad", b.op("Transpose", x, perm=[2, 0, 1]), b._const(np.int64([0, 1, 1, 0, 1, 2]), "p"),
@@ -168,3 +171,32 @@ def test_float_kernels_on_rv32_bare_metal(tmp_path):
     for name in ref:
         np.testing.assert_allclose(outs["rv32"][name], ref[name], rtol=1e-5, atol=1e-6, err_msg=name)
         np.testing.assert_allclose(outs["rv32"][name], outs["host"][name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_portable_inverse_trig_error_bound(tmp_path):
+    """The freestanding asin/acos/atan/asinh/acosh/atanh (td_math.h, built from atan, sqrtf, logf)
+    on a dense grid, against float64 numpy: stated bound 2e-6 relative + 1e-7 absolute."""
+    import subprocess
+    from pathlib import Path
+    kernels = Path(__file__).resolve().parent.parent / "src" / "tinydeploy" / "runtime" / "kernels"
+    grids = {"atan": np.linspace(-50, 50, 20001), "asin": np.linspace(-1, 1, 20001), "acos": np.linspace(-1, 1, 20001),
+             "asinh": np.linspace(-50, 50, 20001), "acosh": np.linspace(1, 60, 20001),
+             "atanh": np.linspace(-0.999, 0.999, 20001)}
+    src = tmp_path / "t.c"
+    src.write_text('#include <stdio.h>\n#include <string.h>\n#include "td_math.h"\nint main(void){float v; char f[8];\n'
+                   'while (scanf("%7s %f", f, &v) == 2) {float r = 0;\n'
+                   + "".join(f'if (!strcmp(f, "{k}")) r = TD_{k.upper()}F(v);\n' for k in grids)
+                   + 'printf("%.9g\\n", r);} return 0;}\n')
+    exe = tmp_path / "t"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-DTD_PORTABLE_MATH", f"-I{kernels}", str(src), "-o", str(exe), "-lm"],
+                   check=True)
+    lines, ref = [], []
+    for k, g in grids.items():
+        g = g.astype(np.float32)
+        lines += [f"{k:<5} {v!r}" for v in g.tolist()]
+        ref.append(getattr(np, "arc" + k[1:] if k.startswith("a") else k)(g.astype(np.float64)))
+    out = subprocess.run([str(exe)], input="\n".join(lines) + "\n", capture_output=True, text=True, check=True)
+    got = np.array(out.stdout.split(), np.float64)
+    want = np.concatenate(ref)
+    err = np.abs(got - want) / (np.abs(want) * 2e-6 + 1e-7)
+    assert err.max() <= 1.0, f"worst {err.max():.2f} of the bound"
