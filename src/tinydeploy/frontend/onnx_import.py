@@ -61,16 +61,37 @@ def import_model(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]] | No
     del g.node[:]
     g.node.extend(order)
     model = normalize_qoperator(model)
+    _check_ops_exist(model)
     _set_input_shapes(model.graph, shapes)
+    try:  # before the checker: it fills in output shapes that many exporters leave out
+        model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception as e:
+        raise TinydeployError(f"ONNX shape inference failed: {_first_line(str(e))}") from None
+    for o in model.graph.output:
+        if o.type.HasField("tensor_type") and not o.type.tensor_type.HasField("shape"):
+            raise TinydeployError(f"graph output '{o.name}': its shape cannot be inferred (inconsistent "
+                                  f"shapes upstream, or a dynamic shape: give inputs with --shape)")
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
         raise TinydeployError(f"invalid ONNX model: {_first_line(str(e))}") from None
-    try:
-        model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
-    except Exception as e:
-        raise TinydeployError(f"ONNX shape inference failed: {_first_line(str(e))}") from None
     return _to_ir(model)
+
+
+def _check_ops_exist(model: onnx.ModelProto) -> None:
+    """An op unknown to ONNX itself (typo, custom domain) is named before the checker's prose."""
+    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    for k, n in enumerate(model.graph.node):
+        if n.domain not in ("", "ai.onnx"):
+            raise TinydeployError(f"node {n.name or f'{n.op_type}_{k}'}: operator {n.domain}::{n.op_type} "
+                                  f"is not supported (custom domain)")
+        try:
+            known = onnx.defs.has(n.op_type) and not onnx.defs.get_schema(n.op_type, version).deprecated
+        except onnx.defs.SchemaError:  # introduced after this opset
+            known = False
+        if not known:
+            raise TinydeployError(f"node {n.name or f'{n.op_type}_{k}'}: {n.op_type} is not an ONNX operator "
+                                  f"of opset {version}")
 
 
 def _first_line(msg: str) -> str:

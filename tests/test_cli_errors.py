@@ -1,0 +1,112 @@
+"""Bad input gets one clear line on stderr, a non-zero exit, no traceback and no partial output."""
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+
+def _model(nodes, inputs=None, outputs=None, inits=()):
+    g = helper.make_graph(nodes, "m", inputs or [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          outputs or [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], list(inits))
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def _relu():
+    return _model([helper.make_node("Relu", ["x"], ["y"])])
+
+
+BAD_MODELS = {
+    "truncated": (lambda: _relu().SerializeToString()[:-7], "not a valid ONNX protobuf"),
+    "garbage": (lambda: b"\x00\x01not onnx at all" * 10, "cannot read"),
+    "missing_initializer": (lambda: _model([helper.make_node("Add", ["x", "w"], ["y"])]), "missing initializer"),
+    "cyclic": (lambda: _model([helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
+                               helper.make_node("Relu", ["a"], ["y"])]), "cycle through node"),
+    "unknown_op": (lambda: _model([helper.make_node("Frobnicate", ["x"], ["y"], name="f1")]), "node f1: Frobnicate"),
+    "custom_domain": (lambda: _model([helper.make_node("Foo", ["x"], ["y"], domain="my.ops", name="f2")]), "node f2"),
+    "dynamic_dim": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])],
+                                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+                                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])]), "--shape x=Nx4"),
+    "absurd_size": (lambda: _model([helper.make_node("Expand", ["x", "s"], ["y"])],
+                                   outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                   inits=[numpy_helper.from_array(np.array([1 << 28, 4], np.int64), "s")]),
+                    "beyond any target"),
+}
+
+BAD_INPUTS = {
+    "wrong_key": ({"z": np.ones((1, 4), np.float32)}, "the file has ['z']"),
+    "wrong_shape": ({"x": np.ones((2, 4), np.float32)}, "shape [2, 4] given"),
+    "wrong_dtype": ({"x": np.ones((1, 4), np.float64)}, "dtype float64 given"),
+    "nan": ({"x": np.full((1, 4), np.nan, np.float32)}, "NaN"),
+}
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "tinydeploy.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def _assert_one_line_error(r, needle):
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr and needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MODELS))
+def test_bad_model(case, tmp_path):
+    make, needle = BAD_MODELS[case]
+    data = make()
+    (tmp_path / "m.onnx").write_bytes(data if isinstance(data, bytes) else data.SerializeToString())
+    np.savez(tmp_path / "in.npz", x=np.ones((1, 4), np.float32))
+    r = _cli("run", tmp_path / "m.onnx", "--inputs", tmp_path / "in.npz", "--outputs", tmp_path / "out.npz",
+             "--report", tmp_path / "r.json")
+    _assert_one_line_error(r, needle)
+    assert not (tmp_path / "out.npz").exists() and not (tmp_path / "r.json").exists()
+    r = _cli("compile", tmp_path / "m.onnx", "-o", tmp_path / "proj")
+    _assert_one_line_error(r, needle)
+    assert not (tmp_path / "proj").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging leftovers
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_inputs(case, tmp_path):
+    arrays, needle = BAD_INPUTS[case]
+    onnx.save(_relu(), tmp_path / "m.onnx")
+    np.savez(tmp_path / "in.npz", **arrays)
+    r = _cli("run", tmp_path / "m.onnx", "--inputs", tmp_path / "in.npz", "--outputs", tmp_path / "out.npz")
+    _assert_one_line_error(r, needle)
+    assert not (tmp_path / "out.npz").exists()
+
+
+def test_dynamic_dim_with_shape_option_runs(tmp_path):
+    m = BAD_MODELS["dynamic_dim"][0]()
+    onnx.save(m, tmp_path / "m.onnx")
+    x = np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4)
+    np.savez(tmp_path / "in.npz", x=x)
+    r = _cli("run", tmp_path / "m.onnx", "--inputs", tmp_path / "in.npz", "--outputs", tmp_path / "o.npz", "--shape", "x=3x4")
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.load(tmp_path / "o.npz")["y"], np.maximum(x, 0))
+
+
+def test_unwritable_output_and_missing_inputs(tmp_path):
+    onnx.save(_relu(), tmp_path / "m.onnx")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    _assert_one_line_error(_cli("compile", tmp_path / "m.onnx", "-o", blocker / "proj"), "cannot write")
+    _assert_one_line_error(_cli("run", tmp_path / "m.onnx", "--inputs", tmp_path / "none.npz", "--outputs",
+                                tmp_path / "o.npz"), "no such file")
+    _assert_one_line_error(_cli("inspect", tmp_path / "none.onnx"), "no such file")
+    _assert_one_line_error(_cli("compile", tmp_path / "m.onnx", "-o", tmp_path / "p", "--shape", "x=1xq"), "--shape")
+
+
+def test_compile_writes_project_and_inspect_prints_plan(tmp_path):
+    onnx.save(_relu(), tmp_path / "m.onnx")
+    r = _cli("compile", tmp_path / "m.onnx", "-o", tmp_path / "proj", "--report", tmp_path / "r.json")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "proj" / "td_network.c").exists() and (tmp_path / "proj" / "td_network.h").exists()
+    r = _cli("inspect", tmp_path / "m.onnx")
+    assert r.returncode == 0 and "memory plan" in r.stdout and "lower bound" in r.stdout
