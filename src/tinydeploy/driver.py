@@ -12,6 +12,7 @@ import numpy as np
 from .compiler import Compiled, compile_onnx, emit_c
 from .errors import TinydeployError
 from .golden import run_graph
+from .progress import step
 
 CLOCK_HZ = {"host": None, "golden": None}
 
@@ -74,7 +75,8 @@ def compile_to_dir(model: Path, target: str, out_dir: Path, shapes: dict, exact:
     from .cli import Staged
     config = target_config(target, config_path)
     t0 = time.perf_counter()
-    c = compile_onnx(model, shapes, exact)
+    with step(f"compiling {model.name}"):
+        c = compile_onnx(model, shapes, exact)
     with Staged(out_dir) as tmp:
         emit_c(c, tmp)
     rep = base_report(c, target, time.perf_counter() - t0)
@@ -86,7 +88,8 @@ def compile_to_dir(model: Path, target: str, out_dir: Path, shapes: dict, exact:
 def run_model(model: Path, target: str, inputs_path: Path, shapes: dict, config_path=None) -> tuple[dict, dict]:
     config = target_config(target, config_path)
     t0 = time.perf_counter()
-    c = compile_onnx(model, shapes)
+    with step(f"compiling {model.name}"):
+        c = compile_onnx(model, shapes)
     t_compile = time.perf_counter() - t0
     inputs = load_inputs(inputs_path, c.graph)
     rep = base_report(c, target, t_compile)
@@ -97,9 +100,11 @@ def run_model(model: Path, target: str, inputs_path: Path, shapes: dict, config_
         proj = emit_c(c, tmp / "c")
         if target == "host":
             from .targets.host import runner
-            return runner.run(proj, c.graph, inputs, tmp), rep
+            with step("building and running on the host"):
+                return runner.run(proj, c.graph, inputs, tmp), rep
         from .targets.rv32 import network_run
-        outs, meas = network_run.run(proj, c.graph, inputs, tmp, config)
+        with step("building for rv32 and simulating"):
+            outs, meas = network_run.run(proj, c.graph, inputs, tmp, config)
         rep.update(clock_hz=config.clock_hz, cycles=meas["cycles"], sections=meas["sections"],
                    code_bytes=meas["code_bytes"], stack_used_bytes=meas["stack_used_bytes"])
         rep["memory"]["SRAM_total"] = meas["sram_used_bytes"]
