@@ -18,19 +18,18 @@ def qlut(node, graph, args):
     return [np.asarray(node.attrs["table"], np.int8)[args[0].astype(np.int16) + 128]]
 
 
-def _emit_flip(ctype_in: str, ctype_out: str):
-    def emit(node, graph, ctx) -> str:
-        n = graph.tensors[node.inputs[0]].size
-        return (f"td_flip_sign8((const uint8_t *){ctx.ptr(node.inputs[0])}, "
-                f"(uint8_t *){ctx.ptr(node.outputs[0])}, {n});")
-    return emit
+def _emit_flip(node, graph, ctx) -> str:
+    """Both directions are the same bit flip; the pointers are cast to bytes."""
+    n = graph.tensors[node.inputs[0]].size
+    return (f"td_flip_sign8((const uint8_t *){ctx.ptr(node.inputs[0])}, "
+            f"(uint8_t *){ctx.ptr(node.outputs[0])}, {n});")
 
 
-@register("U8ToS8", emit=_emit_flip("uint8_t", "int8_t"), inplace=True, header="eltwise_int.h")
+@register("U8ToS8", emit=_emit_flip, inplace=True, header="eltwise_int.h")
 def u8_to_s8(node, graph, args):
     return [(args[0].astype(np.int16) - 128).astype(np.int8)]
 
 
-@register("S8ToU8", emit=_emit_flip("int8_t", "uint8_t"), inplace=True, header="eltwise_int.h")
+@register("S8ToU8", emit=_emit_flip, inplace=True, header="eltwise_int.h")
 def s8_to_u8(node, graph, args):
     return [(args[0].astype(np.int16) + 128).astype(np.uint8)]
