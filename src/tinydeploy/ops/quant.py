@@ -40,12 +40,3 @@ def requant(acc: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.ndarray:
     s = np.asarray(s, np.int64)
     return (acc * m + (np.int64(1) << (s - 1))) >> s
 
-
-def clamp(x: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    return np.clip(x, lo, hi)
-
-
-def channel_param(values: np.ndarray, channels: int, axis_len_ok: bool = True) -> np.ndarray:
-    """Broadcast a per-tensor parameter to one entry per channel."""
-    v = np.asarray(values).reshape(-1)
-    return np.full(channels, v[0], v.dtype) if v.size == 1 else v

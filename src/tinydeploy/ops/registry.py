@@ -81,13 +81,5 @@ def load_all() -> None:
             importlib.import_module(f"{ops.__name__}.{m.name}")
 
 
-def out_shape(node: "Node", graph: "Graph", i: int = 0) -> tuple[int, ...]:
-    return graph.tensors[node.outputs[i]].shape
-
-
-def in_shape(node: "Node", graph: "Graph", i: int = 0) -> tuple[int, ...]:
-    return graph.tensors[node.inputs[i]].shape
-
-
 def prod(shape) -> int:
     return int(np.prod(shape, dtype=np.int64))
