@@ -57,3 +57,18 @@ def test_rv32_model_too_big_is_one_line_error(qmodel, tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "bytes of SRAM" in lines[0] and "524,288" in lines[0], r.stderr
     assert not (tmp_path / "big.npz").exists()
+
+
+def test_float_model_on_rv32imfc_matches_host(tmp_path):
+    onnx.save(_conv_relu_model(), tmp_path / "q.onnx")
+    np.savez(tmp_path / "in.npz", x=np.random.default_rng(5).standard_normal((1, 3, 8, 8)).astype(np.float32))
+    (tmp_path / "f.toml").write_text("fpu = true\n")
+    _, host = _run(tmp_path, "host", "h")
+    r, f = _run(tmp_path, "rv32", "f", "--target-config", str(tmp_path / "f.toml"))
+    assert r.returncode == 0, r.stderr
+    # float graphs: summation order and FMA contraction differ, so a stated relative tolerance
+    assert np.allclose(f, host, rtol=1e-5, atol=1e-6 * np.abs(host).max())
+    soft_r, soft = _run(tmp_path, "rv32", "s")
+    assert np.allclose(soft, host, rtol=1e-5, atol=1e-6 * np.abs(host).max())
+    hard, softc = (json.loads((tmp_path / f"{t}.json").read_text())["cycles"] for t in "fs")
+    assert hard < softc / 5, "the F extension must remove the soft-float calls"
