@@ -54,3 +54,13 @@ def test_losses_match_ort(reduction):
     b.out(loss, label="sce")
     b.out(log_prob, label="sce_log_prob")
     b.check(rtol=1e-5, atol=1e-6)
+
+
+def test_cumsum_matches_ort():
+    b = Cases(seed=42, opset=14)
+    x = b.raw_input((3, 4, 5), np.float32)
+    for ex in (0, 1):
+        for rev in (0, 1):
+            b.out(b.op("CumSum", x, _c(b, -2), exclusive=ex, reverse=rev), label=f"cumsum_{ex}{rev}")
+    b.out(b.op("CumSum", b.raw_input((6,), np.int64, low=-9, high=9), _c(b, 0), exclusive=1), np.int64, label="i64")
+    b.check(rtol=1e-6, atol=1e-6)

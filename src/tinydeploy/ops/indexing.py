@@ -1,6 +1,6 @@
-"""Data movement that reads by index or value: Gather, Pad, Where, Cast / CastLike, and the
-constant generators ConstantOfShape and Range (folded at compile time). Kernels in
-runtime/kernels/shape.h; integer lowering in ops/requant.py."""
+"""Data movement that reads by index or value: Gather, Pad, CenterCropPad, Where, Cast / CastLike,
+BitCast (an alias), and the constant generators ConstantOfShape and Range (folded at compile
+time). Kernels in runtime/kernels/shape.h; integer lowering in ops/requant.py."""
 from __future__ import annotations
 
 import numpy as np
@@ -105,6 +105,60 @@ def pad(node, graph, args):
     if mode == "constant":
         return [np.pad(x, widths, mode="constant", constant_values=0 if value is None else value)]
     return [np.pad(x, widths, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])]
+
+
+# ---- CenterCropPad: a Pad whose leading pads are negative (crop) or positive (pad), value 0 ---------
+def _center(node, graph, shape, args=None):
+    target = _const(node, graph, args, 1, "shape").reshape(-1).tolist()
+    axes = node.attr("axes")
+    rank = len(shape)
+    axes = list(range(rank)) if axes is None else [a % rank for a in axes]
+    lo, out = [0] * rank, list(shape)
+    for a, t in zip(axes, target):
+        lo[a] = -((shape[a] - t) // 2) if t < shape[a] else (t - shape[a]) // 2
+        out[a] = int(t)
+    return lo, out
+
+
+def _emit_center_crop_pad(node, graph, ctx):
+    x, y = node.inputs[0], node.outputs[0]
+    shape = graph.tensors[x].shape
+    lo, out = _center(node, graph, shape)
+    if graph.tensors[y].size == 0:
+        return ";"
+    dims = ctx.array(node.name + "_dims", np.array(list(shape) + out + lo, np.int32))
+    zero = ctx.array(node.name + "_zero", np.zeros(1, graph.tensors[x].dtype))
+    return (f"td_pad((const uint8_t *){ctx.ptr(x)}, (uint8_t *){ctx.ptr(y)}, {nd.esize(graph, x)}, {len(shape)}, "
+            f"{dims}, 0, (const uint8_t *){zero});")
+
+
+@register("CenterCropPad", emit=_emit_center_crop_pad, header="shape.h")
+def center_crop_pad(node, graph, args):
+    x = np.asarray(args[0])
+    lo, out = _center(node, graph, x.shape, args)
+    y = np.zeros(out, x.dtype)
+    src = tuple(slice(max(-a, 0), max(-a, 0) + min(o, n)) for a, o, n in zip(lo, out, x.shape))
+    dst = tuple(slice(max(a, 0), max(a, 0) + min(o, n)) for a, o, n in zip(lo, out, x.shape))
+    y[dst] = x[src]
+    return [y]
+
+
+# ---- BitCast: the same bytes under another element type of the same width (no code) ------------
+def _check_bitcast(node, graph, ctx):
+    src, dst = np.dtype(graph.tensors[node.inputs[0]].dtype), np.dtype(graph.tensors[node.outputs[0]].dtype)
+    if src.itemsize != dst.itemsize:
+        raise TinydeployError(f"node {node.name} (BitCast): {src.name} and {dst.name} differ in width")
+    x = node.inputs[0]
+    if graph.tensors[x].is_const:   # an alias of a constant has its own buffer: copy
+        return nd.copy_call(ctx, ctx.ptr(x), ctx.ptr(node.outputs[0]), src.itemsize, [graph.tensors[x].size],
+                            [1], [1]) or ";"
+    return None
+
+
+@register("BitCast", alias=True, emit=_check_bitcast, header="shape.h")
+def bitcast(node, graph, args):
+    x = np.asarray(args[0]).copy(order="C")   # (ascontiguousarray would make a scalar 1-D)
+    return [x.view(_cast_to(node))]
 
 
 # ---- Where --------------------------------------------------------------------------------------
