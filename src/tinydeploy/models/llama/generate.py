@@ -94,7 +94,7 @@ def build_program(model: IntLlama, tok: Tokenizer, prompt_ids: list[int], steps:
     sp = SamplerParams.from_float(temperature, top_p)
     main_c = out_dir / "main_generate.c"
     main_c.write_text(render_from(
-        HERE / "main_generate.c.j2", p=project.prefix, prompt=[int(t) for t in prompt_ids], steps=steps,
+        HERE / "main_generate.c.j2", p=project.prefix, P=project.prefix.upper(), prompt=[int(t) for t in prompt_ids], steps=steps,
         rows=rows, vocab=cfg.vocab_size, seq=model.seq_len, greedy=int(sp.greedy), inv_temp=sp.inv_temp_q16,
         top_p=sp.top_p_q16, seed_state=XorShiftRng(seed).state, tok_off=c_array_body(off),
         tok_nbytes=blob.size, tok_bytes=c_array_body(blob), exp2=c_array_body(EXP2_Q16.astype(np.uint32))))

@@ -73,6 +73,29 @@ static inline int64_t tdl_quantize(const int64_t *x, int n, int32_t qmax, void *
     }
     return M;
 }
+/* tdl_quantize for int32 x (the same q to the bit): r = (qmax << 47) / M < 2^54 is split into 32-bit
+ * words rh, rl; hi = floor(x r / 2^32) = x rh + floor(x rl / 2^32) fits 32 bits (|x r| <= qmax 2^47),
+ * and (x r + 2^46) >> 47 = (hi + 2^14) >> 15 since 2^46 only touches the high word. |q| <= qmax
+ * without clamping (|x| <= M). */
+static inline int64_t tdl_quantize32(const int32_t *x, int n, int32_t qmax, void *out, int out16)
+{
+    uint32_t M = 0;
+    for (int i = 0; i < n; i++) { uint32_t a = x[i] < 0 ? -(uint32_t)x[i] : (uint32_t)x[i]; if (a > M) M = a; }
+    uint64_t r = ((uint64_t)qmax << 47) / (M > 0 ? M : 1);
+    int32_t rh = (int32_t)(r >> 32);
+    uint32_t rl = (uint32_t)r;
+    for (int i = 0; i < n; i++) {
+        int32_t hi = x[i] * rh + (int32_t)(((int64_t)x[i] * (int64_t)rl) >> 32);
+        int32_t q = (hi + (1 << 14)) >> 15;
+        if (out16) ((int16_t *)out)[i] = (int16_t)q; else ((int8_t *)out)[i] = (int8_t)q;
+    }
+    return M;
+}
+static inline void tdl_dyn_q8_32(const int32_t *x, int n, tdl_scale c, int32_t qmax, int8_t *q, int32_t *F)
+{
+    tdl_scale f = tdl_mul(tdl_norm(tdl_quantize32(x, n, qmax, q, 0), 0), c);
+    F[0] = f.m; F[1] = f.e;
+}
 static inline void tdl_dyn_q8(const int64_t *x, int n, tdl_scale c, int32_t qmax, int8_t *q, int32_t *F)
 {
     tdl_scale f = tdl_mul(tdl_norm(tdl_quantize(x, n, qmax, q, 0), 0), c);
@@ -94,13 +117,13 @@ static inline void tdl_embed(const int32_t *tok, int n, const int8_t *w8, const 
 static inline void tdl_rmsnorm_q8(const int16_t *x, int n, int D, const int16_t *G, int64_t epsn,
                                   tdl_scale c, int32_t qmax, int8_t *z8, int32_t *F)
 {
-    int64_t z[D];
+    int32_t z[D];
     for (int t = 0; t < n; t++) {
         const int16_t *xr = x + t * D;
         int64_t ss = epsn;
-        for (int i = 0; i < D; i++) { z[i] = (int32_t)xr[i] * G[i]; ss += (int32_t)xr[i] * xr[i]; }
+        for (int i = 0; i < D; i++) { z[i] = (int32_t)xr[i] * G[i]; ss += (uint32_t)((int32_t)xr[i] * xr[i]); }
         if (ss < 1) ss = 1;
-        int64_t M = tdl_quantize(z, D, qmax, z8 + t * D, 0);
+        int64_t M = tdl_quantize32(z, D, qmax, z8 + t * D, 0);
         tdl_scale f = tdl_mul(tdl_mul(tdl_norm(M, 0), tdl_inv_sqrt(ss)), c);
         F[2 * t] = f.m; F[2 * t + 1] = f.e;
     }
@@ -123,9 +146,33 @@ static inline void tdl_rmsnorm_q8(const int16_t *x, int n, int D, const int16_t 
 #define TDL_Q8_COL4(o) do { TDL_Q8_COL((o)); TDL_Q8_COL((o) + 1); TDL_Q8_COL((o) + 2);             \
         TDL_Q8_COL((o) + 3); TDL_BARRIER(); } while (0)
 
+/* sat(rsr(acc * s.m, s.e), bits) for 0 <= s.m < 2^15 and |acc| < 2^42 (a linear layer with up to
+ * 4096 columns: |acc| <= (cols / 32 + 2) * 2^15 * 2^19), from 32-bit words of the product P:
+ * for 27 <= e the result fits 32 bits, so it is the high word shifted (e > 32: the rounding constant
+ * only touches the high word) or the two words shifted after adding 2^(e-1) with its carry
+ * (27 <= e <= 32). Other exponents take the 64-bit path. The same value to the bit. */
+static inline int64_t tdl_rescale(int64_t acc, tdl_scale s, int bits)
+{
+    if (s.e >= 27 && s.e < 63) {
+        uint32_t lo = (uint32_t)acc, m = (uint32_t)s.m;
+        int32_t hi = (int32_t)(acc >> 32);
+        int32_t ph = (int32_t)((uint32_t)hi * m + (uint32_t)(((uint64_t)lo * m) >> 32));
+        int32_t r;
+        if (s.e > 32) {
+            r = (ph + (1 << (s.e - 33))) >> (s.e - 32);
+        } else {
+            uint32_t pl = lo * m, R = (uint32_t)1 << (s.e - 1), pl2 = pl + R;
+            uint32_t ph2 = (uint32_t)ph + (pl2 < R);
+            r = (int32_t)((ph2 << (32 - s.e)) | ((pl2 >> 1) >> (s.e - 1)));
+        }
+        return tdl_sat(r, bits);
+    }
+    return tdl_sat(tdl_apply(acc, s), bits);
+}
+
 static inline void tdl_linear_q8_out(void *out, int out32, int idx, int64_t acc, tdl_scale s, int bits)
 {
-    int64_t v = tdl_sat(tdl_apply(acc, s), bits);
+    int64_t v = tdl_rescale(acc, s, bits);
     if (out32) ((int32_t *)out)[idx] = (int32_t)v;
     else ((int16_t *)out)[idx] = (int16_t)v;
 }
@@ -242,20 +289,46 @@ static inline void tdl_last_row(const int16_t *x, int n, int D, int16_t *out)
 static inline void tdl_swiglu_q8(const int16_t *h1, const int16_t *h3, int n, int H, int frac_bits,
                                  const int32_t *sig, tdl_scale c, int32_t qmax, int8_t *g8, int32_t *F)
 {
-    int64_t g[H];
+    /* all in 32 bits: |h sv| <= 2^30, |silu| <= 2^15, |g| <= 2^30 (the golden's int64 values) */
+    int32_t g[H];
     int k = frac_bits - 5;
+    int32_t half = k > 0 ? 1 << (k - 1) : 0;
     for (int t = 0; t < n; t++) {
         for (int i = 0; i < H; i++) {
             int32_t h = h1[t * H + i];
             int32_t idx = (h >> k) + 512, f = h & ((1 << k) - 1), sv;
             if (idx < 0) sv = 0;
             else if (idx >= 1024) sv = 32768;
-            else sv = sig[idx] + (int32_t)tdl_rsr((int64_t)(sig[idx + 1] - sig[idx]) * f, k);
-            int64_t silu = tdl_rsr((int64_t)h * sv, 15);
+            else sv = sig[idx] + (((sig[idx + 1] - sig[idx]) * f + half) >> k);
+            int32_t silu = (h * sv + (1 << 14)) >> 15;
             g[i] = silu * h3[t * H + i];
         }
-        tdl_dyn_q8(g, H, c, qmax, g8 + t * H, F + 2 * t);
+        tdl_dyn_q8_32(g, H, c, qmax, g8 + t * H, F + 2 * t);
     }
+}
+
+static inline int64_t tdl_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+/* a * b as two 32-bit words (hi, lo) of the unsigned 64-bit product */
+typedef struct { uint32_t hi, lo; } tdl_u64w;
+static inline tdl_u64w tdl_mulu(uint32_t a, uint32_t b)
+{
+    uint64_t p = (uint64_t)a * b;
+    tdl_u64w r = {(uint32_t)(p >> 32), (uint32_t)p};
+    return r;
+}
+/* min(rsr(P, e), cap) for an unsigned product P < 2^63 and 1 <= e <= 63, in 32-bit words (the same
+ * value as the 64-bit tdl_rsr whenever that is below cap) */
+static inline uint32_t tdl_rsr_u(tdl_u64w P, int e, uint32_t cap)
+{
+    uint32_t r;
+    if (e > 32) {
+        r = (P.hi + ((uint32_t)1 << (e - 33))) >> (e - 32); /* P.hi < 2^31: no wrap */
+    } else {
+        uint32_t R = (uint32_t)1 << (e - 1), lo = P.lo + R, hi = P.hi + (lo < R);
+        if (e < 32 && (hi >> e)) return cap;
+        r = (e == 32 ? hi : (hi << (32 - e))) | ((lo >> 1) >> (e - 1));
+    }
+    return r < cap ? r : cap;
 }
 
 /* Causal GQA attention over the int8 cache of one layer (kc, vc: [max_seq][KV]); first stores the
@@ -268,7 +341,8 @@ static inline void tdl_attention(const int16_t *q, const int16_t *k, const int16
                                  int8_t *a8, int32_t *F)
 {
     int km = D / KV;
-    int64_t buf[D], ub[hs];
+    int64_t buf[D];
+    int32_t ub[hs];
     int16_t u16[hs];
     for (int t = 0; t < n; t++)
         for (int i = 0; i < KV; i++) {
@@ -281,31 +355,58 @@ static inline void tdl_attention(const int16_t *q, const int16_t *k, const int16
         for (int h = 0; h < D / hs; h++) {
             int off = (h / km) * hs;
             for (int c = 0; c < hs; c++) ub[c] = (int32_t)q[t * D + h * hs + c] * mk[off + c];
-            int64_t Mu = tdl_quantize(ub, hs, 32767, u16, 1);
+            int64_t Mu = tdl_quantize32(ub, hs, 32767, u16, 1);
             tdl_scale G = tdl_mul(tdl_norm(Mu, 0), c_score);
-            int32_t amax = INT32_MIN;
-            for (int s = 0; s < end; s++) {
-                const int8_t *kr = kc + s * KV + off;
-                int32_t acc = 0;
-                for (int c = 0; c < hs; c++) acc += (int32_t)u16[c] * kr[c];
-                scratch[s] = acc;
-                if (acc > amax) amax = acc;
+            int32_t amax = INT32_MIN, fastG = G.e >= 1 && G.e <= 63;
+            if (hs == 8) {
+                int32_t u0 = u16[0], u1 = u16[1], u2 = u16[2], u3 = u16[3], u4 = u16[4], u5 = u16[5],
+                        u6 = u16[6], u7 = u16[7];
+                for (int s = 0; s < end; s++) {
+                    const int8_t *kr = kc + s * KV + off;
+                    int32_t acc = u0 * kr[0] + u1 * kr[1] + u2 * kr[2] + u3 * kr[3] + u4 * kr[4] +
+                                  u5 * kr[5] + u6 * kr[6] + u7 * kr[7];
+                    scratch[s] = acc;
+                    if (acc > amax) amax = acc;
+                }
+            } else {
+                for (int s = 0; s < end; s++) {
+                    const int8_t *kr = kc + s * KV + off;
+                    int32_t acc = 0;
+                    for (int c = 0; c < hs; c++) acc += (int32_t)u16[c] * kr[c];
+                    scratch[s] = acc;
+                    if (acc > amax) amax = acc;
+                }
             }
             int64_t sum = 0;
-            for (int s = 0; s < end; s++) {
-                int64_t e8 = tdl_apply((int64_t)amax - scratch[s], G);
-                int64_t nsh = e8 >> 8;
-                int32_t w = nsh > 15 ? 0 : exp2t[e8 & 255] >> nsh;
-                scratch[s] = w;
-                sum += w;
-            }
-            int64_t recip = ((int64_t)1 << 46) / sum;
+            /* d = amax - acc in [0, 2^26): e8 = rsr(d G.m, G.e) >= 0; only e8 < 16 * 256 matters */
+#define TDL_SOFTMAX_W(E8) do { for (int s = 0; s < end; s++) {                                   \
+                uint32_t e8 = (E8);                                                              \
+                int32_t nsh = (int32_t)(e8 >> 8);                                                \
+                int32_t w = nsh > 15 ? 0 : exp2t[e8 & 255] >> nsh;                               \
+                scratch[s] = w;                                                                  \
+                sum += w; } } while (0)
+            if (fastG) TDL_SOFTMAX_W(tdl_rsr_u(tdl_mulu(amax - scratch[s], G.m), G.e, 16 << 8));
+            else TDL_SOFTMAX_W((uint32_t)tdl_min64(tdl_apply((int64_t)amax - scratch[s], G), 16 << 8));
+#undef TDL_SOFTMAX_W
+            int64_t recip = ((int64_t)1 << 46) / sum; /* sum >= 2^15 (the maximum's weight): < 2^32 */
             int32_t o[hs];
             for (int c = 0; c < hs; c++) o[c] = 0;
-            for (int s = 0; s < end; s++) {
-                int32_t p = (int32_t)tdl_rsr((int64_t)scratch[s] * recip, sm_shift);
-                const int8_t *vr = vc + s * KV + off;
-                for (int c = 0; c < hs; c++) o[c] += p * vr[c];
+            if (hs == 8 && recip < ((int64_t)1 << 32) && sm_shift >= 1 && sm_shift <= 63) {
+                int32_t o0 = 0, o1 = 0, o2 = 0, o3 = 0, o4 = 0, o5 = 0, o6 = 0, o7 = 0;
+                for (int s = 0; s < end; s++) {
+                    int32_t p = (int32_t)tdl_rsr_u(tdl_mulu((uint32_t)scratch[s], (uint32_t)recip), sm_shift,
+                                                   UINT32_MAX);
+                    const int8_t *vr = vc + s * KV + off;
+                    o0 += p * vr[0]; o1 += p * vr[1]; o2 += p * vr[2]; o3 += p * vr[3];
+                    o4 += p * vr[4]; o5 += p * vr[5]; o6 += p * vr[6]; o7 += p * vr[7];
+                }
+                o[0] = o0; o[1] = o1; o[2] = o2; o[3] = o3; o[4] = o4; o[5] = o5; o[6] = o6; o[7] = o7;
+            } else {
+                for (int s = 0; s < end; s++) {
+                    int32_t p = (int32_t)tdl_rsr((int64_t)scratch[s] * recip, sm_shift);
+                    const int8_t *vr = vc + s * KV + off;
+                    for (int c = 0; c < hs; c++) o[c] += p * vr[c];
+                }
             }
             for (int c = 0; c < hs; c++) buf[h * hs + c] = (int64_t)o[c] * mv[off + c];
         }
