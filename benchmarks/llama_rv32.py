@@ -65,12 +65,27 @@ def main() -> None:
               f"SRAM used {mem['memory']['SRAM']:,} of 524,288 B.",
               f"- Plan: constants (int8 weights, int16 group mantissas, norm gains, RoPE tables, exp/sigmoid "
               f"tables) {mp['constants']:,} B; int8 KV cache {mp['kv_cache']:,} B (.bss); activation arena "
-              f"{mp['arena']:,} B for a prefill chunk of {mem['prefill_rows']} rows (64 rows do not fit; "
-              f"decode runs through the same graph with n = 1); tokenizer pieces in .rodata.", "",
+              f"{mp['arena']:,} B for a prefill chunk of {mem['prefill_rows']} rows (the largest that fits; "
+              f"decode runs through the same graph with n = 1); tokenizer pieces in .rodata; plan lower "
+              f"bound of the arena {mem['memory_lower_bound']['SRAM']:,} B.", "",
+              "## Per op kind, one decode step (rv32imc, mean over the sampled run's decode steps)", "",
+              "| op | instructions/step | share | MACs/step | instr/MAC |", "| --- | ---: | ---: | ---: | ---: |"]
+    steps = len(mem["cycles_per_token"]["decode_at"])
+    kinds: dict = {}
+    for l in mem["layers"]:
+        k = kinds.setdefault(l["op"], [0, 0])
+        k[0] += l["cycles"] / steps
+        k[1] += l["macs"]
+    tot = sum(v[0] for v in kinds.values())
+    for op, (cy, mc) in sorted(kinds.items(), key=lambda kv: -kv[1][0]):
+        lines.append(f"| {op} | {cy:,.0f} | {cy / tot:.1%} | {mc:,} | {cy / mc:.2f} |" if mc else
+                     f"| {op} | {cy:,.0f} | {cy / tot:.1%} | - | - |")
+    lines += ["", "Attention MACs (2 x dim x (pos + 1) per layer) are run-time dependent and not counted per "
+              "layer; per-layer cycles come from the TD_PROFILE build (one counter read per layer).", "",
               "## Host", "",
               f"- tinydeploy C (gcc -O2), greedy from BOS, {h['tokens']} tokens: **{h['tokens_per_second']} "
-              f"tokens/s** (decode, wall clock). onnxruntime comparison: not measured (export-llama is not "
-              f"implemented yet)."]
+              f"tokens/s** (decode, wall clock). onnxruntime on the exported model: see "
+              f"`benchmarks/results/llama_host.md` (benchmarks/llama_host_speed.py, same session)."]
     out = Path(__file__).parent / "results" / "llama_rv32.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -15,7 +15,10 @@ RV32_ROWS = (64, 32, 16, 8, 4, 1)  # prefill rows tried on rv32, largest first, 
 
 def run_rv32(prog: Program, work: Path, config) -> GenResult:
     from ...targets.rv32.runner import build, simulate
-    b = build([prog.main_c] + prog.project.sources, prog.project.include_dirs, work / "rv32", config)
+    # TD_PROFILE: per-layer cycles summed over the decode steps (td_gen_layer_cycles); it adds one
+    # counter read per layer (~10 instructions) to each step
+    b = build([prog.main_c] + prog.project.sources, prog.project.include_dirs, work / "rv32", config,
+              {"TD_PROFILE": "1"})
     sim = simulate(b, config)
     if sim.exit_code != 0:
         raise TinydeployError(f"rv32 generate program exited with code {sim.exit_code}")
@@ -23,8 +26,25 @@ def run_rv32(prog: Program, work: Path, config) -> GenResult:
     cycles = sim.read_array("td_gen_cycles", np.uint32)[:max(n, 1)].tolist()
     out = GenResult(sim.read_array("td_gen_tokens", np.int32)[:n].tolist(), sim.console,
                     int(sim.read_array("td_gen_hash", np.uint32)[0]), cycles=cycles)
-    out.extra.update(build=b, sim=sim, last_logits=sim.read_array("td_gen_logits", np.int32))
+    out.extra.update(build=b, sim=sim, last_logits=sim.read_array("td_gen_logits", np.int32),
+                     layer_cycles=sim.read_array("td_gen_layer_cycles", np.uint32)[:len(prog.project.layers)].tolist())
     return out
+
+
+CODE_ESTIMATE = 22 * 1024  # .text + small .rodata/.bss of the generate program (measured ~21.5 KB .text)
+
+
+def image_estimate(prog: Program, config) -> int:
+    """SRAM bytes before linking: constants + state + arena + attention scratch + tokenizer + sampler
+    buffers + stack + a code estimate. Within ~2 KB of the linked image; the linker still decides."""
+    g = prog.compiled.graph
+    consts = sum(t.nbytes for t in g.tensors.values() if t.is_const)
+    state = sum(t.nbytes for t in g.tensors.values() if t.state)
+    seq = next(t.shape[1] for t in g.tensors.values() if t.state)
+    n_att = sum(1 for n in g.nodes if n.op == "LlamaAttention")
+    tok = prog.main_c.stat().st_size // 5  # pieces and offsets as C text: ~5 characters per byte
+    return (consts + state + prog.compiled.plan.arena_bytes + 4 * seq * n_att + 6 * prog.vocab + tok
+            + config.stack_bytes + CODE_ESTIMATE)
 
 
 def _prog_rv32(model, tok, ids, steps, temperature, top_p, seed, work, config):
@@ -32,6 +52,11 @@ def _prog_rv32(model, tok, ids, steps, temperature, top_p, seed, work, config):
     last = None
     for rows in RV32_ROWS:
         prog = build_program(model, tok, ids, steps, temperature, top_p, seed, work / f"c{rows}", rows)
+        need = image_estimate(prog, config)
+        if need > config.sram_bytes and rows != RV32_ROWS[-1]:
+            last = TinydeployError(f"rv32: the generate program needs about {need:,} bytes of SRAM (estimate) "
+                                   f"but the target has {config.sram_bytes:,}")
+            continue  # skip building (and failing to link) a chunk that cannot fit
         try:
             return prog, run_rv32(prog, work / f"r{rows}", config)
         except TinydeployError as e:
@@ -76,13 +101,15 @@ def report(prog: Program, res: GenResult, target: str, ids, tok, seconds: float,
     consts = sum(t.nbytes for t in g.tensors.values() if t.is_const)
     rep = {"target": target, "tokens": n, "text": tok.decode(ids[1:] + res.tokens),
            "token_ids": res.tokens, "prompt_tokens": len(ids), "prefill_rows": prog.rows,
-           "layers": [dict(l, engine="cpu", cycles=None) for l in prog.project.layers],
+           "layers": _layers(prog, res),
            "compile_seconds": round(sum(prog.seconds.values()), 3), "wall_seconds": round(seconds, 3),
            "memory_plan": {"arena": plan.arena_bytes, "kv_cache": state, "constants": consts},
-           "memory_lower_bound": {}, "logit_hash": f"{res.logit_hash:08x}"}
+           "logit_hash": f"{res.logit_hash:08x}"}
+    split = {"arena": plan.arena_bytes, "kv_cache": state, "weights": consts}
     if target == "host":
         dec = res.decode_seconds or 0.0
-        rep.update(clock_hz=None, cycles=None, memory={"host": plan.arena_bytes + state + consts},
+        rep.update(clock_hz=None, cycles=None, memory={"host": plan.arena_bytes + state + consts, **split},
+                   memory_lower_bound={"host": plan.lower_bound},
                    sections={}, code_bytes=None,
                    tokens_per_second=round((n - 1) / dec, 1) if n > 1 and dec > 0 else None,
                    cycles_per_token=None, prefill_seconds=res.prefill_seconds, decode_seconds=dec)
@@ -91,12 +118,30 @@ def report(prog: Program, res: GenResult, target: str, ids, tok, seconds: float,
     cyc = res.cycles
     decode_at = {str(len(ids) + i - 1): int(c) for i, c in enumerate(cyc[1:], start=1)}
     mean = float(np.mean(cyc[1:])) if len(cyc) > 1 else None
-    rep.update(clock_hz=config.clock_hz, cycles=int(sim.instructions), memory={"SRAM": b.sram_used_bytes},
-               memory_lower_bound={"SRAM": None}, sections=b.sections, code_bytes=b.code_bytes,
+    rep.update(clock_hz=config.clock_hz, cycles=int(sim.instructions), memory={"SRAM": b.sram_used_bytes, **split},
+               memory_lower_bound={"SRAM": plan.lower_bound}, sections=b.sections, code_bytes=b.code_bytes,
                stack_used_bytes=sim.stack_used_bytes, march=config.march,
                tokens_per_second=round(config.clock_hz / mean, 1) if mean else None,
                cycles_per_token={"prefill": round(cyc[0] / len(ids), 1), "decode": mean, "decode_at": decode_at})
     return rep
+
+
+def _layers(prog: Program, res: GenResult) -> list[dict]:
+    """Per layer: MACs of one decode step ("macs"; attention: 0, run-time dependent) and, on rv32, cycles summed
+    over all decode steps ("cycles") and their mean per step; the host measures no cycles."""
+    cyc = res.extra.get("layer_cycles")
+    steps = max(len(res.cycles or []) - 1, 1)
+    g = prog.compiled.graph
+    rows = {n.name: g.tensors[n.outputs[0]].shape[0] for n in g.nodes}
+    out = []
+    for i, l in enumerate(prog.project.layers):
+        macs = (l["macs"] or 0) // max(rows.get(l["name"], 1), 1)  # static rows T -> one row (n = 1)
+        d = {"name": l["name"], "op": l["op"], "engine": "cpu", "macs": macs,
+             "cycles": None, "cycles_per_decode_step": None, "cycles_basis": "sum over decode steps"}
+        if cyc is not None:
+            d.update(cycles=int(cyc[i]), cycles_per_decode_step=round(cyc[i] / steps, 1))
+        out.append(d)
+    return out
 
 
 def summary(rep: dict) -> str:
