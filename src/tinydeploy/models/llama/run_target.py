@@ -31,6 +31,7 @@ def run_rv32(prog: Program, work: Path, config) -> GenResult:
     return out
 
 
+ESTIMATE_SLACK = 8 * 1024  # only skip chunks clearly too big; a near miss is left to the linker
 CODE_ESTIMATE = 22 * 1024  # .text + small .rodata/.bss of the generate program (measured ~21.5 KB .text)
 
 
@@ -53,7 +54,7 @@ def _prog_rv32(model, tok, ids, steps, temperature, top_p, seed, work, config):
     for rows in RV32_ROWS:
         prog = build_program(model, tok, ids, steps, temperature, top_p, seed, work / f"c{rows}", rows)
         need = image_estimate(prog, config)
-        if need > config.sram_bytes and rows != RV32_ROWS[-1]:
+        if need - ESTIMATE_SLACK > config.sram_bytes and rows != RV32_ROWS[-1]:
             last = TinydeployError(f"rv32: the generate program needs about {need:,} bytes of SRAM (estimate) "
                                    f"but the target has {config.sram_bytes:,}")
             continue  # skip building (and failing to link) a chunk that cannot fit
