@@ -22,7 +22,6 @@ from .sampling import EXP2_Q16, SamplerParams, XorShiftRng
 from .tokenizer import BOS_ID, Tokenizer
 
 HERE = Path(__file__).resolve().parent
-CAL_SEEDS = tuple(range(100, 108))  # as the design study (quant_study.CAL_SEEDS)
 PREFILL_ROWS = 64
 CACHE = Path.home() / ".cache" / "tinydeploy"
 
@@ -33,7 +32,7 @@ def _calibration(cfg, w, path: Path) -> Calibration:
     if f.exists():
         z = np.load(f)
         return Calibration(**{k: (float(z[k]) if k == "x" else z[k]) for k in z.files})
-    from .quant_study import sample_sequences
+    from .quant_study import CAL_SEEDS, sample_sequences  # the design study's calibration text
     calib = calibrate(FloatLlama(cfg, w), sample_sequences(cfg, w, CAL_SEEDS))
     try:
         CACHE.mkdir(parents=True, exist_ok=True)
