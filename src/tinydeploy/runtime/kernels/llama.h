@@ -131,6 +131,7 @@ static inline void tdl_linear_q8_out(void *out, int out32, int idx, int64_t acc,
     if (out32) ((int32_t *)out)[idx] = (int32_t)v;
     else ((int16_t *)out)[idx] = (int16_t)v;
 }
+#include "llama_lin8.h"
 
 /* out[t, j] = sat(apply(sum_g mw_g sum_{i in g} x8_i w8_ji, F_t * c)), groups of 32 over the
  * flattened [rows, cols] weight (they may straddle rows).
@@ -139,7 +140,7 @@ static inline void tdl_linear_q8_out(void *out, int out32, int idx, int64_t acc,
  * activation load feeds 4 MACs; int32 partial sums per group (|sum| <= 32 * 127 * 128 < 2^31), one
  * 64-bit multiply by the group mantissa per group and row; whole groups fully unrolled. Integer
  * sums in another order: the result is the same to the bit. */
-static inline void tdl_linear_q8(const int8_t *x8, const int32_t *F, int n, const int8_t *w8,
+__attribute__((noinline)) static void tdl_linear_q8(const int8_t *x8, const int32_t *F, int n, const int8_t *w8,
                                  const int16_t *mw, int rows, int cols, tdl_scale c, int bits,
                                  void *out, int out32)
 {
@@ -152,8 +153,12 @@ static inline void tdl_linear_q8(const int8_t *x8, const int32_t *F, int n, cons
         tdl_scale f = {F[2 * t], F[2 * t + 1]};
         tdl_scale s = tdl_mul(f, c);
         int j0 = 0;
+        if (cols == 64 && rows >= 8) { /* P = 1: rows 8k.. by the 4-row path or one by one */
+            j0 = rows & ~7;
+            tdl_linear_q8_c64(xr, w8, mw, j0, s, bits, out, out32, t * rows);
+        }
         if (fast) {
-            for (int jb = 0; jb < rows; jb += 4 * P)
+            for (int jb = j0; jb < rows; jb += 4 * P)
                 for (int r = 0; r < P; r++) {
                     int j = jb + r;
                     int32_t base = j * cols;
