@@ -3,7 +3,7 @@
 #ifndef TD_CONV_H
 #define TD_CONV_H
 #include "td_common.h"
-#include "td_fast.h"
+#include "td_fast_conv.h"
 
 #define TD_CONV_LOOPS(ACC_T, LOAD_X, LOAD_W, INIT, STORE)                                       \
     const int CG = C / G, KG = K / G;                                                          \

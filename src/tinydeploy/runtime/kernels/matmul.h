@@ -8,7 +8,7 @@
 #ifndef TD_MATMUL_H
 #define TD_MATMUL_H
 #include "td_common.h"
-#include "td_fast.h"
+#include "td_fast_matmul.h"
 
 #define TD_MATMUL_LOOPS(ACC_T, LOAD_A, LOAD_B, INIT, STORE)                                   \
     for (int bi = 0; bi < B; bi++) {                                                           \
