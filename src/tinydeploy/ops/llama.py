@@ -113,8 +113,10 @@ def rope(node, graph, args):
 def _attention_emit(node, g, ctx):
     a = node.attrs
     D, KV, S = _shape(g, node.inputs[0])[1], _shape(g, node.inputs[1])[1], _shape(g, node.inputs[5])[1]
-    scratch = ctx.ident("att_scratch")
-    ctx.decls.append(f"static int32_t {scratch}[{S}];")
+    scratch = "tdl_att_scratch"  # one buffer shared by all attention layers (they run in turn)
+    decl = f"static int32_t {scratch}[{S}];"
+    if decl not in ctx.decls:
+        ctx.decls.append(decl)
     i = node.inputs
     l = a["layer"]
     return (f"tdl_attention({ctx.ptr(i[0])}, {ctx.ptr(i[1])}, {ctx.ptr(i[2])}, {_n(ctx, node, 3)}, "

@@ -44,7 +44,7 @@ def image_estimate(prog: Program, config) -> int:
     seq = next(t.shape[1] for t in g.tensors.values() if t.state)
     n_att = sum(1 for n in g.nodes if n.op == "LlamaAttention")
     tok = prog.main_c.stat().st_size // 5  # pieces and offsets as C text: ~5 characters per byte
-    return (consts + state + prog.compiled.plan.arena_bytes + 4 * seq * n_att + 6 * prog.vocab + tok
+    return (consts + state + prog.compiled.plan.arena_bytes + 4 * seq * min(n_att, 1) + 6 * prog.vocab + tok
             + config.stack_bytes + CODE_ESTIMATE)
 
 
