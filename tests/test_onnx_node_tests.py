@@ -37,6 +37,8 @@ REPRESENTATIVE = [
     "test_scatter_elements_with_duplicate_indices", "test_onehot_with_negative_axis", "test_top_k_same_values_2d",
     "test_tril_square_neg", "test_eyelike_populate_off_main_diagonal", "test_compress_default_axis",
     "test_sce_NCd1d2d3d4d5_mean_weight_log_prob", "test_nllloss_NCd1d2d3_sum_weight_high_ii_expanded",
+    "test_resize_downsample_scales_cubic_antialias", "test_resize_tf_crop_and_resize_axes_3_2",
+    "test_resize_upsample_sizes_nearest_not_smaller", "test_cumsum_1d_reverse_exclusive", "test_center_crop_pad_crop_and_pad",
     "test_matmul_4d", "test_gemm_all_attributes", "test_add_bcast", "test_softmax_axis_0",
 ]
 
