@@ -17,6 +17,7 @@ ELEMENTWISE = {
     "HardSigmoid", "HardSwish", "Gelu", "Softplus", "Softsign", "Elu", "Selu", "Celu", "Mish",
     "Mul", "Add", "Sub", "Div", "Pow", "Reciprocal", "Floor", "Ceil", "Round", "Sin", "Cos",
     "ThresholdedRelu", "PRelu", "Identity", "Max", "Min",
+    "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Cosh", "Sinh", "Tan", "Sign", "Shrink", "Swish",
 }
 
 
