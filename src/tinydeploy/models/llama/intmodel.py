@@ -31,12 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .checkpoint import LlamaConfig, LlamaWeights, QuantizedTensor
-from .intmath import (I64, int_bmm, int_matmul, inv_sqrt_scale, quantize_vec, rope_q14, rope_tables_q14,
-                      rshift_round, sat, scale_apply, scale_from_float, scale_mul, scale_norm,
-                      sigmoid_q15, exp2_neg_q15)
+from .intmath import I64, rope_tables_q14, sat, scale_apply, scale_from_float, scale_norm
 from . import intops as ops
-from .sampling import SamplerParams, XorShiftRng, sample
-from .tokenizer import BOS_ID
+from .sampling import SamplerParams, XorShiftRng, generate_tokens, sample
 
 MATS = ("wq", "wk", "wv", "wo", "w1", "w2", "w3")
 
@@ -255,16 +252,5 @@ class IntLlama:
     def generate(self, prompt_ids=(), steps: int = 256, temperature: float = 0.0,
                  top_p: float = 0.9, seed: int = 0) -> list[int]:
         """As ``FloatLlama.generate``, on the integer logits (greedy: first maximum)."""
-        prompt = [int(t) for t in prompt_ids] or [BOS_ID]
         params, rng = SamplerParams.from_float(temperature, top_p), XorShiftRng(seed)
-        logits, out = self.forward_many(prompt, 0)[-1], []
-        while len(out) < steps:
-            nxt = sample(logits, params, rng)
-            if nxt == BOS_ID:
-                break
-            out.append(nxt)
-            pos = len(prompt) + len(out) - 1
-            if len(out) == steps or pos >= self.seq_len:
-                break
-            logits = self.forward(nxt, pos)
-        return out
+        return generate_tokens(self, prompt_ids, steps, lambda logits: sample(logits, params, rng))

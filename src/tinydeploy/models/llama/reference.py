@@ -18,8 +18,7 @@ import numpy as np
 from tinydeploy.errors import TinydeployError
 
 from .checkpoint import LlamaConfig, LlamaWeights
-from .sampling import SamplerParams, XorShiftRng, logits_to_q8, sample
-from .tokenizer import BOS_ID
+from .sampling import SamplerParams, XorShiftRng, generate_tokens, logits_to_q8, sample
 
 F32 = np.float32
 F64 = np.float64
@@ -140,19 +139,8 @@ class FloatLlama:
         the end of the context. Greedy (temperature 0) takes the argmax of the float logits; sampling
         uses the integer sampler of ``sampling`` on the logits converted to Q8 units.
         """
-        prompt = [int(t) for t in prompt_ids] or [BOS_ID]
-        params = SamplerParams.from_float(temperature, top_p)
-        rng = XorShiftRng(seed)
-        logits = self.forward_many(prompt, 0)[-1]
-        out: list[int] = []
-        while len(out) < steps:
-            nxt = (int(np.argmax(logits)) if params.greedy
-                   else sample(logits_to_q8(logits), params, rng))
-            if nxt == BOS_ID:
-                break
-            out.append(nxt)
-            pos = len(prompt) + len(out) - 1
-            if len(out) == steps or pos >= self.seq_len:
-                break
-            logits = self.forward(nxt, pos)
-        return out
+        params, rng = SamplerParams.from_float(temperature, top_p), XorShiftRng(seed)
+
+        def pick(logits):
+            return int(np.argmax(logits)) if params.greedy else sample(logits_to_q8(logits), params, rng)
+        return generate_tokens(self, prompt_ids, steps, pick)

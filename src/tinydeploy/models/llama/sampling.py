@@ -114,3 +114,22 @@ def sample(logits_q8: np.ndarray, params: SamplerParams, rng: XorShiftRng) -> in
         order, cum = np.arange(len(w)), np.cumsum(w)
     r = (rng.next_u32() * int(cum[-1])) >> 32
     return int(order[int(np.searchsorted(cum, np.uint64(r), side="right"))])
+
+
+def generate_tokens(model, prompt_ids, steps: int, pick) -> list[int]:
+    """The generation loop shared by the float and the integer model (and mirrored by the C main):
+    prefill the prompt (empty means [BOS]), then `pick(logits)` a token per step; stop after `steps`
+    new tokens, when the model emits BOS (1, not returned, as llama2.c does) or at the context end.
+    `model` has `forward_many(tokens, start_pos)`, `forward(token, pos)` and `seq_len`."""
+    prompt = [int(t) for t in prompt_ids] or [1]
+    logits, out = model.forward_many(prompt, 0)[-1], []
+    while len(out) < steps:
+        nxt = pick(logits)
+        if nxt == 1:
+            break
+        out.append(nxt)
+        pos = len(prompt) + len(out) - 1
+        if len(out) == steps or pos >= model.seq_len:
+            break
+        logits = model.forward(nxt, pos)
+    return out
