@@ -6,7 +6,6 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 import traceback
 from pathlib import Path
 
