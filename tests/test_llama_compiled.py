@@ -56,6 +56,20 @@ def test_host_c_equals_golden_model(model, tmp_path, temperature):
     assert tok.decode(ids[1:] + want) in res.console
 
 
+def test_host_c_prefill_in_row_blocks(model, tmp_path):
+    """A 32-row prefill runs the fused layer halves over two 16-row blocks (prompt > 16 tokens):
+    same logits as the golden model."""
+    m, tok = model
+    ids = tok.encode(PROMPT, bos=True)
+    assert len(ids) > 16
+    prog = build_program(m, tok, ids, 3, 0.0, 0.9, 7, tmp_path / "c", rows=32)
+    res = run_host(prog, tmp_path, dump_logits=True)
+    want = m.generate(ids, 3, temperature=0.0, top_p=0.9, seed=7)
+    assert res.tokens == want
+    logits = [m.forward_many(ids, 0)[-1]] + [m.forward(t, len(ids) + i) for i, t in enumerate(want[:-1])]
+    np.testing.assert_array_equal(res.extra["logits"], np.array(logits))
+
+
 def test_cli_generate_greedy_from_bos(tmp_path):
     rep = tmp_path / "r.json"
     r = CliRunner().invoke(main, ["generate", "--steps", "20", "--report", str(rep)])

@@ -110,13 +110,20 @@ def rope(node, graph, args):
     return [intops.rope(v, c, s, node.attrs["head_size"]).astype(np.int16)]
 
 
+ATT_SCRATCH = "tdl_att_scratch"  # one buffer shared by all attention layers (they run in turn)
+
+
+def att_scratch_decl(ctx, S: int) -> None:
+    decl = f"static int32_t {ATT_SCRATCH}[{S}];"
+    if decl not in ctx.decls:
+        ctx.decls.append(decl)
+
+
 def _attention_emit(node, g, ctx):
     a = node.attrs
     D, KV, S = _shape(g, node.inputs[0])[1], _shape(g, node.inputs[1])[1], _shape(g, node.inputs[5])[1]
-    scratch = "tdl_att_scratch"  # one buffer shared by all attention layers (they run in turn)
-    decl = f"static int32_t {scratch}[{S}];"
-    if decl not in ctx.decls:
-        ctx.decls.append(decl)
+    scratch = ATT_SCRATCH
+    att_scratch_decl(ctx, S)
     i = node.inputs
     l = a["layer"]
     return (f"tdl_attention({ctx.ptr(i[0])}, {ctx.ptr(i[1])}, {ctx.ptr(i[2])}, {_n(ctx, node, 3)}, "

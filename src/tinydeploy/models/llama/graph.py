@@ -4,7 +4,9 @@
 and ``n`` int32 [1] (valid rows, 1..rows); output ``logits`` int32 [1, vocab] (Q8 logit units) of
 row n - 1. rows = 1 is the decode step; rows = P the prefill of up to P prompt tokens (the C program
 runs decode steps through the same graph with n = 1, so the weights exist once). The KV cache is
-two state tensors ``kcache`` / ``vcache`` int8 [layers, max_seq, kv_dim].
+two state tensors ``kcache`` / ``vcache`` int8 [layers, max_seq, kv_dim]. Each layer is two fused
+ops (ops/llama_block.py: attention half, FFN half) that update the residual stream in place and run
+their chains on blocks of ``block`` rows, so the arena holds x for all rows plus one block's scratch.
 """
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ import numpy as np
 
 from ...ir import Graph, Node, Tensor
 from .intmath import EXP2_Q15, SIGMOID_Q15
+from ...ops.llama_block import attn_scratch, ffn_scratch, scratch_bytes
 from .intmodel import IntLlama
+
+BLOCK_ROWS = 16  # rows per block inside the fused layer halves (their scratch holds this many rows)
 
 
 class _B:
@@ -41,7 +46,7 @@ def _pair(m, e) -> np.ndarray:
     return np.stack([np.asarray(m), np.asarray(e)], axis=-1)
 
 
-def build_graph(model: IntLlama, rows: int) -> Graph:
+def build_graph(model: IntLlama, rows: int, block: int = BLOCK_ROWS) -> Graph:
     m, cfg = model, model.cfg
     if m.d != type(m.d)() or m.d.weight_scales != "group":
         raise ValueError("the compiled llama supports the chosen design only (Design())")
@@ -56,39 +61,30 @@ def build_graph(model: IntLlama, rows: int) -> Graph:
     x, = b.node("LlamaEmbed", ["tokens", "n", emb_w8, emb_mw], [("x0", (rows, D), np.int16)],
                 c=m.c["emb"], bits=m.rb)
 
-    def norm(x, name, l, tag):
-        G = b.c(f"g_{name}{l}", m.G[name, l], np.int16)
-        return b.node("LlamaRMSNormQ", [x, "n", G], [(f"{tag}8", (rows, D), np.int8), (f"{tag}F", (rows, 2), np.int32)],
-                      epsn=int(m.epsn), c=m.c["norm", name, l], qmax=m.qmax)
+    R = min(block, rows)
+    sb = max(scratch_bytes(attn_scratch(R, D, KV)), scratch_bytes(ffn_scratch(R, D, Hd)))
 
-    def lin(x8, F, name, l, out, bits):
+    def w(name, l):
         w8, mw = m.qw[name, l]
-        wn, mn = b.c(f"{name}{l}_w8", w8, np.int8), b.c(f"{name}{l}_mw", mw, np.int16)
-        return b.node("LlamaLinearQ8", [x8, F, "n", wn, mn], [(out, (rows, w8.shape[0]), np.int16)],
-                      c=m.c["out", name, l], bits=bits)[0]
+        return [b.c(f"{name}{l}_w8", w8, np.int8), b.c(f"{name}{l}_mw", mw, np.int16)]
+
+    def norm_attrs(name, l):
+        return dict(epsn=int(m.epsn), c_norm=m.c["norm", name, l], qmax=m.qmax, block=R, scratch_bytes=sb)
 
     for l in range(L):
-        xb, F = norm(x, "att", l, f"xa{l}_")
-        q = lin(xb, F, "wq", l, f"q{l}", 16)
-        k = lin(xb, F, "wk", l, f"k{l}", 16)
-        v = lin(xb, F, "wv", l, f"v{l}", 16)
-        q, = b.node("LlamaRope", [q, "pos", "n", cos, sin], [(f"qr{l}", (rows, D), np.int16)], head_size=cfg.head_size)
-        k, = b.node("LlamaRope", [k, "pos", "n", cos, sin], [(f"kr{l}", (rows, KV), np.int16)], head_size=cfg.head_size)
         consts = [b.c(f"kq{l}", _pair(*m.kq[l]), np.int32), b.c(f"vq{l}", _pair(*m.vq[l]), np.int32),
                   b.c(f"mk{l}", m.mk[l], np.int16), b.c(f"mv{l}", m.mv[l], np.int16), exp2]
-        a8, aF = b.node("LlamaAttention", [q, k, v, "pos", "n", kc, vc] + consts,
-                        [(f"a{l}_8", (rows, D), np.int8), (f"a{l}_F", (rows, 2), np.int32)],
-                        layer=l, c_score=m.c["score", l], c_dyn=m.c["dyn", "wo_in", l],
-                        head_size=cfg.head_size, kv_mul=cfg.kv_mul, softmax_bits=m.d.softmax_bits, qmax=m.qmax)
-        o = lin(a8, aF, "wo", l, f"o{l}", m.rb)
-        x, = b.node("LlamaResidualAdd", [x, o, "n"], [(f"xm{l}", (rows, D), np.int16)], bits=m.rb)
-        xb, F = norm(x, "ffn", l, f"xf{l}_")
-        h1 = lin(xb, F, "w1", l, f"h1_{l}", 16)
-        h3 = lin(xb, F, "w3", l, f"h3_{l}", 16)
-        g8, gF = b.node("LlamaSwiGLU", [h1, h3, "n", sig], [(f"g{l}_8", (rows, Hd), np.int8), (f"g{l}_F", (rows, 2), np.int32)],
-                        frac_bits=m.a["h1"][l], c_dyn=m.c["dyn", "w2_in", l], qmax=m.qmax)
-        o = lin(g8, gF, "w2", l, f"f{l}", m.rb)
-        x, = b.node("LlamaResidualAdd", [x, o, "n"], [(f"x{l + 1}", (rows, D), np.int16)], bits=m.rb)
+        ins = ([x, "pos", "n", b.c(f"g_att{l}", m.G["att", l], np.int16)] + w("wq", l) + w("wk", l) + w("wv", l)
+               + [cos, sin, kc, vc] + consts + w("wo", l))
+        x, = b.node("LlamaAttnBlock", ins, [(f"xm{l}", (rows, D), np.int16)], layer=l,
+                    c_q=m.c["out", "wq", l], c_k=m.c["out", "wk", l], c_v=m.c["out", "wv", l],
+                    c_o=m.c["out", "wo", l], bits=m.rb, c_score=m.c["score", l], c_dyn=m.c["dyn", "wo_in", l],
+                    head_size=cfg.head_size, kv_mul=cfg.kv_mul, softmax_bits=m.d.softmax_bits,
+                    **norm_attrs("att", l))
+        ins = [x, "pos", "n", b.c(f"g_ffn{l}", m.G["ffn", l], np.int16)] + w("w1", l) + w("w3", l) + w("w2", l) + [sig]
+        x, = b.node("LlamaFfnBlock", ins, [(f"x{l + 1}", (rows, D), np.int16)],
+                    c_1=m.c["out", "w1", l], c_3=m.c["out", "w3", l], c_2=m.c["out", "w2", l], bits=m.rb,
+                    frac_bits=m.a["h1"][l], c_dyn=m.c["dyn", "w2_in", l], **norm_attrs("ffn", l))
     x, = b.node("LlamaLastRow", [x, "n"], [("xlast", (1, D), np.int16)])
     G = b.c("g_final", m.G["final", 0], np.int16)
     b.c("n1", np.array([1]), np.int32)

@@ -36,15 +36,17 @@ CODE_ESTIMATE = 22 * 1024  # .text + small .rodata/.bss of the generate program 
 
 
 def image_estimate(prog: Program, config) -> int:
-    """SRAM bytes before linking: constants + state + arena + attention scratch + tokenizer + sampler
+    """SRAM bytes before linking: constants + state + arena + block and attention scratch + tokenizer + sampler
     buffers + stack + a code estimate. Within ~2 KB of the linked image; the linker still decides."""
     g = prog.compiled.graph
     consts = sum(t.nbytes for t in g.tensors.values() if t.is_const)
     state = sum(t.nbytes for t in g.tensors.values() if t.state)
     seq = next(t.shape[1] for t in g.tensors.values() if t.state)
     n_att = sum(1 for n in g.nodes if n.op == "LlamaAttention")
+    n_att += sum(1 for n in g.nodes if n.op == "LlamaAttnBlock")
+    blk = max((n.attrs["scratch_bytes"] for n in g.nodes if "scratch_bytes" in n.attrs), default=0)
     tok = prog.main_c.stat().st_size // 5  # pieces and offsets as C text: ~5 characters per byte
-    return (consts + state + prog.compiled.plan.arena_bytes + 4 * seq * min(n_att, 1) + 6 * prog.vocab + tok
+    return (consts + state + prog.compiled.plan.arena_bytes + blk + 4 * seq * min(n_att, 1) + 6 * prog.vocab + tok
             + config.stack_bytes + CODE_ESTIMATE)
 
 
