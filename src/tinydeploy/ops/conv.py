@@ -187,8 +187,10 @@ def conv_f32(node, graph, args):
 # ---- int8 ------------------------------------------------------------------------------------
 def _emit_qconv(node, graph, ctx) -> str:
     g = geometry(node, graph.tensors[node.inputs[0]].shape, graph.tensors[node.inputs[1]].shape)
-    from .fastpath import emit_qconv
-    fast = emit_qconv(node, graph, ctx, g)
+    from . import fastpath, winograd
+    fast = winograd.emit_qconv(node, graph, ctx, g)
+    if fast is None:
+        fast = fastpath.emit_qconv(node, graph, ctx, g)
     if fast is not None:
         return fast
     a = node.attrs
