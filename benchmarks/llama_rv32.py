@@ -18,6 +18,20 @@ TEXT = ("Once upon a time, there was a little girl named Lily. She loved to play
         "said, \"Lily, let's go to the park.\" They went to the park and played")
 
 
+def _rows() -> int:
+    from tinydeploy.models.llama.graph import BLOCK_ROWS
+    return BLOCK_ROWS
+
+
+def _block_scratch() -> int:
+    from tinydeploy.models.llama.graph import BLOCK_ROWS
+    from tinydeploy.models.llama.generate import load_model
+    from tinydeploy.ops.llama_block import attn_scratch, ffn_scratch, scratch_bytes
+    cfg = load_model()[0].cfg
+    R, D, KV, Hd = BLOCK_ROWS, cfg.dim, cfg.kv_dim, cfg.hidden_dim
+    return max(scratch_bytes(attn_scratch(R, D, KV)), scratch_bytes(ffn_scratch(R, D, Hd))) + 4 * cfg.seq_len
+
+
 def decode_macs(cfg, pos: int) -> int:
     lin = cfg.n_layers * (cfg.dim * cfg.dim * 2 + cfg.kv_dim * cfg.dim * 2 + 3 * cfg.hidden_dim * cfg.dim)
     att = cfg.n_layers * cfg.n_heads * cfg.head_size * 2 * (pos + 1)
@@ -66,7 +80,9 @@ def main() -> None:
               f"- Plan: constants (int8 weights, int16 group mantissas, norm gains, RoPE tables, exp/sigmoid "
               f"tables) {mp['constants']:,} B; int8 KV cache {mp['kv_cache']:,} B (.bss); activation arena "
               f"{mp['arena']:,} B for a prefill chunk of {mem['prefill_rows']} rows (the largest that fits; "
-              f"decode runs through the same graph with n = 1); tokenizer pieces in .rodata; plan lower "
+              f"decode runs through the same graph with n = 1) plus one static scratch (.bss) of "
+              f"{_block_scratch():,} B for the {_rows()}-row blocks inside the fused layer halves and the int32 "
+              f"attention scores; tokenizer pieces in .rodata; plan lower "
               f"bound of the arena {mem['memory_lower_bound']['SRAM']:,} B.", "",
               "## Per op kind, one decode step (rv32imc, mean over the sampled run's decode steps)", "",
               "| op | instructions/step | share | MACs/step | instr/MAC |", "| --- | ---: | ---: | ---: | ---: |"]

@@ -57,7 +57,7 @@ def test_host_c_equals_golden_model(model, tmp_path, temperature):
 
 
 def test_host_c_prefill_in_row_blocks(model, tmp_path):
-    """A 32-row prefill runs the fused layer halves over two 16-row blocks (prompt > 16 tokens):
+    """A 32-row prefill runs the fused layer halves over row blocks (prompt > 16 tokens):
     same logits as the golden model."""
     m, tok = model
     ids = tok.encode(PROMPT, bos=True)

@@ -17,7 +17,7 @@ from .intmath import EXP2_Q15, SIGMOID_Q15
 from ...ops.llama_block import attn_scratch, ffn_scratch, scratch_bytes
 from .intmodel import IntLlama
 
-BLOCK_ROWS = 16  # rows per block inside the fused layer halves (their scratch holds this many rows)
+BLOCK_ROWS = 8  # rows per block inside the fused layer halves (their scratch holds this many rows)
 
 
 class _B:
