@@ -46,6 +46,8 @@ def emit_qconv(node, graph, ctx, g: dict) -> str | None:
     """td_conv_fast for stride-1 undilated ungrouped QConv with K % 4 == 0 and OW % 4 == 0."""
     a = node.attrs
     w = graph.const(node.inputs[1])
+    if g["G"] > 1 and g["G"] == g["C"] == g["K"]:
+        return emit_qconv_dw(node, graph, ctx, g)
     if (not enabled() or w is None or w.dtype != np.int8 or g["G"] != 1 or g["SH"] != 1 or g["SW"] != 1
             or g["DH"] != 1 or g["DW"] != 1 or g["K"] % 4 or g["OW"] % 4 or a["w_zp"] != 0 or g["N"] != 1
             or graph.tensors[node.inputs[0]].dtype != np.int8):
@@ -73,4 +75,38 @@ def emit_qconv(node, graph, ctx, g: dict) -> str | None:
         x = buf
     lines.append(f"td_conv_fast({x}, {wname}, {qname}, {y}, {C}, {HP}, {WP}, {K}, {g['OH']}, {g['OW']}, "
                  f"{KH}, {KW}, {a['lo']}, {a['hi']});")
+    return "\n".join(lines)
+
+
+def _padded(node, graph, ctx, g, x: str, HP: int, WP: int) -> tuple[list[str], str]:
+    """td_pad_s8 into a scratch buffer of [C][HP][WP] when padding is needed."""
+    H, W, PT, PL = g["H"], g["W"], g["PT"], g["PL"]
+    PB, PR = HP - H - PT, WP - W - PL
+    if not (PT or PB or PL or PR):
+        return [], x
+    buf = ctx.ident(node.name + "_xpad")
+    ctx.decls.append(f"static int8_t {buf}[{g['C'] * HP * WP}];  /* padded input (scratch) */")
+    return [f"td_pad_s8({x}, {buf}, {g['C']}, {H}, {W}, {PT}, {PB}, {PL}, {PR}, {node.attrs['x_zp']});"], buf
+
+
+def emit_qconv_dw(node, graph, ctx, g: dict) -> str | None:
+    """td_dw3_fast: depthwise (group = C = K) 3x3, stride 1, undilated, w_zp = 0."""
+    a = node.attrs
+    w = graph.const(node.inputs[1])
+    if (not enabled() or w is None or w.dtype != np.int8 or (g["KH"], g["KW"]) != (3, 3) or g["N"] != 1
+            or (g["SH"], g["SW"], g["DH"], g["DW"]) != (1, 1, 1, 1) or a["w_zp"] != 0
+            or graph.tensors[node.inputs[0]].dtype != np.int8):
+        return None
+    C = g["C"]
+    w2 = w.reshape(C, 9).astype(np.int64)
+    bias = graph.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else np.zeros(C, np.int64)
+    bias = np.asarray(bias, np.int64).reshape(-1) - a["x_zp"] * w2.sum(axis=1)
+    table = rq_table(bias, a["m"], a["s"], a["y_zp"], int((np.abs(bias) + 128 * np.abs(w2).sum(axis=1)).max()))
+    if table is None:
+        return None
+    HP, WP = g["OH"] + 2, g["OW"] + 2
+    lines, x = _padded(node, graph, ctx, g, ctx.ptr(node.inputs[0]), HP, WP)
+    wname, qname = ctx.array(node.name + "_wdw", w2.astype(np.int8)), declare(ctx, node.name + "_rq", table)
+    lines.append(f"td_dw3_fast({x}, {wname}, {qname}, {ctx.ptr(node.outputs[0])}, {C}, {HP}, {WP}, "
+                 f"{g['OH']}, {g['OW']}, {a['lo']}, {a['hi']});")
     return "\n".join(lines)

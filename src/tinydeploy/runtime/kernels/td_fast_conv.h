@@ -8,14 +8,23 @@
 static inline void td_pad_s8(const int8_t *x, int8_t *xp, int C, int H, int W, int PT, int PB,
                              int PL, int PR, int8_t x_zp)
 {
-    const int WP = W + PL + PR, HP = H + PT + PB;
-    for (int i = 0; i < C * HP * WP; i++) xp[i] = x_zp;
-    for (int c = 0; c < C; c++)
+    /* only the border is filled; interior rows are copied 4 bytes per pass (about 2.2 instr/byte) */
+    const int WP = W + PL + PR;
+    for (int c = 0; c < C; c++) {
+        for (int i = 0; i < PT * WP; i++) *xp++ = x_zp;
         for (int h = 0; h < H; h++) {
-            const int8_t *src = x + (c * H + h) * W;
-            int8_t *dst = xp + (c * HP + h + PT) * WP + PL;
-            for (int w = 0; w < W; w++) dst[w] = src[w];
+            for (int i = 0; i < PL; i++) *xp++ = x_zp;
+            int w = 0;
+            for (; w + 4 <= W; w += 4) {
+                const int8_t v0 = x[0], v1 = x[1], v2 = x[2], v3 = x[3];
+                xp[0] = v0; xp[1] = v1; xp[2] = v2; xp[3] = v3;
+                x += 4; xp += 4;
+            }
+            for (; w < W; w++) *xp++ = *x++;
+            for (int i = 0; i < PR; i++) *xp++ = x_zp;
         }
+        for (int i = 0; i < PB * WP; i++) *xp++ = x_zp;
+    }
 }
 
 /* Stride-1 undilated conv on a padded input xp [C][HP][WP] with weights packed at compile time
@@ -69,6 +78,53 @@ static inline void td_conv_fast(const int8_t *xp, const int8_t *wq, const td_rq_
                 TD_RQ4(py + 2 * OH * OW, 1, 2, c20, c21, c22, c23);
                 TD_RQ4(py + 3 * OH * OW, 1, 3, c30, c31, c32, c33);
             }
+        }
+    }
+}
+
+/* Depthwise 3x3, stride 1, on a padded input xp [C][HP][WP] (x_zp border, x_zp * sum(w) folded into
+ * the bias), w [C][9]. Per channel the 9 weights and the requantization stay in registers. Along an
+ * output row each input column (3 loads) is used once: it completes output ci - 2 (weight column 2),
+ * continues ci - 1 (column 1) and starts ci (column 0, from the bias), so only 3 accumulators and 3
+ * inputs are live; the loop is unrolled by 3 so their roles rotate without moves. The last two
+ * columns start no output. */
+#define TD_DW_COL(A, B, D, CI) do {                                                            \
+        const int32_t x0 = pr[CI], x1 = pr[WP + (CI)], x2 = pr[2 * WP + (CI)];                  \
+        TD_MAC(A, x0, w2); TD_MAC(A, x1, w5); TD_MAC(A, x2, w8);                               \
+        py[(CI) - 2] = td_rq2(A, m, rnd, sh, lo, hi);                                          \
+        if ((CI) <= OW) { TD_MAC(B, x0, w1); TD_MAC(B, x1, w4); TD_MAC(B, x2, w7); }           \
+        if ((CI) < OW) { TD_MAC0(D, bias, x0, w0); TD_MAC(D, x1, w3); TD_MAC(D, x2, w6); }     \
+    } while (0)
+static inline void td_dw3_fast(const int8_t *xp, const int8_t *w, const td_rq_t *q, int8_t *y,
+                               int C, int HP, int WP, int OH, int OW, int32_t lo, int32_t hi)
+{
+    for (int c = 0; c < C; c++, w += 9) {
+        const int32_t w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4], w5 = w[5];
+        const int32_t w6 = w[6], w7 = w[7], w8 = w[8];
+        const int32_t bias = q[c].bias, m = q[c].m, rnd = q[c].rnd, sh = q[c].sh;
+        for (int oh = 0; oh < OH; oh++) {
+            const int8_t *pr = xp + (c * HP + oh) * WP;
+            int8_t *py = y + (c * OH + oh) * OW;
+            int32_t a, b, d;
+            {
+                const int32_t x0 = pr[0], x1 = pr[WP], x2 = pr[2 * WP];
+                TD_MAC0(a, bias, x0, w0); TD_MAC(a, x1, w3); TD_MAC(a, x2, w6);
+            }
+            {
+                const int32_t x0 = pr[1], x1 = pr[WP + 1], x2 = pr[2 * WP + 1];
+                TD_MAC(a, x0, w1); TD_MAC(a, x1, w4); TD_MAC(a, x2, w7);
+                TD_MAC0(b, bias, x0, w0); TD_MAC(b, x1, w3); TD_MAC(b, x2, w6);
+            }
+            int ci = 2;
+            for (; ci + 3 <= OW; ci += 3) {      /* every column here starts an output */
+                TD_DW_COL(a, b, d, ci);
+                TD_DW_COL(b, d, a, ci + 1);
+                TD_DW_COL(d, a, b, ci + 2);
+            }
+            if (ci < OW + 2) TD_DW_COL(a, b, d, ci);         /* 2 to 4 columns left */
+            if (ci + 1 < OW + 2) TD_DW_COL(b, d, a, ci + 1);
+            if (ci + 2 < OW + 2) TD_DW_COL(d, a, b, ci + 2);
+            if (ci + 3 < OW + 2) TD_DW_COL(a, b, d, ci + 3);
         }
     }
 }
