@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import TinydeployError
 from ..ir import Node
-from .quant import requant
+from .quant import requant, zero_point_scalar
 from .registry import prod, register
 
 GEOM = ("N", "C", "H", "W", "K", "OH", "OW", "KH", "KW", "SH", "SW", "PT", "PL", "DH", "DW", "G")
@@ -223,19 +223,12 @@ def qconv(node, graph, args):
 
 
 # ---- ConvInteger -------------------------------------------------------------------------------
-def _zp_scalar(node, graph, i) -> int:
-    if len(node.inputs) <= i or not node.inputs[i]:
-        return 0
-    v = graph.const(node.inputs[i])
-    if v is None or np.unique(v).size != 1:
-        raise TinydeployError(f"node {node.name} ({node.op}): only constant per-tensor zero points are supported")
-    return int(v.reshape(-1)[0])
 
 
 def _emit_convint(node, graph, ctx) -> str:
     g = geometry(node, graph.tensors[node.inputs[0]].shape, graph.tensors[node.inputs[1]].shape)
     sx, sw = (("s8" if graph.tensors[n].dtype == np.int8 else "u8") for n in node.inputs[:2])
-    xzp, wzp = _zp_scalar(node, graph, 2), _zp_scalar(node, graph, 3)
+    xzp, wzp = zero_point_scalar(node, graph, 2), zero_point_scalar(node, graph, 3)
     per_n = g["C"] * g["H"] * g["W"], g["K"] * g["OH"] * g["OW"]
     x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
     return "\n".join(

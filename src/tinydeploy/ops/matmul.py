@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import TinydeployError
 from ..ir import Node
 from .conv import _flt, requant_params
-from .quant import requant
+from .quant import requant, zero_point_scalar
 from .registry import prod, register
 
 INT32_MAX = 2**31 - 1
@@ -139,18 +139,11 @@ def gemm_f32(node, graph, args):
 
 
 # ---- MatMulInteger -----------------------------------------------------------------------------
-def _zp_scalar(node, graph, i):
-    if len(node.inputs) <= i or not node.inputs[i]:
-        return 0
-    v = graph.const(node.inputs[i])
-    if v is None or np.unique(v).size != 1:
-        raise TinydeployError(f"node {node.name} ({node.op}): only constant per-tensor zero points are supported")
-    return int(v.reshape(-1)[0])
 
 
 def _emit_mmint(node, graph, ctx) -> str:
     sa, sb = (("s8" if graph.tensors[n].dtype == np.int8 else "u8") for n in node.inputs[:2])
-    azp, bzp = _zp_scalar(node, graph, 2), _zp_scalar(node, graph, 3)
+    azp, bzp = zero_point_scalar(node, graph, 2), zero_point_scalar(node, graph, 3)
     return _calls(node, graph, ctx, 0, 0, lambda a, b, y, g: f"td_matmul_int_{sa}{sb}({a}, {b}, {y}, {g}, {azp}, {bzp});")
 
 

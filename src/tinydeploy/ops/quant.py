@@ -40,3 +40,12 @@ def requant(acc: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.ndarray:
     s = np.asarray(s, np.int64)
     return (acc * m + (np.int64(1) << (s - 1))) >> s
 
+
+def zero_point_scalar(node, graph, i: int) -> int:
+    """Constant per-tensor zero point of input i (0 when omitted), as MatMulInteger/ConvInteger take it."""
+    if len(node.inputs) <= i or not node.inputs[i]:
+        return 0
+    v = graph.const(node.inputs[i])
+    if v is None or np.unique(v).size != 1:
+        raise TinydeployError(f"node {node.name} ({node.op}): only constant per-tensor zero points are supported")
+    return int(v.reshape(-1)[0])
