@@ -36,7 +36,8 @@ FAMILIES = {
                       "Slice", "Gather", "Pad", "Expand", "Tile", "Where", "Cast", "CastLike", "DepthToSpace",
                       "SpaceToDepth", "Shape", "Size", "ConstantOfShape", "Range", "Dropout", "Constant",
                       "GatherElements", "GatherND", "ScatterElements", "Scatter", "ScatterND", "OneHot", "TopK",
-                      "Trilu", "EyeLike", "Compress", "CenterCropPad", "BitCast", "Resize", "Upsample"},
+                      "Trilu", "EyeLike", "Compress", "CenterCropPad", "BitCast", "Resize", "Upsample", "ReverseSequence",
+                      "ArgMax", "ArgMin", "Hardmax"},
     "quantization": {"QuantizeLinear", "DequantizeLinear", "QLinearMatMul", "QLinearConv", "MatMulInteger",
                      "ConvInteger", "DynamicQuantizeLinear"},
 }

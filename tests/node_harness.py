@@ -44,7 +44,7 @@ EXCLUSIONS = HERE / "node_tests_exclusions.txt"
 PARAMS = {
     "Reshape": {1}, "Expand": {1}, "Tile": {1}, "Slice": {1, 2, 3, 4}, "Pad": {1, 2, 3}, "Squeeze": {1},
     "Unsqueeze": {1}, "Split": {1}, "TopK": {1}, "Clip": {1, 2}, "Resize": {1, 2, 3}, "Upsample": {1},
-    "OneHot": {1, 2}, "ConstantOfShape": {0}, "Range": {0, 1, 2}, "CumSum": {1}, "Trilu": {1},
+    "OneHot": {1, 2}, "ConstantOfShape": {0}, "Range": {0, 1, 2}, "CumSum": {1}, "CumProd": {1}, "Trilu": {1},
     "CenterCropPad": {1}, "Dropout": {1, 2}, "CastLike": {1}, "PRelu": {1}, "Col2Im": {1, 2}, "DFT": {1, 2},
     "STFT": {1, 3}, "AffineGrid": {1}, "BlackmanWindow": {0}, "HannWindow": {0}, "HammingWindow": {0},
     "MelWeightMatrix": {0, 1, 2, 3, 4}, "Compress": {1},

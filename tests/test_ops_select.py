@@ -64,3 +64,18 @@ def test_cumsum_matches_ort():
             b.out(b.op("CumSum", x, _c(b, -2), exclusive=ex, reverse=rev), label=f"cumsum_{ex}{rev}")
     b.out(b.op("CumSum", b.raw_input((6,), np.int64, low=-9, high=9), _c(b, 0), exclusive=1), np.int64, label="i64")
     b.check(rtol=1e-6, atol=1e-6)
+
+
+def test_arg_hardmax_reverse_sequence_match_ort():
+    b = Cases(seed=43, opset=13)
+    v = b.rng.integers(-3, 3, (3, 4, 5)).astype(np.float32)   # ties: first / last index rules matter
+    x = b.raw_input((3, 4, 5), np.float32, values=v)
+    for op in ("ArgMax", "ArgMin"):
+        for last in (0, 1):
+            b.out(b.op(op, x, axis=1, keepdims=0, select_last_index=last), np.int64, label=f"{op}{last}")
+    b.out(b.op("ArgMax", b.raw_input((2, 6), np.int8), axis=-1), np.int64, label="argmax_i8")
+    b.out(b.op("Hardmax", x, axis=2), label="hardmax")
+    lens = b.raw_input((4,), np.int64, values=np.int64([1, 3, 0, 2]))
+    b.out(b.op("ReverseSequence", b.raw_input((3, 4, 2), np.float32), lens, time_axis=0, batch_axis=1),
+          label="revseq")
+    b.check(rtol=1e-6, atol=1e-6)

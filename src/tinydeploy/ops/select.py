@@ -1,5 +1,5 @@
 """Index-driven data movement and masks: GatherElements, GatherND, ScatterElements (and the old
-Scatter), ScatterND, OneHot, TopK (runtime/kernels/select.h), and Trilu, EyeLike, Compress built on
+Scatter), ScatterND, OneHot, TopK, ReverseSequence (runtime/kernels/select.h), and Trilu, EyeLike, Compress built on
 the shape kernels (Where with a constant mask, a copy from flash, a Gather with constant indices).
 
 Shape-defining inputs (TopK's k, OneHot's depth, Trilu's k, Compress's condition) must be constants.
@@ -304,3 +304,32 @@ def compress(node, graph, args):
     axis = node.attr("axis")
     idx = _compress_idx(node, graph, x.shape, args)
     return [np.take(x.reshape(-1) if axis is None else x, idx, axis=0 if axis is None else axis % x.ndim)]
+
+
+# ---- ReverseSequence ---------------------------------------------------------------------------
+def _emit_reverse_sequence(node, graph, ctx):
+    x, lens = node.inputs[0], node.inputs[1]
+    shape = graph.tensors[x].shape
+    ta, ba = node.attr("time_axis", 0), node.attr("batch_axis", 1)
+    if {ta, ba} != {0, 1}:
+        raise TinydeployError(f"node {node.name} (ReverseSequence): time and batch axes must be 0 and 1")
+    st = nd.strides(shape)
+    inner = int(np.prod(shape[2:], dtype=np.int64))
+    return (f"td_reverse_sequence_{_isfx(node, graph, lens)}((const uint8_t *){ctx.ptr(x)}, "
+            f"(uint8_t *){ctx.ptr(node.outputs[0])}, {nd.esize(graph, x)}, {shape[ta]}, {shape[ba]}, {st[ta]}, "
+            f"{st[ba]}, {inner}, {ctx.ptr(lens)});")
+
+
+@register("ReverseSequence", emit=_emit_reverse_sequence, header="select.h")
+def reverse_sequence(node, graph, args):
+    x, lens = np.asarray(args[0]), np.asarray(args[1]).astype(np.int64)
+    ta, ba = node.attr("time_axis", 0), node.attr("batch_axis", 1)
+    y = x.copy()
+    for b, L in enumerate(lens):
+        L = int(min(max(L, 0), x.shape[ta]))
+        src = [slice(None)] * x.ndim
+        src[ba], src[ta] = b, slice(None, None, -1) if L == x.shape[ta] else slice(L - 1, None, -1) if L else slice(0, 0)
+        dst = [slice(None)] * x.ndim
+        dst[ba], dst[ta] = b, slice(0, L)
+        y[tuple(dst)] = x[tuple(src)]
+    return [y]

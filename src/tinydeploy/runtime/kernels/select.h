@@ -106,6 +106,26 @@ TD_DEFINE_SCATTER_T(u32, uint32_t)
 TD_DEFINE_SCATTER_T(s64, int64_t)
 TD_DEFINE_SCATTER_T(u64, uint64_t)
 
+/* ReverseSequence: time axis and batch axis are dims 0 and 1 (strides ts, bs), rows of `inner`
+ * contiguous elements; the first lens[b] steps of batch b are reversed, the rest copied */
+#define TD_DEFINE_REVSEQ(IS, TI)                                                               \
+static inline void td_reverse_sequence_##IS(const uint8_t *x, uint8_t *y, int es, int32_t T, int32_t B, \
+                                            int32_t ts, int32_t bs, int32_t inner, const TI *lens) \
+{                                                                                              \
+    const size_t row = (size_t)inner * (size_t)es;                                             \
+    for (int32_t b = 0; b < B; b++) {                                                          \
+        int64_t L = (int64_t)lens[b];                                                          \
+        L = L < 0 ? 0 : (L > T ? T : L);                                                       \
+        for (int32_t t = 0; t < T; t++) {                                                      \
+            const int64_t src = t < L ? L - 1 - t : t;                                         \
+            TD_MEMCPY(y + ((ptrdiff_t)t * ts + (ptrdiff_t)b * bs) * es,                        \
+                      x + ((ptrdiff_t)src * ts + (ptrdiff_t)b * bs) * es, row);                \
+        }                                                                                      \
+    }                                                                                          \
+}
+TD_DEFINE_REVSEQ(i32, int32_t)
+TD_DEFINE_REVSEQ(i64, int64_t)
+
 /* OneHot: y[o, d, i] = (idx[o, i] (+depth if negative) == d) ? on : off */
 #define TD_DEFINE_ONEHOT(IS, TI)                                                               \
 static inline void td_onehot_##IS(const TI *idx, uint8_t *y, int es, int32_t outer, int32_t depth, \
