@@ -163,6 +163,12 @@ def report(names, status, secs, total_s) -> str:
            f"{secs.get('c_s', 0):.0f} s).", "",
            "Tolerances (tests/node_harness.py): integer and bool outputs exact; float rtol 1e-5 atol 1e-6, "
            "rtol 1e-4 atol 1e-5 for graphs with transcendental functions.", "",
+           "Parameter folding (a static compiler needs them constant): a graph input read at a parameter "
+           "position (shapes, starts/ends/axes/steps, pads, repeats, k, split sizes, depth, Clip bounds, "
+           "Resize roi/scales/sizes, Q/DQ scales and zero points, weights of Conv/PRelu/normalisations; "
+           "table PARAMS in tests/node_harness.py, also applied to *_expanded function bodies) becomes an "
+           "initializer holding the test's value; data inputs (Gather/Scatter indices, Where's condition, "
+           "MatMul operands, …) stay run-time inputs.", "",
            "## Per family", "", "| family | claimed | total |", "| --- | ---: | ---: |"]
     for f, (a, b) in sorted(per_fam.items()):
         out.append(f"| {f} | {a} | {b} |")

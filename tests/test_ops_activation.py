@@ -200,3 +200,12 @@ def test_portable_inverse_trig_error_bound(tmp_path):
     want = np.concatenate(ref)
     err = np.abs(got - want) / (np.abs(want) * 2e-6 + 1e-7)
     assert err.max() <= 1.0, f"worst {err.max():.2f} of the bound"
+
+
+def test_clip_opset6_attributes():
+    b = Cases(seed=22, opset=6)
+    x = b.raw_input((3, 4), np.float32)
+    b.out(b.op("Clip", x, min=-0.3, max=0.4), label="clip6")
+    b.out(b.op("Clip", x, max=0.1), label="clip6_max")
+    c, _ = b.check(rtol=0, atol=0)
+    assert [n.op for n in c.graph.nodes] == ["Clip", "Clip"]
