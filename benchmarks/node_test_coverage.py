@@ -129,13 +129,21 @@ def write_exclusions(names, status) -> None:
 
 
 def _broad(reason: str) -> str:
-    if reason.startswith("op not supported"):
-        return "op not supported"
-    if reason.startswith("op has no C kernel"):
-        return "run-time input where a constant is required"
-    if "dynamic dimension" in reason:
-        return "dynamic shapes"
-    return reason if len(reason) < 60 else reason[:57] + "..."
+    """The category of an exclusion reason, for the summaries."""
+    if reason.startswith("training or ML domain op"):
+        return "training or ML domain op"
+    for prefix, cat in (("op not supported", "op not supported"),
+                        ("op has no C kernel", "run-time input where a constant is required"),
+                        ("C emission:", "no C kernel for this type or form"),
+                        ("host C build", "host C build error"), ("host C:", "host C output mismatch"),
+                        ("golden mismatch", "golden output mismatch")):
+        if reason.startswith(prefix):
+            return cat
+    if "training mode" in reason:
+        return "training mode"
+    if reason.startswith("node "):
+        return "unsupported attribute, mode or rank"
+    return reason
 
 
 def report(names, status, secs, total_s) -> str:

@@ -102,8 +102,8 @@ def run_c_batch(results: list, work: Path, cc: str = "gcc", extra: list[str] | N
             alone = list(pool.map(lambda pn: build([pn], work / f"{pn[0]}alone.c"), groups[k]))
             for pn, ra in zip(groups[k], alone):
                 if ra.returncode:
-                    first = next((ln for ln in ra.stderr.splitlines() if "error" in ln), ra.stderr[:200])
-                    verdict[pn[1].name] = f"host C build: {first.strip()[:300]}"
+                    first = next((ln for ln in ra.stderr.splitlines() if "error:" in ln), ra.stderr[:200])
+                    verdict[pn[1].name] = f"host C build: {first.split('error:', 1)[-1].strip()[:200]}"
             groups[k] = [pn for pn in groups[k] if pn[1].name not in verdict]
             r2 = build(groups[k], units[k])
             if r2.returncode:
