@@ -232,16 +232,19 @@ def _read_v2(cur: _Cursor, cfg: LlamaConfig, gs: int) -> LlamaWeights:
                         group_size=gs, quantized=qt)
 
 
+def read_source(source: str | os.PathLike | bytes, what: str) -> tuple[bytes, str]:
+    """(bytes, display name) of a file given by path or as bytes; a one-line error if unreadable."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source), "<bytes>"
+    try:
+        return Path(source).read_bytes(), str(source)
+    except OSError as e:
+        raise TinydeployError(f"cannot read {what} {source}: {e.strerror}") from None
+
+
 def read_checkpoint(source: str | os.PathLike | bytes) -> tuple[LlamaConfig, LlamaWeights]:
     """Read a llama2.c checkpoint of version 0, 1 or 2 from a path or from its bytes."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data, name = bytes(source), "<bytes>"
-    else:
-        name = str(source)
-        try:
-            data = Path(source).read_bytes()
-        except OSError as e:
-            raise TinydeployError(f"cannot read checkpoint {name}: {e.strerror}") from None
+    data, name = read_source(source, "checkpoint")
     cur = _Cursor(data, name)
     if len(data) < 28:
         raise TinydeployError(f"checkpoint {name} is truncated: {len(data)} bytes, not even a header")

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 
 from tinydeploy.errors import TinydeployError
+
+from .checkpoint import read_source
 
 BOS_ID = 1
 EOS_ID = 2
@@ -48,14 +49,7 @@ class Tokenizer:
     def load(cls, source: str | os.PathLike | bytes, vocab_size: int | None = None) -> "Tokenizer":
         """Read a tokenizer file. Its vocabulary size is not stored: by default read tokens until the
         data ends; pass ``vocab_size`` (the model's) to check it."""
-        if isinstance(source, (bytes, bytearray)):
-            data, name = bytes(source), "<bytes>"
-        else:
-            name = str(source)
-            try:
-                data = Path(source).read_bytes()
-            except OSError as e:
-                raise TinydeployError(f"cannot read tokenizer {name}: {e.strerror}") from None
+        data, name = read_source(source, "tokenizer")
         if len(data) < 4:
             raise TinydeployError(f"tokenizer {name} is truncated: {len(data)} bytes")
         max_len = int(np.frombuffer(data, "<i4", 1)[0])
