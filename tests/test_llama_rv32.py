@@ -1,5 +1,4 @@
 """The compiled llama on the simulated RV32IMC(F) at 512 KiB: fits, same tokens and logits as host."""
-import numpy as np
 import pytest
 
 from tinydeploy.models.llama.generate import load_model

@@ -7,8 +7,6 @@ matrix and the sanitizers run on a fixed representative subset, and on everythin
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import onnx

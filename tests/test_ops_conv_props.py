@@ -1,7 +1,6 @@
 """Property tests for the integer convolution: random geometry (strides, pads, dilations, groups),
 zero points and scales, against ONNX Runtime's QLinearConv; golden vs C on a sample."""
 import numpy as np
-import onnx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper

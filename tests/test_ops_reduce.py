@@ -2,7 +2,6 @@
 QReduce (Mean / Sum / Max / Min) bit-exact with golden and within 1 LSB of ORT."""
 import numpy as np
 import pytest
-from onnx import helper
 
 from ops_testlib import Cases
 

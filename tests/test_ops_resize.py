@@ -3,7 +3,6 @@ cubic with the common coordinate transformations, sizes with axes."""
 import numpy as np
 import pytest
 
-import ops_testlib
 from ops_testlib import Cases
 
 CASES = [

@@ -1,7 +1,6 @@
 """Random small models from the zoo (tinydeploy.testing.random_model), quantized in a rotating
 choice of the twelve onnxruntime configurations: 100 % must compile, give golden == host C on
 integer paths, and stay within the depth rule of docs/tolerance.md from onnxruntime."""
-import numpy as np
 import pytest
 
 import tinydeploy.testing as T

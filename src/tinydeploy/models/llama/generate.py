@@ -3,7 +3,6 @@ a generated main running the whole loop on the target (host or simulated rv32)."
 from __future__ import annotations
 
 import hashlib
-import math
 import subprocess
 import time
 from dataclasses import dataclass, field
