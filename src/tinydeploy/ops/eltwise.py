@@ -82,11 +82,20 @@ _C_NAME = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow",
            "Mean": "add", "Max": "max", "Min": "min", "Mod": "mod"}
 
 
-def _c_name(node, dtype) -> str:
+_POW_EXP = {np.dtype(np.int32): "s32", np.dtype(np.int64): "s64", np.dtype(np.uint32): "u32",
+            np.dtype(np.uint64): "u64"}
+
+
+def _c_name(node, dtype, bdtype=None) -> str:
     kind = _C_NAME[node.op]
     sfx = _SUFFIX.get(np.dtype(dtype))
+    if node.op == "Pow" and sfx == "f32" and bdtype is not None and np.dtype(bdtype) != np.float32:
+        esfx = _POW_EXP.get(np.dtype(bdtype))
+        if esfx is None:
+            raise TinydeployError(f"node {node.name} (Pow): no C kernel for {np.dtype(bdtype)} exponents")
+        return f"td_pow_f32_{esfx}"
     if node.op == "Mod":
-        kind = "fmod" if node.attr("fmod", 0) or sfx == "f32" else "mod"
+        kind = "fmod" if node.attr("fmod", 0) else "mod"
     elif sfx == "f32" and kind in ("max", "min"):
         kind = "f" + kind
     ok = sfx == "f32" or (sfx and kind in ("add", "sub", "mul", "max", "min", "mod", "fmod"))
@@ -98,8 +107,8 @@ def _c_name(node, dtype) -> str:
 def _emit_binary(node, graph, ctx) -> str:
     y = node.outputs[0]
     yt = graph.tensors[y]
-    fn = _c_name(node, yt.dtype)
     ins = [i for i in node.inputs if i]
+    fn = _c_name(node, yt.dtype, graph.tensors[ins[1]].dtype if len(ins) > 1 else None)
     shape = lambda n: graph.tensors[n].shape  # noqa: E731
     yp = ctx.ptr(y)
     if len(ins) == 1:   # Sum / Max / Min / Mean of one input: a copy

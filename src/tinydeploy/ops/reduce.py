@@ -84,6 +84,16 @@ def _emit(node, graph, ctx) -> str:
     return f"td_reduce_f32({ctx.ptr(node.inputs[0])}, {ctx.ptr(node.outputs[0])}, {_geo(x.shape, axes)}, {OPS[node.op]});"
 
 
+def _identity(dtype, is_max: bool):
+    """The identity of max (is_max) or min over `dtype`: what ReduceMax / ReduceMin give for an empty set."""
+    if dtype.kind == "f":
+        return -np.inf if is_max else np.inf
+    if dtype.kind == "b":
+        return not is_max
+    info = np.iinfo(dtype)
+    return info.min if is_max else info.max
+
+
 def _golden(node, graph, args):
     x = args[0]
     axes = axes_of(node, graph, x.ndim)
@@ -94,12 +104,12 @@ def _golden(node, graph, args):
     xf = x.astype(np.float32) if f32 else x
     kw = dict(axis=axes, keepdims=True)
     op = node.op
-    if op in ("ReduceMax", "ReduceMin"):
-        y = (np.max if op == "ReduceMax" else np.min)(xf, **kw)
+    if op in ("ReduceMax", "ReduceMin"):   # an empty set gives the identity: -inf / +inf, dtype min / max
+        y = (np.max if op == "ReduceMax" else np.min)(xf, initial=_identity(xf.dtype, op == "ReduceMax"), **kw)
     elif op == "ReduceProd":
         y = np.prod(xf, **kw)
     elif op == "ReduceLogSumExp":
-        mx = np.max(xf, **kw)
+        mx = np.max(xf, initial=_identity(xf.dtype, True), **kw)
         y = mx + np.log(np.sum(np.exp(xf - mx), **kw))
     else:
         v = xf * xf if op in ("ReduceSumSquare", "ReduceL2") else (np.abs(xf) if op == "ReduceL1" else xf)
@@ -127,7 +137,7 @@ def lower_reduce(m, graph):
     shape = graph.tensors[x.name].shape
     axes = axes_of(m.node, graph, len(shape))
     n = prod([shape[a] for a in axes])
-    if not axes or n * 256 > 2**31 - 1:
+    if not axes or n == 0 or n * 256 > 2**31 - 1:   # an empty set stays float
         return None
     sx, sy = np.float64(x.q.scale[0]), np.float64(m.out_q.scale[0])
     try:

@@ -85,6 +85,25 @@ TD_DEFINE_ARITH(s64, int64_t)
 TD_DEFINE_BINARY4(td_div_f32, float, va / vb)
 TD_DEFINE_BINARY4(td_pow_f32, float, TD_POWF(va, vb))
 TD_DEFINE_BINARY4(td_fmod_f32, float, TD_FMODF(va, vb))
+/* float Mod, fmod = 0 (numpy np.mod): the remainder takes the divisor's sign; a zero remainder is
+ * a zero with the divisor's sign */
+static inline float td_pymodf_(float a, float b)
+{
+    float r = TD_FMODF(a, b);
+    if (r != 0.0f) return ((r < 0.0f) != (b < 0.0f)) ? r + b : r;
+    return b < 0.0f ? -0.0f : 0.0f;
+}
+TD_DEFINE_BINARY4(td_mod_f32, float, td_pymodf_(va, vb))
+/* Pow with a float base and an integer exponent tensor: the exponent is converted to float */
+#define TD_DEFINE_POW_F32(SUFFIX, TB)                                                          \
+static inline void td_pow_f32_##SUFFIX(const float *a, const TB *b, float *y, TD_BCAST_ARGS)  \
+{                                                                                             \
+    TD_BCAST_LOOPS(const float va = a[ia]; const float vb = (float)b[ib]; y[k] = TD_POWF(va, vb)) \
+}
+TD_DEFINE_POW_F32(s32, int32_t)
+TD_DEFINE_POW_F32(s64, int64_t)
+TD_DEFINE_POW_F32(u32, uint32_t)
+TD_DEFINE_POW_F32(u64, uint64_t)
 /* Max / Min propagate NaN as numpy and onnxruntime do */
 TD_DEFINE_BINARY4(td_fmax_f32, float, (va != va || vb != vb) ? va + vb : (va > vb ? va : vb))
 TD_DEFINE_BINARY4(td_fmin_f32, float, (va != va || vb != vb) ? va + vb : (va < vb ? va : vb))

@@ -32,7 +32,8 @@ enum { TD_RED_SUM, TD_RED_MEAN, TD_RED_MAX, TD_RED_MIN, TD_RED_PROD, TD_RED_SUMS
 static inline void td_reduce_f32(const float *x, float *y, TD_REDUCE_ARGS, int op)
 {
     TD_REDUCE_LOOPS(
-        float mx = x[base];
+        /* the identity of max / min, so an empty reduced set gives -inf / +inf as ONNX specifies */
+        float mx = op == TD_RED_MIN ? __builtin_inff() : -__builtin_inff();
         float s = op == TD_RED_PROD ? 1.0f : 0.0f;
         float acc;
         if (op == TD_RED_MAX || op == TD_RED_MIN || op == TD_RED_LOGSUMEXP)   /* NaN propagates */
