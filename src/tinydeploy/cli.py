@@ -111,7 +111,9 @@ def compile(model, target, out_dir, report, shape, exact_memory, target_config):
     rep = compile_to_dir(Path(model), target, Path(out_dir), parse_shapes(shape), exact_memory, target_config)
     if report:
         write_file_atomic(Path(report), json.dumps(rep, indent=2))
-    click.echo(f"wrote {out_dir}: arena {rep['memory']} bytes, lower bound {rep['memory_lower_bound']}", err=True)
+    level = next(iter(rep["memory_lower_bound"]))
+    click.echo(f"wrote {out_dir}: arena {rep['memory'][level]:,} bytes (lower bound "
+               f"{rep['memory_lower_bound'][level]:,}), scratch {rep['memory']['scratch']:,} bytes", err=True)
 
 
 @main.command()

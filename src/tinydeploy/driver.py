@@ -78,8 +78,12 @@ def compile_to_dir(model: Path, target: str, out_dir: Path, shapes: dict, exact:
     with step(f"compiling {model.name}"):
         c = compile_onnx(model, shapes, exact)
     with Staged(out_dir) as tmp:
-        emit_c(c, tmp)
+        proj = emit_c(c, tmp)
+        if target == "rv32":  # a model that does not fit is a compile-time error
+            from .targets.rv32.network_run import check_budget
+            check_budget(proj, c.graph, config)
     rep = base_report(c, target, time.perf_counter() - t0)
+    rep["memory"]["scratch"] = proj.scratch_bytes  # layer-shared, outside the arena
     if config is not None:
         rep["clock_hz"] = config.clock_hz
     return rep
@@ -98,6 +102,7 @@ def run_model(model: Path, target: str, inputs_path: Path, shapes: dict, config_
     with tempfile.TemporaryDirectory(prefix="tinydeploy-") as tmp:
         tmp = Path(tmp)
         proj = emit_c(c, tmp / "c")
+        rep["memory"]["scratch"] = proj.scratch_bytes  # layer-shared, outside the arena
         if target == "host":
             from .targets.host import runner
             with step("building and running on the host"):

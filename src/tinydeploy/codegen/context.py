@@ -65,6 +65,8 @@ class EmitContext:
         self.headers: set[str] = {"td_common.h"}
         self._names: dict[str, str] = {}
         self._const_done: dict[str, str] = {}
+        self.scratch_bytes = 0      # one static region that every layer reuses: the largest need
+        self._scratch_top = 0
 
     def ident(self, hint: str) -> str:
         """A fresh C identifier from any string."""
@@ -94,6 +96,19 @@ class EmitContext:
                 self._const_done[name] = self.array(name, t.data)
             return self._const_done[name]
         return f"(({ctype(t.dtype)} *)({self.prefix}arena + {self.offsets[name]}))"
+
+    def begin_layer(self) -> None:
+        """Layers run one after another, so each starts from the bottom of the scratch region."""
+        self._scratch_top = 0
+
+    def scratch(self, ctype_name: str, count: int) -> str:
+        """Pointer expression to `count` elements of this layer's private scratch (padded copies,
+        transform tiles): static, placed at compile time, shared with every other layer."""
+        size = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "float": 4}[ctype_name]
+        off = (self._scratch_top + 15) // 16 * 16
+        self._scratch_top = off + count * size
+        self.scratch_bytes = max(self.scratch_bytes, self._scratch_top)
+        return f"(({ctype_name} *)({self.prefix}scratch + {off}))"
 
     def array(self, hint: str, values, dtype=None) -> str:
         """Declare `static const T name[N] = {...}` and return its name."""

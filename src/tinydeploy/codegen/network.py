@@ -29,6 +29,7 @@ class CProject:
     layers: list[dict]         # name, op, macs per emitted layer (in order)
     arena_bytes: int
     offsets: dict[str, int]    # activation tensor → arena offset
+    scratch_bytes: int = 0     # the layer-shared scratch region (codegen/context.py)
 
 
 def render(template: str, **kw) -> str:
@@ -70,6 +71,7 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
             continue        # (an alias of a constant has its own buffer: its emit copies)
         if op.header:
             ctx.headers.add(op.header)
+        ctx.begin_layer()
         code = op.emit(node, graph, ctx) if op.emit else None
         if code is None:
             raise TinydeployError(f"node {node.name}: operator {node.op} has no C kernel (only constant "
@@ -82,7 +84,7 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
                  "ctype": ctype(graph.tensors[n].dtype), "shape": list(graph.tensors[n].shape)} for n in names]
 
     kw = dict(name=graph.name, p=prefix, P=prefix.upper(), arena=arena_bytes, inputs=io(graph.inputs),
-              outputs=io(graph.outputs), layers=layers, decls=ctx.decls, headers=sorted(ctx.headers))
+              outputs=io(graph.outputs), layers=layers, decls=ctx.decls, scratch=ctx.scratch_bytes, headers=sorted(ctx.headers))
     (out_dir / f"{prefix}network.h").write_text(render("network.h.j2", **kw))
     src = out_dir / f"{prefix}network.c"
     src.write_text(render("network.c.j2", **kw))
@@ -95,4 +97,4 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
         shutil.copy(RUNTIME / "kernels" / h, rt / h)
     shutil.copy(RUNTIME / "baremetal" / "hal.h", rt / "hal.h")  # the one HAL interface
     return CProject(out_dir, [src], [out_dir, rt], prefix, [{k: l[k] for k in ("name", "op", "macs")}
-                                                             for l in layers], arena_bytes, offsets)
+                                                             for l in layers], arena_bytes, offsets, ctx.scratch_bytes)

@@ -69,8 +69,7 @@ def emit_qconv(node, graph, ctx, g: dict) -> str | None:
     HP, WP = H + PT + PB, W + PL + PR
     lines = []
     if PT or PB or PL or PR:
-        buf = ctx.ident(node.name + "_xpad")
-        ctx.decls.append(f"static int8_t {buf}[{C * HP * WP}];  /* padded input (scratch) */")
+        buf = ctx.scratch("int8_t", C * HP * WP)  # padded input
         lines.append(f"td_pad_s8({x}, {buf}, {C}, {H}, {W}, {PT}, {PB}, {PL}, {PR}, {a['x_zp']});")
         x = buf
     lines.append(f"td_conv_fast({x}, {wname}, {qname}, {y}, {C}, {HP}, {WP}, {K}, {g['OH']}, {g['OW']}, "
@@ -84,8 +83,7 @@ def _padded(node, graph, ctx, g, x: str, HP: int, WP: int) -> tuple[list[str], s
     PB, PR = HP - H - PT, WP - W - PL
     if not (PT or PB or PL or PR):
         return [], x
-    buf = ctx.ident(node.name + "_xpad")
-    ctx.decls.append(f"static int8_t {buf}[{g['C'] * HP * WP}];  /* padded input (scratch) */")
+    buf = ctx.scratch("int8_t", g["C"] * HP * WP)  # padded input
     return [f"td_pad_s8({x}, {buf}, {g['C']}, {H}, {W}, {PT}, {PB}, {PL}, {PR}, {node.attrs['x_zp']});"], buf
 
 

@@ -82,10 +82,9 @@ def emit_qconv(node, graph, ctx, g: dict) -> str | None:
     wu = np.ascontiguousarray(u.reshape(K, C, 16).transpose(2, 0, 1)).astype(np.int16)   # [16][K][C]
     wname, qname = ctx.array(node.name + "_wu", wu), fastpath.declare(ctx, node.name + "_rqw", table)
     tc = TILES_PER_CHUNK
-    xpad, vbuf, mbuf = (ctx.ident(node.name + s) for s in ("_xpad", "_wv", "_wm"))
-    ctx.decls.append(f"static int8_t {xpad}[{C * HP * WP}];  /* padded input (scratch) */")
-    ctx.decls.append(f"static int16_t {vbuf}[{16 * tc * C}];  /* Winograd input tiles (scratch) */")
-    ctx.decls.append(f"static int32_t {mbuf}[{tc * K * 16}];  /* Winograd products (scratch) */")
+    xpad = ctx.scratch("int8_t", C * HP * WP)      # padded input
+    vbuf = ctx.scratch("int16_t", 16 * tc * C)     # Winograd input tiles
+    mbuf = ctx.scratch("int32_t", tc * K * 16)     # Winograd products
     x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
     ctx.headers.add("td_winograd.h")
     return "\n".join([

@@ -17,11 +17,12 @@ def check_budget(project: CProject, graph, config: Rv32Config) -> None:
     """Data known before building (weights + arena + stack) must fit; code is checked by the linker."""
     weights = sum(t.nbytes for t in graph.tensors.values() if t.is_const)
     state = sum(t.nbytes for t in graph.tensors.values() if t.state)
-    need = weights + state + project.arena_bytes + config.stack_bytes
+    need = weights + state + project.arena_bytes + project.scratch_bytes + config.stack_bytes
     if need > config.sram_bytes:
         raise TinydeployError(
             f"rv32: the model needs {need:,} bytes of SRAM before code (weights {weights:,}, arena "
-            f"{project.arena_bytes:,}, state {state:,}, stack {config.stack_bytes:,}) but the target has "
+            f"{project.arena_bytes:,}, scratch {project.scratch_bytes:,}, state {state:,}, "
+            f"stack {config.stack_bytes:,}) but the target has "
             f"{config.sram_bytes:,}")
 
 
