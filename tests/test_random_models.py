@@ -23,22 +23,22 @@ def _check(seed):
     return stats
 
 
-@pytest.mark.parametrize("batch", range(6))
-def test_random_models(batch):
-    """60 seeds in 6 batches of 10 (fewer pytest items, same coverage)."""
-    for seed in FAST[batch::6]:
+def _check_all(seeds):
+    for seed in seeds:
         try:
             _check(seed)
         except AssertionError as e:
             raise AssertionError(f"random_model({seed}): {e}") from None
+
+
+@pytest.mark.parametrize("batch", range(6))
+def test_random_models(batch):
+    """60 seeds in 6 batches of 10 (fewer pytest items, same coverage)."""
+    _check_all(FAST[batch::6])
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", range(17))
 def test_random_models_slow(batch):
     """340 more seeds, 20 per item."""
-    for seed in SLOW[batch::17]:
-        try:
-            _check(seed)
-        except AssertionError as e:
-            raise AssertionError(f"random_model({seed}): {e}") from None
+    _check_all(SLOW[batch::17])

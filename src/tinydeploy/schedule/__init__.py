@@ -1,26 +1,7 @@
-"""Scheduling: static activation-memory planning (greedy and exact) and its lower bound."""
+"""Scheduling: static activation-memory planning (greedy and exact) and its lower bound.
+The public names are those of `memory` (which re-exports the liveness types)."""
 
-from tinydeploy.schedule.liveness import Buffer, InPlace, MemoryPlanError, lower_bound
-from tinydeploy.schedule.memory import (
-    MemoryPlan,
-    check_plan,
-    plan,
-    plan_exact,
-    plan_greedy,
-    plan_table,
-    timeline_ascii,
-)
+from tinydeploy.schedule import memory
+from tinydeploy.schedule.memory import *  # noqa: F401,F403
 
-__all__ = [
-    "Buffer",
-    "InPlace",
-    "MemoryPlan",
-    "MemoryPlanError",
-    "lower_bound",
-    "plan_greedy",
-    "plan_exact",
-    "plan",
-    "check_plan",
-    "timeline_ascii",
-    "plan_table",
-]
+__all__ = memory.__all__
