@@ -120,11 +120,14 @@ def ensure_data() -> Path:
     if manifest.exists() and all((root / n / "model.onnx").exists() for n in manifest.read_text().split()):
         _READY.append(root)
         return root
+    if root.is_dir() and any(root.iterdir()) and not manifest.exists():   # never delete what is not ours
+        raise RuntimeError(f"{root} holds files but no MANIFEST: not node-test data; "
+                           f"point TD_ONNX_NODE_DATA at a new folder")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=root.name + ".", dir=root.parent))
     _generate(tmp)
     import shutil
-    if root.exists():
+    if root.exists():   # an incomplete data set of ours (it has a MANIFEST)
         shutil.rmtree(root, ignore_errors=True)
     try:
         tmp.rename(root)

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
-import shutil
 import sys
-import tempfile
 import traceback
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import click
 import numpy as np
 
 from .errors import TinydeployError
+from .files import check_distinct, write_file_atomic
 
 TARGETS = ["host", "golden", "rv32"]
 
@@ -54,42 +53,6 @@ def parse_shapes(items: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-class Staged:
-    """An output directory written atomically: build in a temp dir beside it, rename at the end."""
-
-    def __init__(self, target: Path):
-        self.target = Path(target)
-        parent = self.target.resolve().parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            self.tmp = Path(tempfile.mkdtemp(prefix=".tinydeploy-", dir=parent))
-        except OSError as e:
-            raise TinydeployError(f"cannot write to {parent}: {e.strerror}") from None
-
-    def __enter__(self) -> Path:
-        return self.tmp
-
-    def __exit__(self, exc_type, *_):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
-        if self.target.exists():
-            shutil.rmtree(self.target) if self.target.is_dir() else self.target.unlink()
-        self.tmp.rename(self.target)
-        return False
-
-
-def write_file_atomic(path: Path, data: bytes | str) -> None:
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-        tmp.replace(path)
-    except OSError as e:
-        raise TinydeployError(f"cannot write {path}: {e.strerror}") from None
-
-
 @click.group()
 @click.version_option(package_name="tinydeploy")
 def main():
@@ -108,6 +71,7 @@ def main():
 def compile(model, target, out_dir, report, shape, exact_memory, target_config):
     """Compile MODEL to a C project in OUT_DIR."""
     from .driver import compile_to_dir
+    check_distinct({"MODEL": model, "--target-config": target_config}, {"-o": out_dir, "--report": report})
     rep = compile_to_dir(Path(model), target, Path(out_dir), parse_shapes(shape), exact_memory, target_config)
     if report:
         write_file_atomic(Path(report), json.dumps(rep, indent=2))
@@ -128,6 +92,8 @@ def compile(model, target, out_dir, report, shape, exact_memory, target_config):
 def run(model, target, inputs_path, outputs_path, report, shape, target_config):
     """Compile MODEL, run it on TARGET with IN.npz, write OUT.npz."""
     from .driver import run_model
+    check_distinct({"MODEL": model, "--inputs": inputs_path, "--target-config": target_config},
+                   {"--outputs": outputs_path, "--report": report})
     outs, rep = run_model(Path(model), target, Path(inputs_path), parse_shapes(shape), target_config)
     import io
     buf = io.BytesIO()
@@ -165,7 +131,11 @@ def inspect(model, target, shape, exact_memory):
 @_edge
 def generate(checkpoint, target, prompt, steps, temperature, top_p, seed, report):
     """Generate text with a llama2.c model compiled to C, running the whole loop on TARGET."""
+    from .models import default_checkpoint_path, default_tokenizer_path
     from .models.llama.run_target import generate as run_generate, summary
+    ck = Path(checkpoint) if checkpoint else default_checkpoint_path()
+    tokenizers = {f"tokenizer {p}": p for p in [default_tokenizer_path(), *ck.parent.glob("tok*.bin")]}
+    check_distinct({"--model": ck, **tokenizers}, {"--report": report})
     text, rep = run_generate(checkpoint, target, prompt, steps, temperature, top_p, seed)
     click.echo(text, nl=False)
     if report:
@@ -181,6 +151,7 @@ def generate(checkpoint, target, prompt, steps, temperature, top_p, seed, report
 def export_llama(checkpoint, output, seq):
     """Write a llama2.c CHECKPOINT as a float32 ONNX model (tokens [T] -> logits [T, vocab])."""
     from .models.llama.export_onnx import export_llama as export
+    check_distinct({"CHECKPOINT": checkpoint}, {"-o": output})
     data = export(Path(checkpoint), seq)
     write_file_atomic(Path(output), data)
     click.echo(f"wrote {output}: {len(data):,} bytes, T={seq}", err=True)

@@ -72,12 +72,12 @@ def target_config(target: str, path):
 
 def compile_to_dir(model: Path, target: str, out_dir: Path, shapes: dict, exact: bool = False,
                    config_path=None) -> dict:
-    from .cli import Staged
+    from .files import Staged
     config = target_config(target, config_path)
     t0 = time.perf_counter()
-    with step(f"compiling {model.name}"):
-        c = compile_onnx(model, shapes, exact)
-    with Staged(out_dir) as tmp:
+    with Staged(out_dir, inputs=(model, config_path) if config_path else (model,)) as tmp:  # refuses early
+        with step(f"compiling {model.name}"):
+            c = compile_onnx(model, shapes, exact)
         proj = emit_c(c, tmp)
         if target == "rv32":  # a model that does not fit is a compile-time error
             from .targets.rv32.network_run import check_budget

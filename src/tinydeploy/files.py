@@ -1,0 +1,131 @@
+"""Writing outputs without ever losing a user's file.
+
+A project folder carries a manifest listing the files tinydeploy wrote there; a later compile replaces
+or removes only those. A non-empty folder without a manifest is refused, and nothing is removed
+recursively. Single files go to a temporary sibling and are renamed into place. Every command checks
+up front that no output is one of its inputs.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from .errors import TinydeployError
+
+MANIFEST = ".tinydeploy-manifest"
+_STAGING = ".tinydeploy-"
+
+
+def _same(a: Path, b: Path) -> bool:
+    """One file under two names (symlinks, hard links, `..`), or one path not yet created."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def check_distinct(inputs: dict[str, object], outputs: dict[str, object]) -> None:
+    """Refuse an output that would replace an input or another output (labels name the options)."""
+    ins = [(k, Path(p)) for k, p in inputs.items() if p]
+    outs = [(k, Path(p)) for k, p in outputs.items() if p]
+    for j, (ko, o) in enumerate(outs):
+        for ki, i in ins + outs[:j]:
+            if _same(o, i):
+                raise TinydeployError(f"{ko} {o} is the same file as {ki} {i}; refusing to overwrite it")
+
+
+def write_file_atomic(path: Path, data: bytes | str) -> None:
+    """Write a whole file or nothing; a symlink is followed, an existing file keeps its mode."""
+    path = Path(path).resolve()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        if path.exists():
+            shutil.copymode(path, tmp)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise TinydeployError(f"cannot write {path}: {e.strerror}") from None
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+class Staged:
+    """A project folder written whole or not at all: the files are built in a staging folder inside it
+    and moved into place at the end. `-o` a symlink to a folder writes into that folder."""
+
+    def __init__(self, target: Path, inputs: tuple = ()):
+        self.target, self.inputs = Path(target), [Path(p) for p in inputs]
+        self.old = self._owned()
+        self.created = not self.target.is_dir()
+        try:
+            self.target.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(tempfile.mkdtemp(prefix=_STAGING, dir=self.target))
+        except OSError as e:
+            raise TinydeployError(f"cannot write to {self.target}: {e.strerror}") from None
+
+    def _owned(self) -> set[str]:
+        """The files a previous run wrote here (empty for a new or empty folder); refuse anything else."""
+        t = self.target
+        if t.exists() and not t.is_dir() or t.is_symlink() and not t.exists():
+            raise TinydeployError(f"cannot write to {t}: it exists and is not a folder")
+        if not t.is_dir() or not any(t.iterdir()):
+            return set()
+        if not (t / MANIFEST).is_file():
+            raise TinydeployError(f"-o {t}: the folder is not empty and was not written by tinydeploy "
+                                  f"(no {MANIFEST}); give a new or empty folder")
+        owned = set((t / MANIFEST).read_text().split())
+        for rel in owned:
+            p = PurePosixPath(rel)
+            if p.is_absolute() or ".." in p.parts or rel == MANIFEST or rel.startswith(_STAGING):
+                raise TinydeployError(f"{t / MANIFEST}: entry {rel!r} is not a file of this folder")
+        return owned
+
+    def __enter__(self) -> Path:
+        return self.tmp
+
+    def __exit__(self, exc_type, *_):
+        try:
+            if exc_type is None:
+                self._commit()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)   # the staging folder is ours alone
+            if exc_type is not None and self.created:
+                _rmdir_empty(self.target, self.target.parent)
+        return False
+
+    def _commit(self) -> None:
+        new = _files(self.tmp)
+        for rel in sorted(set(new) | self.old):
+            dest = self.target / rel
+            if rel not in self.old and (dest.exists() or dest.is_symlink()):
+                raise TinydeployError(f"{dest} exists and was not written by tinydeploy; refusing to replace it")
+            for i in self.inputs:
+                if dest.exists() and _same(dest, i):
+                    raise TinydeployError(f"{dest} is the input {i}; refusing to replace it")
+        # the manifest covers every file this run may leave behind before any of them is moved
+        write_file_atomic(self.target / MANIFEST, "\n".join(sorted(set(new) | self.old)) + "\n")
+        try:
+            for rel in new:
+                (self.target / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self.tmp / rel, self.target / rel)
+            for rel in self.old - set(new):
+                stale = self.target / rel
+                if stale.is_file() or stale.is_symlink():
+                    stale.unlink()
+                    _rmdir_empty(stale.parent, self.target)
+        except OSError as e:
+            raise TinydeployError(f"cannot write to {self.target}: {e.strerror}") from None
+        write_file_atomic(self.target / MANIFEST, "\n".join(new) + "\n")
+
+
+def _rmdir_empty(d: Path, stop: Path) -> None:
+    """Remove d and its parents up to (not including) stop while they are empty."""
+    while d != stop and d.is_dir() and not any(d.iterdir()):
+        d.rmdir()
+        d = d.parent
