@@ -41,3 +41,18 @@ def golden_and_host(model: onnx.ModelProto, inputs: dict, cc: str = "gcc", extra
 def lsb_error(out: np.ndarray, ref: np.ndarray, scale: float) -> np.ndarray:
     """Error in units of the output quantization step."""
     return (out.astype(np.float64) - ref.astype(np.float64)) / scale
+
+
+def random_llama(shared: bool = True, seed: int = 0, **config):
+    """A llama2.c model with standard-normal weights: (LlamaConfig, LlamaWeights). Default shapes are
+    tiny (dim 16, 2 layers, vocab 32, seq_len 8); ``config`` overrides LlamaConfig fields."""
+    from tinydeploy.models.llama.checkpoint import LlamaConfig, LlamaWeights
+    cfg = LlamaConfig(**{**dict(dim=16, hidden_dim=24, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=32,
+                                seq_len=8, shared_classifier=shared), **config})
+    rng = np.random.default_rng(seed)
+    L, d, h, kv, v = cfg.n_layers, cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.vocab_size
+    r = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    emb = r(v, d)
+    w = LlamaWeights(emb, r(L, d), r(L, d, d), r(L, kv, d), r(L, kv, d), r(L, d, d), r(L, d),
+                     r(L, h, d), r(L, d, h), r(L, h, d), r(d), emb if shared else r(v, d))
+    return cfg, w

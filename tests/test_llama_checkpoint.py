@@ -7,8 +7,9 @@ import pytest
 
 from tinydeploy.errors import TinydeployError
 from tinydeploy.models import default_checkpoint_path
-from tinydeploy.models.llama.checkpoint import (LlamaConfig, LlamaWeights, read_checkpoint,
-                                                write_v0, write_v1, write_v2)
+from tinydeploy.models.llama.checkpoint import LlamaWeights, read_checkpoint, write_v0, write_v1, write_v2
+
+from helpers import random_llama as random_model
 
 FIELDS = ["token_embedding", "rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2", "w3",
           "rms_final", "wcls"]
@@ -17,18 +18,6 @@ FIELDS = ["token_embedding", "rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1",
 @pytest.fixture(scope="module")
 def bundled():
     return read_checkpoint(default_checkpoint_path())
-
-
-def random_model(shared: bool, seed: int = 0):
-    cfg = LlamaConfig(dim=16, hidden_dim=24, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=32,
-                      seq_len=8, shared_classifier=shared)
-    rng = np.random.default_rng(seed)
-    L, d, h, kv, v = cfg.n_layers, cfg.dim, cfg.hidden_dim, cfg.kv_dim, cfg.vocab_size
-    r = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
-    emb = r(v, d)
-    w = LlamaWeights(emb, r(L, d), r(L, d, d), r(L, kv, d), r(L, kv, d), r(L, d, d), r(L, d),
-                     r(L, h, d), r(L, d, h), r(L, h, d), r(d), emb if shared else r(v, d))
-    return cfg, w
 
 
 def test_bundled_config_and_shapes(bundled):

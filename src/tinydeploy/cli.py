@@ -14,6 +14,7 @@ from .errors import TinydeployError
 from .files import check_distinct, write_file_atomic
 
 TARGETS = ["host", "golden", "rv32"]
+INT64_MAX = 2**63 - 1
 
 
 def _edge(fn):
@@ -49,6 +50,8 @@ def parse_shapes(items: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
                 raise ValueError
         except ValueError:
             raise TinydeployError(f"--shape {item!r}: expected NAME=DxDxD with positive sizes, e.g. x=1x3x32x32") from None
+        if max(shape) > INT64_MAX:  # shapes are int64 downstream (numpy, ONNX)
+            raise TinydeployError(f"--shape {item!r}: size {max(shape)} is beyond the int64 limit {INT64_MAX}")
         shapes[name] = shape
     return shapes
 

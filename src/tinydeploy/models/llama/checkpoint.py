@@ -19,7 +19,7 @@ Layouts (all little-endian; matrices are row-major with rows = outputs, columns 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,7 @@ from tinydeploy.errors import TinydeployError
 MAGIC = 0x616B3432  # "ak42" as a little-endian uint32
 HEADER_BYTES = 256  # versions 1 and 2
 MATRICES = ("wq", "wk", "wv", "wo", "w1", "w2", "w3")
+F32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,8 @@ def _read_v2(cur: _Cursor, cfg: LlamaConfig, gs: int) -> LlamaWeights:
     if not cfg.shared_classifier:
         qt["wcls"] = _take_q80(cur, emb_shape, 1, gs)
     cur.finish()
+    # scales whose weights overflow float32 (127 * scale) are refused with NaN and Inf
+    _check_values(cur.name, {f"{k} scales": t.scales for k, t in qt.items()}, F32_MAX / 127)
     for k in ("token_embedding", "wcls"):  # stored as one tensor: drop the stacking axis
         if k in qt:
             qt[k] = QuantizedTensor(qt[k].q[0], qt[k].scales[0], gs)
@@ -249,8 +252,19 @@ def read_checkpoint(source: str | os.PathLike | bytes) -> tuple[LlamaConfig, Lla
     if len(data) < 28:
         raise TinydeployError(f"checkpoint {name} is truncated: {len(data)} bytes, not even a header")
     magic = int(np.frombuffer(data, "<u4", 1)[0])
-    if magic != MAGIC:
-        return _read_v0_or_bad_magic(cur, magic)
+    cfg, w = _read_v0_or_bad_magic(cur, magic) if magic != MAGIC else _read_v1_v2(cur)
+    _check_values(name, {f.name: a for f in fields(LlamaWeights) if isinstance(a := getattr(w, f.name), np.ndarray)})
+    return cfg, w
+
+
+def _check_values(name: str, tensors: dict[str, np.ndarray], limit: float = F32_MAX) -> None:
+    for k, a in tensors.items():
+        if not np.all(np.abs(a) <= limit):  # False for NaN
+            raise TinydeployError(f"checkpoint {name}: NaN, infinite or too large values in {k} (limit {limit:.4g})")
+
+
+def _read_v1_v2(cur: _Cursor) -> tuple[LlamaConfig, LlamaWeights]:
+    name, data = cur.name, cur.data
     cur.take("<u4", 1)
     version = int(cur.take("<i4", 1)[0])
     if version not in (1, 2):
@@ -265,8 +279,7 @@ def read_checkpoint(source: str | os.PathLike | bytes) -> tuple[LlamaConfig, Lla
     if gs is not None and gs <= 0:
         raise TinydeployError(f"checkpoint {name} has invalid group size {gs}")
     cur.pos = HEADER_BYTES
-    w = _read_v1(cur, cfg) if version == 1 else _read_v2(cur, cfg, gs)
-    return cfg, w
+    return cfg, _read_v1(cur, cfg) if version == 1 else _read_v2(cur, cfg, gs)
 
 
 def _read_v0_or_bad_magic(cur: _Cursor, magic: int) -> tuple[LlamaConfig, LlamaWeights]:

@@ -6,7 +6,8 @@ and is compared with ``FloatLlama`` by top-1 agreement.
 
 Graph contract:
 
-- input ``tokens``: int64 [T], T fixed at export (``seq``, default 64, at most the model's seq_len);
+- input ``tokens``: int64 [T], T fixed at export (``seq``, default 64, at most the model's seq_len and
+  within budget.HOST_MEMORY_BYTES with the weights and the T x T mask);
   token t sits at position t (the sequence starts at position 0, normally with BOS = 1).
 - output ``logits``: float32 [T, vocab]; row t depends only on tokens 0..t (causal), so a shorter
   sequence can be padded with any valid token id and the rows past its end ignored.
@@ -33,6 +34,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tinydeploy.errors import TinydeployError
 
+from .budget import HOST_MEMORY_BYTES, check_fits, export_parts
 from .checkpoint import LlamaConfig, LlamaWeights, read_checkpoint
 from .reference import rope_tables
 
@@ -67,6 +69,7 @@ def build_model(cfg: LlamaConfig, w: LlamaWeights, seq: int = DEFAULT_SEQ) -> on
     """The llama2.c model as an ONNX ModelProto with a static sequence length ``seq``."""
     if not 1 <= seq <= cfg.seq_len:
         raise TinydeployError(f"--seq {seq}: must be between 1 and the model's seq_len {cfg.seq_len}")
+    check_fits(f"export-llama --seq {seq}", export_parts(cfg, w, seq), HOST_MEMORY_BYTES, "export-llama allows")
     if cfg.dim % cfg.n_heads or cfg.n_heads % cfg.n_kv_heads or cfg.head_size % 2:
         raise TinydeployError(f"unsupported head layout: dim {cfg.dim}, {cfg.n_heads} heads, "
                               f"{cfg.n_kv_heads} kv heads")

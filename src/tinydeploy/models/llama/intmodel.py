@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tinydeploy.errors import TinydeployError
+
 from .checkpoint import LlamaConfig, LlamaWeights, QuantizedTensor
 from .intmath import I64, rope_tables_q14, sat, scale_apply, scale_from_float, scale_norm
 from . import intops as ops
@@ -158,7 +160,10 @@ class IntLlama:
         hr = design.int16_headroom
         self.a = {k: [_pow2_exp(v, 16, hr) for v in getattr(calib, k)]
                   for k in ("q", "k", "v", "h1", "h3")}
-        assert min(self.a["h1"]) >= 5, "SiLU table needs 5 fractional bits"
+        if min(self.a["h1"]) < 5:  # the SiLU table needs 5 fractional bits
+            l = int(np.argmin(self.a["h1"]))
+            raise TinydeployError(f"layer {l}: w1 outputs reach {calib.h1[l]:.4g} on calibration text; the "
+                                  f"integer SiLU takes at most {2**15 / 2**5 / design.int16_headroom:g}")
         self.cos, self.sin = rope_tables_q14(hs, self.seq_len, cfg.rope_theta)
         self.kq, self.vq, self.mk, self.mv = [], [], [], []
         for l in range(L):

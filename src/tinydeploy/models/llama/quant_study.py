@@ -64,8 +64,10 @@ class Metrics:
 
 
 def sample_sequences(cfg: LlamaConfig, w: LlamaWeights, seeds, steps: int = SEQ_STEPS):
-    """[BOS] + the float model's sampled continuation, one per seed."""
-    return [[1] + FloatLlama(cfg, w).generate([], steps, temperature=1.0, top_p=1.0, seed=s)
+    """[BOS] + the float model's sampled continuation, one per seed (at most ``steps`` tokens, at
+    most to the end of the model's context)."""
+    steps = min(steps, cfg.seq_len - 1)
+    return [[1] + FloatLlama(cfg, w, steps + 1).generate([], steps, temperature=1.0, top_p=1.0, seed=s)
             for s in seeds]
 
 

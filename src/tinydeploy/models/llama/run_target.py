@@ -9,6 +9,7 @@ import numpy as np
 
 from ...errors import TinydeployError
 from .generate import PREFILL_ROWS, GenResult, Program, build_program, load_model, run_host
+from .sampling import SamplerParams
 
 RV32_ROWS = (64, 32, 16, 8, 4, 1)  # prefill rows tried on rv32, largest first, until it fits
 
@@ -74,7 +75,15 @@ def generate(checkpoint=None, target: str = "host", prompt: str = "", steps: int
              work: Path | None = None) -> tuple[str, dict]:
     """Compile and run; returns (printed text, REPORT dict)."""
     t0 = time.perf_counter()
-    model, tok = load_model(checkpoint)
+    SamplerParams.from_float(temperature, top_p)  # refuse bad parameters before the calibration
+    if target == "rv32":
+        from ...targets.rv32.runner import Rv32Config
+        config = rv32_config or Rv32Config()
+        model, tok = load_model(checkpoint, (config.sram_bytes, "of rv32 SRAM"))
+    elif target == "host":
+        model, tok = load_model(checkpoint)
+    else:
+        raise TinydeployError(f"generate supports --target host or rv32, not {target}")
     ids = tok.encode(prompt, bos=True) if prompt else [1]
     if len(ids) > model.seq_len:
         raise TinydeployError(f"prompt is {len(ids)} tokens; the context holds {model.seq_len}")
@@ -85,12 +94,8 @@ def generate(checkpoint=None, target: str = "host", prompt: str = "", steps: int
         if target == "host":
             prog = build_program(model, tok, ids, steps, temperature, top_p, seed, work / "c", PREFILL_ROWS)
             res = run_host(prog, work)
-        elif target == "rv32":
-            from ...targets.rv32.runner import Rv32Config
-            config = rv32_config or Rv32Config()
-            prog, res = _prog_rv32(model, tok, ids, steps, temperature, top_p, seed, work, config)
         else:
-            raise TinydeployError(f"generate supports --target host or rv32, not {target}")
+            prog, res = _prog_rv32(model, tok, ids, steps, temperature, top_p, seed, work, config)
         rep = report(prog, res, target, ids, tok, time.perf_counter() - t0,
                      config if target == "rv32" else None)
     return res.console, rep

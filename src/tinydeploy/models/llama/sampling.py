@@ -13,9 +13,9 @@ Logits are int32 in "Q8 logit units": real logit = l / 256. The float reference 
 l = floor(256 * x + 0.5); an integer model requantizes its classifier accumulators to this unit.
 
 Host-side parameters:
-    temperature T <= 0          -> greedy: the first index of the maximum logit.
+    temperature T = 0           -> greedy: the first index of the maximum logit (T must be finite, >= 0).
     k = round(65536 * log2(e) / T), clamped to [1, 2^31 - 1]      (Q16, log2 units per logit unit/256)
-    P = round(65536 * top_p); P <= 0 or P >= 65536 disables top-p  (Q16)
+    P = round(65536 * top_p), top_p in [0, 1]; P = 0 or P = 65536 disables top-p  (Q16)
 
 Per token, with m = max_i l_i:
     d_i = min(m - l_i, 2^24 - 1)                     (uint64; d_i >= 0)
@@ -39,6 +39,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from tinydeploy.errors import TinydeployError
 
 _MASK64 = (1 << 64) - 1
 _DEFAULT_STATE = 0x9E3779B97F4A7C15
@@ -72,9 +74,13 @@ class SamplerParams:
 
     @classmethod
     def from_float(cls, temperature: float, top_p: float = 1.0) -> "SamplerParams":
-        if temperature <= 0:
+        if not 0 <= temperature < math.inf:  # also refuses NaN
+            raise TinydeployError(f"--temperature must be a finite number >= 0 (0: greedy), got {temperature}")
+        if not 0 <= top_p <= 1:
+            raise TinydeployError(f"--top-p must be in 0..1 (0 or 1: off), got {top_p}")
+        if temperature == 0:
             return cls(True, 0, 0)
-        k = min(max(round(65536 * math.log2(math.e) / temperature), 1), 2**31 - 1)
+        k = max(round(min(65536 * math.log2(math.e) / temperature, 2**31 - 1)), 1)  # clamp first: a tiny T gives inf
         return cls(False, k, round(65536 * top_p))
 
     @property

@@ -102,7 +102,10 @@ class Tokenizer:
     # ------------------------------------------------------------------ encoding
 
     def encode(self, text: str | bytes, bos: bool = True, eos: bool = False) -> list[int]:
-        raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        try:
+            raw = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        except UnicodeEncodeError as e:  # lone surrogates, e.g. undecodable bytes of a command line
+            raise TinydeployError(f"cannot encode text that is not valid UTF-8 (character {e.start})") from None
         if b"\0" in raw:
             raise TinydeployError("cannot encode text containing a NUL character")
         tokens = [BOS_ID] if bos else []
@@ -130,7 +133,10 @@ class Tokenizer:
                 j += 1
             cp = raw[i:j]
             tid = self._lookup(cp)
-            out += [tid] if tid >= 0 else [b + BYTE_TOKEN_OFFSET for b in cp]
+            ids = [tid] if tid >= 0 else [b + BYTE_TOKEN_OFFSET for b in cp]
+            if max(ids) >= len(self.vocab):  # a vocabulary without all 256 byte tokens
+                raise TinydeployError(f"tokenizer has no token for {cp!r}, nor byte-fallback tokens")
+            out += ids
             i = j
         return out
 

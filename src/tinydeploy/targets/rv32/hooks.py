@@ -1,7 +1,7 @@
 """The simulator's callbacks: block hook (instruction counting) and mmio (console, counter).
 
 The fast path is hook.c, compiled into a host shared library on first use with
-`python -m ziglang cc -shared` and cached under ~/.cache/tinydeploy/ keyed by a hash of its source;
+`python -m ziglang cc -shared` and cached in tinydeploy's cache folder (cache.py) keyed by a hash of its source;
 unicorn calls it directly through its C API. If it cannot be built, the same logic runs as Python
 callbacks (with a warning), ~100x slower. Both work on the same fields (`_State` / `_PyState`),
 which simulator.run reads and corrects between stops.
@@ -23,6 +23,7 @@ import numpy as np
 import unicorn
 from unicorn.unicorn_py3 import unicorn as ucpy
 
+from tinydeploy.cache import cache_dir
 from tinydeploy.errors import TinydeployError
 
 from .config import MMIO_BASE, MMIO_SIZE
@@ -51,11 +52,6 @@ class _State(ctypes.Structure):
 _hook_lib: ctypes.CDLL | None | bool = False  # False = not tried yet
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "tinydeploy"
-
-
 def hook_library() -> ctypes.CDLL | None:
     """The compiled hook library, or None (with a warning) when it cannot be built."""
     global _hook_lib
@@ -63,7 +59,7 @@ def hook_library() -> ctypes.CDLL | None:
         return _hook_lib  # type: ignore[return-value]
     src = _HOOK_SRC.read_bytes()
     key = hashlib.sha256(src + sys.platform.encode() + platform.machine().encode()).hexdigest()[:16]
-    path = _cache_dir() / f"rv32-hook-{key}.so"
+    path = cache_dir() / f"rv32-hook-{key}.so"
     try:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
