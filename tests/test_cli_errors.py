@@ -103,6 +103,12 @@ def test_unwritable_output_and_missing_inputs(tmp_path):
     _assert_one_line_error(_cli("compile", tmp_path / "m.onnx", "-o", tmp_path / "p", "--shape", "x=1xq"), "--shape")
 
 
+def test_shape_beyond_int64(tmp_path):
+    onnx.save(_relu(), tmp_path / "m.onnx")
+    r = _cli("inspect", tmp_path / "m.onnx", "--shape", "x=99999999999999999999x4")
+    _assert_one_line_error(r, "size 99999999999999999999 is beyond the int64 limit 9223372036854775807")
+
+
 def test_compile_writes_project_and_inspect_prints_plan(tmp_path):
     onnx.save(_relu(), tmp_path / "m.onnx")
     r = _cli("compile", tmp_path / "m.onnx", "-o", tmp_path / "proj", "--report", tmp_path / "r.json")

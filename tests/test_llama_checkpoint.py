@@ -124,3 +124,23 @@ def test_v0_errors(tmp_path):
 def test_config_is_frozen(bundled):
     with pytest.raises(dataclasses.FrozenInstanceError):
         bundled[0].dim = 1
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("field,value", [("wq", np.nan), ("rms_att", np.inf), ("token_embedding", -np.inf)])
+def test_non_finite_weights_are_refused(tmp_path, field, value):
+    cfg, w = random_model(shared=True)
+    getattr(w, field)[0, 1] = value
+    write_v1(tmp_path / "m.bin", cfg, w)
+    _error(tmp_path / "m.bin", f"NaN, infinite or too large values in {field}")
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("scale", [np.nan, np.inf, 1e37])  # 1e37: its weights (up to 127 * scale) overflow float32
+def test_bad_q80_scales_are_refused(tmp_path, scale):
+    cfg, w = random_model(shared=True)
+    write_v2(tmp_path / "m.bin", cfg, w, group_size=8)
+    data = bytearray((tmp_path / "m.bin").read_bytes())
+    first_scale = 256 + 4 * (2 * cfg.n_layers + 1) * cfg.dim + cfg.vocab_size * cfg.dim  # after the int8 embedding
+    data[first_scale:first_scale + 4] = np.float32(scale).tobytes()
+    _error(bytes(data), "values in token_embedding scales")

@@ -3,7 +3,9 @@
 import math
 
 import numpy as np
+import pytest
 
+from tinydeploy.errors import TinydeployError
 from tinydeploy.models.llama.sampling import (EXP2_Q16, SamplerParams, XorShiftRng, logits_to_q8,
                                               sample, weights_q16)
 
@@ -56,3 +58,16 @@ def test_logits_to_q8_rounds_half_up():
 
 
 GOLDEN_SEED42 = [1456360119, 3359763283, 3393612768, 4054632243]  # checked against a C build
+
+
+@pytest.mark.parametrize("temperature,top_p,option", [
+    (math.nan, 0.9, "--temperature"), (math.inf, 0.9, "--temperature"), (-0.5, 0.9, "--temperature"),
+    (1.0, math.nan, "--top-p"), (1.0, math.inf, "--top-p"), (1.0, -0.1, "--top-p"), (1.0, 1.5, "--top-p")])
+def test_bad_parameters_are_refused(temperature, top_p, option):
+    with pytest.raises(TinydeployError, match=option):
+        SamplerParams.from_float(temperature, top_p)
+
+
+def test_tiny_temperature_saturates_k():
+    assert SamplerParams.from_float(5e-324).inv_temp_q16 == 2**31 - 1  # 65536 log2(e) / T is inf
+    assert SamplerParams.from_float(1e-300, 0.0) == SamplerParams(False, 2**31 - 1, 0)

@@ -5,6 +5,7 @@ Expected ids below were produced by llama2.c run.c's encode (compiled in a sessi
 
 import json
 
+import numpy as np
 import pytest
 
 from tinydeploy.errors import TinydeployError
@@ -64,3 +65,18 @@ def test_truncated_tokenizer_file():
         Tokenizer.load(data, vocab_size=600)
     with pytest.raises(TinydeployError, match="more than 500"):
         Tokenizer.load(data, vocab_size=500)
+
+
+def test_encode_refuses_invalid_utf8(tok):
+    # a command line's undecodable bytes reach Python as lone surrogates (surrogateescape)
+    bad = b"Lily \xff\xfe".decode("utf-8", "surrogateescape")
+    with pytest.raises(TinydeployError, match="not valid UTF-8 \\(character 5\\)"):
+        tok.encode(bad)
+
+
+def test_encode_without_byte_fallback_tokens():
+    # 40 tokens: byte-fallback ids (3 + byte) reach only byte 36; 'z' (122) has no token at all
+    small = Tokenizer([b"<unk>", b"<s>", b"</s>"] + [b" "] + [b"a"] * 36, np.zeros(40), 1)
+    assert small.encode("a") == [1, 3, 4]
+    with pytest.raises(TinydeployError, match="no token for b'z'"):
+        small.encode("z")

@@ -69,7 +69,7 @@ def build_model(cfg: LlamaConfig, w: LlamaWeights, seq: int = DEFAULT_SEQ) -> on
     """The llama2.c model as an ONNX ModelProto with a static sequence length ``seq``."""
     if not 1 <= seq <= cfg.seq_len:
         raise TinydeployError(f"--seq {seq}: must be between 1 and the model's seq_len {cfg.seq_len}")
-    check_fits(f"export-llama --seq {seq}", export_parts(cfg, w, seq), HOST_MEMORY_BYTES, "export-llama allows")
+    check_fits(f"export-llama --seq {seq}", export_parts(cfg, w, seq), HOST_MEMORY_BYTES, "export-llama allows on the host")
     if cfg.dim % cfg.n_heads or cfg.n_heads % cfg.n_kv_heads or cfg.head_size % 2:
         raise TinydeployError(f"unsupported head layout: dim {cfg.dim}, {cfg.n_heads} heads, "
                               f"{cfg.n_kv_heads} kv heads")

@@ -7,7 +7,7 @@ import os
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from ...codegen.network import CProject, render_from
 from ...compiler import compile_graph, emit_c
 from ...errors import TinydeployError
 from .budget import HOST_MEMORY_BYTES, check_fits, generate_parts
-from .checkpoint import read_checkpoint
+from .checkpoint import LlamaWeights, QuantizedTensor, read_checkpoint
 from .intmodel import Calibration, IntLlama, calibrate
 from .reference import FloatLlama
 from .sampling import EXP2_Q16, SamplerParams, XorShiftRng
@@ -26,6 +26,7 @@ from .tokenizer import BOS_ID, Tokenizer
 
 HERE = Path(__file__).resolve().parent
 PREFILL_ROWS = 64
+KERNEL_GROUP = 32  # the Q8_0 group of the compiled kernels (runtime/kernels/llama.h, intops.effective_weight)
 
 
 def _calibration(cfg, w, path: Path) -> Calibration:
@@ -83,7 +84,7 @@ def _save_calibration(f: Path, calib: Calibration) -> None:
 
 
 def load_model(checkpoint: str | Path | None = None,
-               memory: tuple[int, str] = (HOST_MEMORY_BYTES, "generate allows a host program")) -> tuple[IntLlama, Tokenizer]:
+               memory: tuple[int, str] = (HOST_MEMORY_BYTES, "generate allows on the host")) -> tuple[IntLlama, Tokenizer]:
     """The integer model (calibrated on the float model's own samples, cached) and its tokenizer;
     ``memory`` (bytes, who holds them) bounds the program's data before anything is built."""
     from tinydeploy.models import default_checkpoint_path, default_tokenizer_path
@@ -96,18 +97,30 @@ def load_model(checkpoint: str | Path | None = None,
         raise TinydeployError(f"cannot read checkpoint {path}: {e}") from None
     if not w.quantized:
         raise TinydeployError(f"{path}: generate needs a llama2.c version-2 (Q8_0) checkpoint")
+    w = _for_kernels(path, w)
     check_fits(f"checkpoint {path} (seq_len {cfg.seq_len})", generate_parts(cfg, w), *memory)
-    # the integer model takes every scale from the data: an all-zero tensor has none
-    gains = {"rms_att": w.rms_att, "rms_ffn": w.rms_ffn, "rms_final": w.rms_final}
-    for k, a in {**{k: t.scales for k, t in w.quantized.items()}, **gains}.items():
-        zero = np.flatnonzero(~np.atleast_2d(a).any(axis=1))
-        if zero.size:
-            raise TinydeployError(f"checkpoint {path}: {k}{f' of layer {zero[0]}' if a.ndim == 2 else ''} is all "
-                                  f"zeros; the integer model cannot scale it")
     tok_path = next((p for p in (path.parent / f"tok{cfg.vocab_size}.bin", path.parent / "tokenizer.bin")
                      if p.is_file()), default_tokenizer_path())
     tok = Tokenizer.load(tok_path, cfg.vocab_size)
     return IntLlama(cfg, w, _calibration(cfg, w, path)), tok
+
+
+def _for_kernels(path: Path, w: LlamaWeights) -> LlamaWeights:
+    """The Q8_0 weights in the kernels' groups of 32: a group of a multiple of 32 splits exactly (its parts
+    share its scale). The integer model takes every scale from the data: an all-zero tensor has none."""
+    gs = w.group_size
+    if gs % KERNEL_GROUP:
+        raise TinydeployError(f"checkpoint {path}: Q8_0 group size {gs}; generate takes groups of {KERNEL_GROUP} "
+                              f"or a multiple of {KERNEL_GROUP}")
+    q = {k: QuantizedTensor(t.q, np.repeat(t.scales, gs // KERNEL_GROUP, axis=-1), KERNEL_GROUP)
+         for k, t in w.quantized.items()}
+    gains = {"rms_att": w.rms_att, "rms_ffn": w.rms_ffn, "rms_final": w.rms_final}
+    for k, a in {**{k: t.scales for k, t in q.items()}, **gains}.items():
+        zero = np.flatnonzero(~np.atleast_2d(a).any(axis=1))
+        if zero.size:
+            raise TinydeployError(f"checkpoint {path}: {k}{f' of layer {zero[0]}' if a.ndim == 2 else ''} is all "
+                                  f"zeros; the integer model cannot scale it")
+    return replace(w, quantized=q, group_size=KERNEL_GROUP)
 
 
 @dataclass
