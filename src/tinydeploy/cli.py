@@ -127,8 +127,8 @@ def inspect(model, target, shape, exact_memory):
 @click.option("--target", "-t", type=click.Choice(["host", "rv32"]), default="host", show_default=True)
 @click.option("--prompt", default="", help="Text to start from (default: BOS only).")
 @click.option("--steps", default=256, show_default=True, help="New tokens to generate.")
-@click.option("--temperature", default=0.0, show_default=True)
-@click.option("--top-p", default=0.9, show_default=True)
+@click.option("--temperature", default=0.0, show_default=True, help="Finite, >= 0; 0 is greedy.")
+@click.option("--top-p", default=0.9, show_default=True, help="Nucleus sampling mass in 0..1; 0 or 1: off.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--report", type=click.Path(dir_okay=False), help="Write REPORT.json here.")
 @_edge
