@@ -150,13 +150,13 @@ def stack_depth(stack: np.ndarray) -> int:
 
 
 class Faults:
-    """Watch an engine for unmapped accesses (recorded, then emu_start raises) and CPU exceptions
-    (recorded and stopped: nothing handles them here)."""
+    """Watch an engine for invalid accesses (unmapped or against the page protection: recorded,
+    then emu_start raises) and CPU exceptions (recorded and stopped: nothing handles them here)."""
 
     def __init__(self, uc: unicorn.Uc):
-        self.unmapped: list[tuple[int, int]] = []
+        self.unmapped: list[tuple[int, int]] = []  # (UC_MEM_* access, address)
         self.traps: list[int] = []
-        uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, self._on_unmapped)
+        uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED | unicorn.UC_HOOK_MEM_PROT, self._on_unmapped)
         uc.hook_add(unicorn.UC_HOOK_INTR, self._on_exception)
 
     def _on_unmapped(self, uc, access, address, size, value, _):
@@ -174,7 +174,7 @@ class Faults:
 
     def access_message(self, pc: int, where: Where) -> str:
         access, address = self.unmapped[-1]
-        return f"{ACCESS_KINDS.get(access, 'access to')} unmapped address {address:#x} at pc {pc:#x}{where(pc)}"
+        return f"{ACCESS_KINDS.get(access, 'access to address')} {address:#x} at pc {pc:#x}{where(pc)}"
 
 
 def run(elf: Elf32, config: Rv32Config, max_instructions: int = 2_000_000_000, *,
@@ -251,8 +251,11 @@ def _counter_load_pc(elf: Elf32) -> int:
 CPU_EXCEPTIONS = {2: "illegal instruction (__builtin_trap() and unreachable code compile to one)",
                   3: "breakpoint (ebreak)", 8: "ecall", 11: "ecall", 0: "misaligned jump", 4: "misaligned load",
                   6: "misaligned store"}
-ACCESS_KINDS = {unicorn.UC_MEM_READ_UNMAPPED: "read from", unicorn.UC_MEM_WRITE_UNMAPPED: "write to",
-                unicorn.UC_MEM_FETCH_UNMAPPED: "jump to"}
+ACCESS_KINDS = {unicorn.UC_MEM_READ_UNMAPPED: "read from unmapped address",
+                unicorn.UC_MEM_WRITE_UNMAPPED: "write to unmapped address",
+                unicorn.UC_MEM_FETCH_UNMAPPED: "jump to unmapped address",
+                unicorn.UC_MEM_WRITE_PROT: "write to read-only address",
+                unicorn.UC_MEM_FETCH_PROT: "jump to non-executable address"}
 
 
 def _raise_fault(uc, exc, faults: Faults, config: Rv32Config, syms, where) -> None:
