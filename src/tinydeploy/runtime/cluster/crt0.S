@@ -3,10 +3,10 @@
  * Each core reads its id, takes its stack (core i: the i-th slot below _stack_top, all in L1),
  * clears its share of .bss and meets the others at the barrier, so main() sees a zeroed .bss on
  * every core. .data was placed in L1 by the loader (load address = run address); `.l1` buffers
- * are not cleared. Returning from main() (or td_exit) jumps to _td_halt: that core is done.
+ * are not cleared. Returning from main() (or td_exit) jumps to _td_halt (baremetal/td_sim.S):
+ * that core is done.
  */
 #include "td_cluster.h"
-#include "td_mmio_rv32.h"
 
     .section .text.start, "ax", @progbits
     .globl _start
@@ -48,24 +48,3 @@ _start:
     call    main
     tail    td_exit
     .size _start, . - _start
-
-/* uint64_t td_cycles(void): this core's modelled cycles (retired instructions plus barrier and
- * DMA waits) before the first load; the low-word read latches the high word. */
-    .section .text.td_cycles, "ax", @progbits
-    .globl td_cycles
-    .type td_cycles, @function
-td_cycles:
-    li      t0, TD_CLUSTER_PERIPH
-    lw      a0, TD_MMIO_CYCLES_LO(t0)
-    lw      a1, TD_MMIO_CYCLES_HI(t0)
-    ret
-    .size td_cycles, . - td_cycles
-
-/* void _td_halt(int code): the simulator stops a core when its PC reaches this address, before
- * it executes, and takes its exit code from a0. On hardware it spins. */
-    .section .text._td_halt, "ax", @progbits
-    .globl _td_halt
-    .type _td_halt, @function
-_td_halt:
-    j       _td_halt
-    .size _td_halt, . - _td_halt

@@ -71,8 +71,9 @@ static inline uint32_t td_dma_start_1d(void *dst, const void *src, uint32_t byte
     return TD_REG(TD_DMA_START);
 }
 
-static inline uint32_t td_dma_start_2d(void *dst, const void *src, uint32_t row_bytes, uint32_t rows,
-                                       uint32_t dst_stride, uint32_t src_stride)
+/* Program rows x row_bytes with row strides; the caller sets the planes and starts. */
+static inline void td_dma_rows_(void *dst, const void *src, uint32_t row_bytes, uint32_t rows,
+                                uint32_t dst_stride, uint32_t src_stride)
 {
     TD_MEMORY_FENCE();
     TD_REG(TD_DMA_SRC) = (uint32_t)src;
@@ -81,6 +82,12 @@ static inline uint32_t td_dma_start_2d(void *dst, const void *src, uint32_t row_
     TD_REG(TD_DMA_N1) = rows;
     TD_REG(TD_DMA_SRC_STRIDE1) = src_stride;
     TD_REG(TD_DMA_DST_STRIDE1) = dst_stride;
+}
+
+static inline uint32_t td_dma_start_2d(void *dst, const void *src, uint32_t row_bytes, uint32_t rows,
+                                       uint32_t dst_stride, uint32_t src_stride)
+{
+    td_dma_rows_(dst, src, row_bytes, rows, dst_stride, src_stride);
     TD_REG(TD_DMA_N2) = 1;
     return TD_REG(TD_DMA_START);
 }
@@ -89,13 +96,7 @@ static inline uint32_t td_dma_start_3d(void *dst, const void *src, uint32_t row_
                                        uint32_t dst_stride, uint32_t src_stride, uint32_t planes,
                                        uint32_t dst_plane_stride, uint32_t src_plane_stride)
 {
-    TD_MEMORY_FENCE();
-    TD_REG(TD_DMA_SRC) = (uint32_t)src;
-    TD_REG(TD_DMA_DST) = (uint32_t)dst;
-    TD_REG(TD_DMA_LEN) = row_bytes;
-    TD_REG(TD_DMA_N1) = rows;
-    TD_REG(TD_DMA_SRC_STRIDE1) = src_stride;
-    TD_REG(TD_DMA_DST_STRIDE1) = dst_stride;
+    td_dma_rows_(dst, src, row_bytes, rows, dst_stride, src_stride);
     TD_REG(TD_DMA_N2) = planes;
     TD_REG(TD_DMA_SRC_STRIDE2) = src_plane_stride;
     TD_REG(TD_DMA_DST_STRIDE2) = dst_plane_stride;

@@ -13,7 +13,8 @@ from ..rv32 import toolchain as rv32_toolchain
 from .config import L1_BASE, L2_BASE, PERIPH_BASE, ClusterConfig
 
 RUNTIME_DIR = rv32_toolchain.RUNTIME_DIR.parent / "cluster"
-RUNTIME = (RUNTIME_DIR / "crt0.S", *(rv32_toolchain.RUNTIME_DIR / name for name in ("hal_rv32.c", "libc.c", "libm.c")))
+RUNTIME = (RUNTIME_DIR / "crt0.S",
+           *(rv32_toolchain.RUNTIME_DIR / name for name in ("td_sim.S", "hal_rv32.c", "libc.c", "libm.c")))
 DEFINES = {"TD_MMIO_BASE": f"{PERIPH_BASE:#x}"}  # the rv32 HAL's console and counter registers
 SECTIONS = (".text", ".rodata", ".l2", ".data", ".bss", ".l1", ".stack")
 L1_SECTIONS, L2_SECTIONS = SECTIONS[3:], SECTIONS[:3]

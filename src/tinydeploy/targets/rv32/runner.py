@@ -5,7 +5,7 @@
     sim = simulate(res, Rv32Config())
     sim.exit_code, sim.console, sim.instructions, sim.read("output"), sim.stack_used_bytes
 
-The runtime (runtime/baremetal: crt0.S, hal_rv32.c, libc.c, libm.c) is always linked in and its
+The runtime (runtime/baremetal: crt0.S, td_sim.S, hal_rv32.c, libc.c, libm.c) is always linked in and its
 directory is on the include path, so sources can `#include "hal.h"` and define `int main(void)`.
 """
 

@@ -28,7 +28,7 @@ from tinydeploy.errors import TinydeployError
 from .config import SRAM_BASE, Rv32Config
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime" / "baremetal"
-RUNTIME_SOURCES = ("crt0.S", "hal_rv32.c", "libc.c", "libm.c")
+RUNTIME_SOURCES = ("crt0.S", "td_sim.S", "hal_rv32.c", "libc.c", "libm.c")
 # Sections the report names; everything allocated ends up in one of them (see the linker script).
 REPORTED_SECTIONS = (".text", ".rodata", ".data", ".bss", ".stack")
 
