@@ -88,7 +88,7 @@ def simulate(artifact: ClusterBuild, config: ClusterConfig | None = None, *, qua
              inputs: dict | None = None, max_instructions: int = 2_000_000_000) -> ClusterResult:
     """Run to completion on `config` (default: the build's). `inputs` fills globals (L1 or L2) by
     name before the run, with exactly their size in bytes. `quantum` changes host scheduling only,
-    never a count."""
+    never a count; `max_instructions` bounds each core."""
     config = config or artifact.config
     if config.layout() != artifact.config.layout() or config.cores > artifact.config.cores:
         raise TinydeployError(f"cluster: simulate() needs the memory layout the program was built with "

@@ -279,7 +279,8 @@ class Cluster:
     def _step(self, c: _Core) -> None:
         """Run one core for a quantum, or until a timed access or the end of its program."""
         st = c.st
-        st.limit = st.count + self.quantum
+        before = st.count
+        st.limit = before + self.quantum
         try:
             c.uc.emu_start(c.pc, self.halt)
         except unicorn.UcError as exc:
@@ -302,6 +303,9 @@ class Cluster:
             c.state = REQUEST
         elif not flags & F_LIMIT:
             raise TinydeployError(f"cluster: internal error: core {c.id} stopped at pc {pc:#x} for no known reason")
+        elif st.count == before:
+            raise TinydeployError(f"cluster: internal error: core {c.id} made no progress at pc {pc:#x} "
+                                  f"(a block longer than the {self.quantum:,}-instruction quantum?)")
 
     def _serve(self, c: _Core) -> None:
         """Serve a core's timed access at its current cycle; the access itself retires on resume."""
@@ -363,5 +367,5 @@ def _union(intervals: list[tuple[int, int]]) -> int:
 
 
 def run(elf: Elf32, config: ClusterConfig, **options) -> ClusterResult:
-    """Simulate to completion; options: quantum, max_instructions, inputs, use_c_hook."""
+    """Simulate to completion; options: quantum, max_instructions (per core), inputs, use_c_hook."""
     return Cluster(elf, config, **options).run()

@@ -4,7 +4,8 @@ The fast path is hook.c, compiled into a host shared library on first use with
 `python -m ziglang cc -shared` and cached under ~/.cache/tinydeploy/ keyed by a hash of its source;
 unicorn calls it directly through its C API. If it cannot be built, the same logic runs as Python
 callbacks (with a warning), ~100x slower. Both work on the same fields (`_State` / `_PyState`),
-which simulator.run reads and corrects between stops.
+which simulator.run reads and corrects between stops. `attach_counter` installs the block hook
+alone, for the cluster simulator (targets/cluster), which serves its peripherals itself.
 """
 
 from __future__ import annotations
