@@ -1,5 +1,5 @@
 /* HAL for the simulated rv32 MCU: a write-only console register; exit by jumping to _td_halt.
- * td_cycles() lives in crt0.S. */
+ * td_cycles() lives in td_sim.S. */
 #include "hal.h"
 #include "td_mmio_rv32.h"
 

@@ -27,8 +27,37 @@ _SIZE_RE = re.compile(r"^\s*(\d+)\s*(|k|kib|kb|m|mib|mb)\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "kib": 1024, "kb": 1024, "m": 1 << 20, "mib": 1 << 20, "mb": 1 << 20}
 
 
+class FileConfig:
+    """Loading and overriding shared by the target configs (frozen dataclasses with a class
+    attribute `name`): field values may come from a TOML or JSON file, `*_bytes` fields accept
+    sizes like '512KiB', and every error is one line naming the option."""
+
+    name = "target"
+
+    def replace(self, **overrides: Any):
+        return dataclasses.replace(self, **_coerce(type(self), overrides))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        return cls(**_coerce(cls, values))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: Any):
+        """Read a TOML or JSON file (keys are the field names; a `[<name>]` table is also accepted)."""
+        values: dict[str, Any] = {}
+        if path is not None:
+            path = Path(path)
+            try:
+                text = path.read_text()
+                values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+            except (OSError, ValueError) as exc:
+                raise TinydeployError(f"{cls.name}: cannot read target config {path}: {exc}") from None
+            values = values.get(cls.name, values)
+        return cls.from_dict({**values, **overrides})
+
+
 @dataclass(frozen=True)
-class Rv32Config:
+class Rv32Config(FileConfig):
     """One RV32IMC core (F optional) at `clock_hz`, 1 cycle per retired instruction.
 
     sram_bytes:  the one SRAM holding code, constants, data, bss and stack.
@@ -70,44 +99,27 @@ class Rv32Config:
     def march(self) -> str:
         return "rv32imfc" if self.fpu else "rv32imc"
 
-    def replace(self, **overrides: Any) -> "Rv32Config":
-        return dataclasses.replace(self, **_coerce(overrides))
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "Rv32Config":
-        return cls(**_coerce(values))
-
-    @classmethod
-    def load(cls, path: str | Path | None = None, **overrides: Any) -> "Rv32Config":
-        """Read a TOML or JSON file (keys are the field names; a `[rv32]` table is also accepted)."""
-        values: dict[str, Any] = {}
-        if path is not None:
-            path = Path(path)
-            try:
-                text = path.read_text()
-                values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-            except (OSError, ValueError) as exc:
-                raise TinydeployError(f"rv32: cannot read target config {path}: {exc}") from None
-            values = values.get("rv32", values)
-        return cls.from_dict({**values, **overrides})
-
-
-def _coerce(values: dict[str, Any]) -> dict[str, Any]:
-    fields = {f.name: f for f in dataclasses.fields(Rv32Config)}
+def _coerce(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     out = {}
     for key, value in values.items():
         if key not in fields:
-            raise TinydeployError(f"rv32: unknown target option {key!r} (known: {', '.join(fields)})")
-        if key in ("sram_bytes", "stack_bytes") and isinstance(value, str):
+            raise TinydeployError(f"{cls.name}: unknown target option {key!r} (known: {', '.join(fields)})")
+        kind = fields[key].type  # a string: the modules use `from __future__ import annotations`
+        if key.endswith("_bytes") and isinstance(value, str):
             m = _SIZE_RE.match(value)
             if not m:
-                raise TinydeployError(f"rv32: {key} must be a byte count like 524288 or '512KiB', got {value!r}")
+                raise TinydeployError(f"{cls.name}: {key} must be a byte count like 524288 or '512KiB', got {value!r}")
             value = int(m.group(1)) * _UNITS[m.group(2).lower()]
-        elif key == "clock_hz" and isinstance(value, (str, float)):
-            value = int(float(value))
-        elif key == "opt_level":
+        elif kind == "int" and isinstance(value, (str, float)):
+            try:
+                value = int(float(value))
+            except ValueError:
+                raise TinydeployError(f"{cls.name}: {key} must be a number, got {value!r}") from None
+        elif kind == "str":
             value = str(value)
-        elif key in ("fpu", "guard") and not isinstance(value, bool):
-            raise TinydeployError(f"rv32: {key} must be true or false, got {value!r}")
+        elif kind == "bool" and not isinstance(value, bool):
+            raise TinydeployError(f"{cls.name}: {key} must be true or false, got {value!r}")
         out[key] = value
     return out

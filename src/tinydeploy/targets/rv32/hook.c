@@ -107,11 +107,18 @@ void td_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, str
     s->console[s->console_len++] = (uint8_t)value;
 }
 
-/* Register both callbacks on `uc`; returns the first unicorn error (0 = UC_ERR_OK). */
+/* Register the counting block hook on `uc` (the cluster simulator serves its peripherals itself);
+ * returns the unicorn error (0 = UC_ERR_OK). */
+int td_attach_block(void *uc, struct td_sim *s, uc_hook_add_fn hook_add, uint64_t *hook_handle)
+{
+    return hook_add(uc, hook_handle, UC_HOOK_BLOCK, (void *)td_block_hook, s, 1, 0);
+}
+
+/* Register the block hook and the rv32 mmio callbacks; returns the first unicorn error. */
 int td_attach(void *uc, struct td_sim *s, uc_hook_add_fn hook_add, uc_mmio_map_fn mmio_map,
               uint64_t mmio_base, uint64_t mmio_size, uint64_t *hook_handle)
 {
-    int err = hook_add(uc, hook_handle, UC_HOOK_BLOCK, (void *)td_block_hook, s, 1, 0);
+    int err = td_attach_block(uc, s, hook_add, hook_handle);
     if (err)
         return err;
     return mmio_map(uc, mmio_base, mmio_size, (void *)td_mmio_read, s, (void *)td_mmio_write, s);

@@ -4,7 +4,8 @@ The fast path is hook.c, compiled into a host shared library on first use with
 `python -m ziglang cc -shared` and cached in tinydeploy's cache folder (cache.py) keyed by a hash of its source;
 unicorn calls it directly through its C API. If it cannot be built, the same logic runs as Python
 callbacks (with a warning), ~100x slower. Both work on the same fields (`_State` / `_PyState`),
-which simulator.run reads and corrects between stops.
+which simulator.run reads and corrects between stops. `attach_counter` installs the block hook
+alone, for the cluster simulator (targets/cluster), which serves its peripherals itself.
 """
 
 from __future__ import annotations
@@ -78,6 +79,9 @@ def hook_library() -> ctypes.CDLL | None:
         lib.td_attach.restype = ctypes.c_int
         lib.td_attach.argtypes = [ctypes.c_void_p, ctypes.POINTER(_State), ctypes.c_void_p, ctypes.c_void_p,
                                   ctypes.c_uint64, ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint64)]
+        lib.td_attach_block.restype = ctypes.c_int
+        lib.td_attach_block.argtypes = [ctypes.c_void_p, ctypes.POINTER(_State), ctypes.c_void_p,
+                                        ctypes.POINTER(ctypes.c_uint64)]
         _hook_lib = lib
     except OSError as exc:
         warnings.warn(f"rv32: cannot build the C simulator hook ({exc}); using the ~100x slower Python hook",
@@ -99,10 +103,8 @@ class _PyState:
         self.console = bytearray(self.console_cap)
 
 
-def _attach_python(uc: unicorn.Uc, st: _PyState, prefix: np.ndarray) -> list:
-    pre = prefix.tolist()
-
-    lo, top, limit = st.lo, 2 * st.nhalf, st.limit
+def _python_block_hook(uc: unicorn.Uc, st: _PyState, pre: list[int]):
+    lo, top = st.lo, 2 * st.nhalf
 
     def block(uc, address, size, _):
         a = address - lo
@@ -114,9 +116,17 @@ def _attach_python(uc: unicorn.Uc, st: _PyState, prefix: np.ndarray) -> list:
         count = st.count
         st.last_before, st.last_start, st.last_end = count, address, address + size
         st.count = count = count + pre[(a + size) >> 1] - pre[a >> 1]
-        if count > limit:
+        if count > st.limit:  # read each time: the cluster moves the limit between runs
             st.flags |= F_LIMIT
             uc.emu_stop()
+
+    uc.hook_add(unicorn.UC_HOOK_BLOCK, block)
+    return block
+
+
+def _attach_python(uc: unicorn.Uc, st: _PyState, prefix: np.ndarray) -> list:
+    pre = prefix.tolist()
+    block = _python_block_hook(uc, st, pre)
 
     def read(uc, offset, size, _):
         if offset == MMIO_CYCLES_LO:
@@ -143,11 +153,22 @@ def _attach_python(uc: unicorn.Uc, st: _PyState, prefix: np.ndarray) -> list:
         st.console[st.console_len] = value & 0xFF
         st.console_len += 1
 
-    uc.hook_add(unicorn.UC_HOOK_BLOCK, block)
     uc.mmio_map(MMIO_BASE, MMIO_SIZE, read, None, write, None)
     return [block, read, write]
 
 
+def _c_state(common: dict, prefix: np.ndarray, console) -> _State:
+    return _State(**common, console=console, prefix=prefix.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
+                  stop=ctypes.cast(ucpy.uclib.uc_emu_stop, ctypes.c_void_p).value)
+
+
+def _check(err: int, what: str) -> None:
+    if err:
+        raise TinydeployError(f"rv32: internal error: attaching the simulator {what} failed ({unicorn.UcError(err)})")
+
+
+def _hook_add_ptr() -> int:
+    return ctypes.cast(ucpy.uclib.uc_hook_add, ctypes.c_void_p).value
 
 
 def attach(uc: unicorn.Uc, common: dict, prefix: np.ndarray, use_c_hook: bool = True):
@@ -157,13 +178,24 @@ def attach(uc: unicorn.Uc, common: dict, prefix: np.ndarray, use_c_hook: bool = 
         st = _PyState(**common)
         return st, st.console, _attach_python(uc, st, prefix)
     console = (ctypes.c_uint8 * common["console_cap"])()
-    st = _State(**common, console=console, prefix=prefix.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
-                stop=ctypes.cast(ucpy.uclib.uc_emu_stop, ctypes.c_void_p).value)
+    st = _c_state(common, prefix, console)
     handle = ctypes.c_uint64()
-    err = lib.td_attach(uc._uch, ctypes.byref(st),
-                        ctypes.cast(ucpy.uclib.uc_hook_add, ctypes.c_void_p).value,
-                        ctypes.cast(ucpy.uclib.uc_mmio_map, ctypes.c_void_p).value,
-                        MMIO_BASE, MMIO_SIZE, ctypes.byref(handle))
-    if err:
-        raise TinydeployError(f"rv32: internal error: attaching the simulator hook failed ({unicorn.UcError(err)})")
+    _check(lib.td_attach(uc._uch, ctypes.byref(st), _hook_add_ptr(),
+                         ctypes.cast(ucpy.uclib.uc_mmio_map, ctypes.c_void_p).value,
+                         MMIO_BASE, MMIO_SIZE, ctypes.byref(handle)), "hook")
     return st, console, [console, st]
+
+
+def attach_counter(uc: unicorn.Uc, common: dict, prefix: np.ndarray, use_c_hook: bool = True):
+    """Install only the counting block hook (the caller maps its own peripherals).
+
+    Returns (state, objects to keep alive). The state's `limit` may be moved between runs: the
+    hook stops before entering the first block that would take `count` past it (F_LIMIT)."""
+    lib = hook_library() if use_c_hook else None
+    if lib is None:
+        st = _PyState(**common)
+        return st, [_python_block_hook(uc, st, prefix.tolist())]
+    st = _c_state(common, prefix, None)
+    handle = ctypes.c_uint64()
+    _check(lib.td_attach_block(uc._uch, ctypes.byref(st), _hook_add_ptr(), ctypes.byref(handle)), "block hook")
+    return st, [st]

@@ -5,7 +5,7 @@
     sim = simulate(res, Rv32Config())
     sim.exit_code, sim.console, sim.instructions, sim.read("output"), sim.stack_used_bytes
 
-The runtime (runtime/baremetal: crt0.S, hal_rv32.c, libc.c, libm.c) is always linked in and its
+The runtime (runtime/baremetal: crt0.S, td_sim.S, hal_rv32.c, libc.c, libm.c) is always linked in and its
 directory is on the include path, so sources can `#include "hal.h"` and define `int main(void)`.
 """
 
@@ -53,7 +53,7 @@ def build(sources: list[Path], include_dirs: list[Path], out_dir: Path, config: 
     objects = toolchain.compile_objects(sources + runtime, [Path(d) for d in include_dirs],
                                         out_dir / "obj", config, defines)
     try:
-        elf_path, map_path = toolchain.link(objects, out_dir, config)
+        elf_path, map_path = toolchain.link(objects, out_dir, config, toolchain.linker_script(config))
     except OverflowError:
         _raise_overflow(objects, out_dir, config)
     elf = read_elf(elf_path)
@@ -69,7 +69,8 @@ def _raise_overflow(objects: list[Path], out_dir: Path, config: Rv32Config) -> N
     # lld only says which section overflowed; link again into a 1 GiB region to measure them all.
     name = "overflow-probe"
     try:
-        elf_path, map_path = toolchain.link(objects, out_dir, config, name=name, sram_bytes=1 << 30)
+        elf_path, map_path = toolchain.link(objects, out_dir, config, toolchain.linker_script(config, 1 << 30),
+                                            name=name)
         elf = read_elf(elf_path)
     finally:
         for suffix in (".elf", ".map", ".ld"):

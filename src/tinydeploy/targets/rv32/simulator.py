@@ -105,7 +105,7 @@ class SimResult:
         return np.frombuffer(self.read(symbol), dtype=dtype).copy()
 
 
-class _Where:
+class Where:
     """Name the function containing an address, for error messages."""
 
     def __init__(self, elf: Elf32):
@@ -119,6 +119,64 @@ class _Where:
         return ""
 
 
+# ---------------------------------------------------------------------------------------------
+# Pieces shared with the cluster simulator (targets/cluster), which runs one engine per core.
+
+def new_engine() -> unicorn.Uc:
+    uc = unicorn.Uc(unicorn.UC_ARCH_RISCV, unicorn.UC_MODE_RISCV32)
+    uc.ctl_set_tcg_buffer_size(32 << 20)  # the default reserves 1 GiB per engine
+    return uc
+
+
+def page_aligned_zeros(nbytes: int) -> np.ndarray:
+    """A zeroed uint8 buffer starting on a 4 KiB boundary, as mem_map_ptr needs (the view keeps
+    its base alive); results are read from it without copying out of unicorn."""
+    raw = np.zeros(nbytes + 4096, dtype=np.uint8)
+    skip = (-raw.ctypes.data) % 4096
+    return raw[skip:skip + nbytes]
+
+
+def settle(st, prefix: np.ndarray, pc: int) -> None:
+    """After a stop inside the last block entered (an aborted mmio access, or a limit stop at block
+    entry), count only the instructions retired before `pc`."""
+    if st.last_start <= pc < st.last_end:
+        st.count = st.last_before + int(prefix[(pc - st.lo) >> 1]) - int(prefix[(st.last_start - st.lo) >> 1])
+
+
+def stack_depth(stack: np.ndarray) -> int:
+    """Bytes of a downward-growing stack, painted with STACK_PAINT before the run, that were written."""
+    touched = np.flatnonzero(stack != STACK_PAINT)
+    return 0 if touched.size == 0 else int(len(stack) - touched[0])
+
+
+class Faults:
+    """Watch an engine for invalid accesses (unmapped or against the page protection: recorded,
+    then emu_start raises) and CPU exceptions (recorded and stopped: nothing handles them here)."""
+
+    def __init__(self, uc: unicorn.Uc):
+        self.unmapped: list[tuple[int, int]] = []  # (UC_MEM_* access, address)
+        self.traps: list[int] = []
+        uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED | unicorn.UC_HOOK_MEM_PROT, self._on_unmapped)
+        uc.hook_add(unicorn.UC_HOOK_INTR, self._on_exception)
+
+    def _on_unmapped(self, uc, access, address, size, value, _):
+        self.unmapped.append((access, address))
+        return False
+
+    def _on_exception(self, uc, cause, _):
+        self.traps.append(cause)
+        uc.emu_stop()
+
+    def trap_message(self, block_start: int, where: Where) -> str:
+        # unicorn's PC is past the trapping instruction here; the block start is exact.
+        cause = self.traps[0]
+        return f"{CPU_EXCEPTIONS.get(cause, f'CPU exception {cause}')} in the block at {block_start:#x}{where(block_start)}"
+
+    def access_message(self, pc: int, where: Where) -> str:
+        access, address = self.unmapped[-1]
+        return f"{ACCESS_KINDS.get(access, 'access to address')} {address:#x} at pc {pc:#x}{where(pc)}"
+
+
 def run(elf: Elf32, config: Rv32Config, max_instructions: int = 2_000_000_000, *,
         use_c_hook: bool = True, console_bytes: int = 1 << 16) -> SimResult:
     t_start = time.perf_counter()
@@ -127,12 +185,8 @@ def run(elf: Elf32, config: Rv32Config, max_instructions: int = 2_000_000_000, *
         if need not in syms:
             raise TinydeployError(f"rv32: the program lacks {need}: was it linked with the rv32 runtime (crt0.S)?")
     halt = syms["_td_halt"].addr
-    where = _Where(elf)
-
-    # SRAM backed by a page-aligned numpy buffer, so results are read without copying out of unicorn.
-    raw = np.zeros(config.sram_bytes + 4096, dtype=np.uint8)
-    skip = (-raw.ctypes.data) % 4096
-    sram = raw[skip:skip + config.sram_bytes]
+    where = Where(elf)
+    sram = page_aligned_zeros(config.sram_bytes)
     for seg in elf.segments:
         off = seg.vaddr - SRAM_BASE
         sram[off:off + len(seg.data)] = np.frombuffer(seg.data, dtype=np.uint8)
@@ -142,30 +196,15 @@ def run(elf: Elf32, config: Rv32Config, max_instructions: int = 2_000_000_000, *
     if config.guard:
         mapped = min(config.sram_bytes, -(-(syms["_end"].addr - SRAM_BASE) // 4096) * 4096)
 
-    uc = unicorn.Uc(unicorn.UC_ARCH_RISCV, unicorn.UC_MODE_RISCV32)
-    uc.ctl_set_tcg_buffer_size(32 << 20)  # the default reserves 1 GiB per engine
+    uc = new_engine()
     uc.mem_map_ptr(SRAM_BASE, mapped, unicorn.UC_PROT_ALL, sram.ctypes.data)
 
     lo, prefix = instruction_prefix(elf)
     common = dict(count=0, limit=max_instructions, lo=lo, nhalf=len(prefix) - 1, console_cap=console_bytes,
                   load_pc=_counter_load_pc(elf))
     st, console, keep = attach(uc, common, prefix, use_c_hook)
-    keep += [prefix, raw]  # alive for as long as the engine may call back
-
-    fault: list[tuple[int, int]] = []
-
-    def on_unmapped(uc, access, address, size, value, _):
-        fault.append((access, address))
-        return False
-
-    uc.hook_add(unicorn.UC_HOOK_MEM_UNMAPPED, on_unmapped)
-    trap: list[int] = []
-
-    def on_exception(uc, cause, _):  # illegal instruction, ebreak, ecall: nothing handles them here
-        trap.append(cause)
-        uc.emu_stop()
-
-    uc.hook_add(unicorn.UC_HOOK_INTR, on_exception)
+    keep += [prefix, sram]  # alive for as long as the engine may call back
+    faults = Faults(uc)
 
     out = bytearray()
     pc = elf.entry
@@ -173,21 +212,17 @@ def run(elf: Elf32, config: Rv32Config, max_instructions: int = 2_000_000_000, *
         try:
             uc.emu_start(pc, halt)
         except unicorn.UcError as exc:
-            _raise_fault(uc, exc, fault, config, syms, where)
+            _raise_fault(uc, exc, faults, config, syms, where)
         pc = uc.reg_read(rc.UC_RISCV_REG_PC)
-        if trap:
-            # unicorn's PC is past the trapping instruction here; the block start is exact.
-            raise TinydeployError(f"rv32: {_CAUSES.get(trap[0], f'CPU exception {trap[0]}')} in the block at "
-                                  f"{st.last_start:#x}{where(st.last_start)}")
+        if faults.traps:
+            raise TinydeployError(f"rv32: {faults.trap_message(st.last_start, where)}")
         flags, st.flags = st.flags, 0
         if flags & F_LIMIT:
             raise TinydeployError(f"rv32: the program did not finish within {max_instructions:,} instructions "
                                   f"(stopped at pc {pc:#x}{where(pc)}); raise max_instructions if it is just long")
         if flags & F_OUTSIDE:
             raise TinydeployError(f"rv32: the program jumped outside its code, to {st.bad_pc:#x}")
-        if st.last_start <= pc < st.last_end:
-            # Stopped inside a block (an aborted mmio access): count only what retired before pc.
-            st.count = st.last_before + int(prefix[(pc - lo) >> 1]) - int(prefix[(st.last_start - lo) >> 1])
+        settle(st, prefix, pc)
         if pc == halt:
             break
         out += bytes(console[:st.console_len])
@@ -202,11 +237,8 @@ def run(elf: Elf32, config: Rv32Config, max_instructions: int = 2_000_000_000, *
     del uc  # release the engine before its callbacks' state goes away
     keep.clear()
 
-    painted = sram[stack_lo:stack_hi]
-    touched = np.flatnonzero(painted != STACK_PAINT)
-    stack_used = 0 if touched.size == 0 else int(stack_hi - stack_lo - touched[0])
     return SimResult(exit_code=exit_code, console=out.decode("utf-8", "replace"), instructions=instructions,
-                     stack_used_bytes=stack_used, seconds=time.perf_counter() - t_start,
+                     stack_used_bytes=stack_depth(sram[stack_lo:stack_hi]), seconds=time.perf_counter() - t_start,
                      symbols={k: (s.addr, s.size) for k, s in syms.items()}, memory=sram)
 
 
@@ -216,19 +248,21 @@ def _counter_load_pc(elf: Elf32) -> int:
     return sym.addr if sym else 0
 
 
-_CAUSES = {2: "illegal instruction (__builtin_trap() and unreachable code compile to one)",
-           3: "breakpoint (ebreak)", 8: "ecall", 11: "ecall", 0: "misaligned jump", 4: "misaligned load",
-           6: "misaligned store"}
-_ACCESS = {unicorn.UC_MEM_READ_UNMAPPED: "read from", unicorn.UC_MEM_WRITE_UNMAPPED: "write to",
-           unicorn.UC_MEM_FETCH_UNMAPPED: "jump to"}
+CPU_EXCEPTIONS = {2: "illegal instruction (__builtin_trap() and unreachable code compile to one)",
+                  3: "breakpoint (ebreak)", 8: "ecall", 11: "ecall", 0: "misaligned jump", 4: "misaligned load",
+                  6: "misaligned store"}
+ACCESS_KINDS = {unicorn.UC_MEM_READ_UNMAPPED: "read from unmapped address",
+                unicorn.UC_MEM_WRITE_UNMAPPED: "write to unmapped address",
+                unicorn.UC_MEM_FETCH_UNMAPPED: "jump to unmapped address",
+                unicorn.UC_MEM_WRITE_PROT: "write to read-only address",
+                unicorn.UC_MEM_FETCH_PROT: "jump to non-executable address"}
 
 
-def _raise_fault(uc, exc, fault, config: Rv32Config, syms, where) -> None:
+def _raise_fault(uc, exc, faults: Faults, config: Rv32Config, syms, where) -> None:
     pc = uc.reg_read(rc.UC_RISCV_REG_PC)
     sp = uc.reg_read(rc.UC_RISCV_REG_SP)
-    if fault:
-        access, address = fault[-1]
-        what = f"{_ACCESS.get(access, 'access to')} unmapped address {address:#x} at pc {pc:#x}{where(pc)}"
+    if faults.unmapped:
+        what = faults.access_message(pc, where)
         if sp < syms["_stack_bottom"].addr:
             raise TinydeployError(f"rv32: stack overflow: the program needs more than its {config.stack_bytes:,}-byte "
                                   f"stack ({what}); raise stack_bytes") from None

@@ -28,7 +28,7 @@ from tinydeploy.errors import TinydeployError
 from .config import SRAM_BASE, Rv32Config
 
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtime" / "baremetal"
-RUNTIME_SOURCES = ("crt0.S", "hal_rv32.c", "libc.c", "libm.c")
+RUNTIME_SOURCES = ("crt0.S", "td_sim.S", "hal_rv32.c", "libc.c", "libm.c")
 # Sections the report names; everything allocated ends up in one of them (see the linker script).
 REPORTED_SECTIONS = (".text", ".rodata", ".data", ".bss", ".stack")
 
@@ -81,12 +81,13 @@ def _run(cmd: list[str], what: str, log: Path) -> str:
         log.write_text(" ".join(cmd) + "\n\n" + proc.stdout + proc.stderr)
         first = next((ln for ln in proc.stderr.splitlines() if "error" in ln.lower()),
                      proc.stderr.strip().splitlines()[0] if proc.stderr.strip() else "no message")
-        raise TinydeployError(f"rv32: {what} failed: {first.strip()} (full log: {log})")
+        raise TinydeployError(f"{what} failed: {first.strip()} (full log: {log})")
     return proc.stdout
 
 
 def compile_objects(sources: list[Path], include_dirs: list[Path], obj_dir: Path, config: Rv32Config,
                     defines: dict[str, str] | None) -> list[Path]:
+    """Compile in parallel; `config` needs `fpu`, `opt_level` and `name` (rv32 or the cluster's)."""
     obj_dir.mkdir(parents=True, exist_ok=True)
     flags = cflags(config) + [f"-I{d}" for d in [RUNTIME_DIR, *include_dirs]]
     flags += [f"-D{k}={v}" if v != "" else f"-D{k}" for k, v in (defines or {}).items()]
@@ -95,7 +96,7 @@ def compile_objects(sources: list[Path], include_dirs: list[Path], obj_dir: Path
         # Two sources may share a stem (a/main.c, b/main.c): the path hash keeps objects apart.
         tag = hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:8]
         obj = obj_dir / f"{src.stem}-{tag}.o"
-        _run(zig_cc() + flags + ["-c", str(src), "-o", str(obj)], f"compiling {src.name}",
+        _run(zig_cc() + flags + ["-c", str(src), "-o", str(obj)], f"{config.name}: compiling {src.name}",
              obj_dir / f"{src.stem}-{tag}.log")
         return obj
 
@@ -106,11 +107,12 @@ def compile_objects(sources: list[Path], include_dirs: list[Path], obj_dir: Path
 _OVERFLOW = re.compile(r"will not fit in region|overflowed by|section .* overlaps", re.IGNORECASE)
 
 
-def link(objects: list[Path], out_dir: Path, config: Rv32Config, name: str = "program",
-         sram_bytes: int | None = None) -> tuple[Path, Path]:
-    """Link to `<name>.elf` and `<name>.map`. Raises OverflowError when the image exceeds SRAM."""
+def link(objects: list[Path], out_dir: Path, config: Rv32Config, script_text: str,
+         name: str = "program") -> tuple[Path, Path]:
+    """Link with the given linker script to `<name>.elf` and `<name>.map`. Raises OverflowError
+    when the image exceeds a memory region."""
     script = out_dir / f"{name}.ld"
-    script.write_text(linker_script(config, sram_bytes))
+    script.write_text(script_text)
     elf, map_file = out_dir / f"{name}.elf", out_dir / f"{name}.map"
     # Link at a fixed -O2: zig derives its build mode from it, and -Os/-Oz would strip the symbol
     # table that results are read back through (it also picks compiler_rt's build flavour).
@@ -124,6 +126,6 @@ def link(objects: list[Path], out_dir: Path, config: Rv32Config, name: str = "pr
         log = out_dir / f"{name}.link.log"
         log.write_text(" ".join(cmd) + "\n\n" + proc.stdout + proc.stderr)
         first = next((ln for ln in proc.stderr.splitlines() if "error" in ln.lower()), proc.stderr.strip()[:200])
-        raise TinydeployError(f"rv32: linking failed: {first.strip()} (full log: {log})")
+        raise TinydeployError(f"{config.name}: linking failed: {first.strip()} (full log: {log})")
     map_file.write_text(proc.stdout)
     return elf, map_file
