@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import TinydeployError
 from ..ir import Node
-from .quant import requant, zero_point_scalar
+from .quant import act_range, requant, zero_point_scalar
 from .registry import prod, register
 
 GEOM = ("N", "C", "H", "W", "K", "OH", "OW", "KH", "KW", "SH", "SW", "PT", "PL", "DH", "DW", "G")
@@ -122,7 +122,6 @@ def int_bias(m, k: int, sx: float, sw: np.ndarray, graph) -> np.ndarray | None:
 
 def requant_params(m, sw: np.ndarray, channels: int):
     """(x_zp, M[K], S[K], y_zp, lo, hi) for an int8 output of a linear op with int8 input m.ins[0]."""
-    from ..passes.lower_qdq import act_range
     from .quant import quantize_multiplier
 
     sx, sy = np.float64(m.ins[0].q.scale[0]), np.float64(m.out_q.scale[0])

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import TinydeployError
 from ..ir import Node
-from .quant import quantize_multiplier, requant
+from .quant import act_range, quantize_multiplier, requant
 from .registry import prod, register
 
 LEFT_SHIFT = 20
@@ -183,7 +183,6 @@ _COMBINE = {"QAdd": np.add, "QSub": np.subtract, "QMax": np.maximum, "QMin": np.
 
 
 def lower_binary(m, graph, op: str):
-    from ..passes.lower_qdq import act_range
     ins = [i for i in m.ins]
     if len(ins) != 2 or any(q is None or q.q.per_channel or graph.tensors[q.name].dtype != np.int8 for q in ins):
         return None

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import TinydeployError
 from ..ir import Node
+from .quant import act_range
 from .registry import prod, register
 
 MAX_D = 4096
@@ -133,7 +134,6 @@ def norm_params(D, eps, sx, sy, zy, gamma, beta):
 
 
 def lower_norm(m, graph):
-    from ..passes.lower_qdq import act_range
     node, x = m.node, m.ins[0]
     if x is None or x.q.per_channel or graph.tensors[x.name].dtype != np.int8:
         return None

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import TinydeployError
 from ..ir import Node
-from .quant import quantize_multiplier, requant
+from .quant import act_range, quantize_multiplier, requant
 from .registry import prod, register
 
 
@@ -151,7 +151,6 @@ def avgpool(node, graph, args):
 
 # ---- int8 -----------------------------------------------------------------------------------------
 def lower_pool(m, graph):
-    from ..passes.lower_qdq import act_range
     x = m.ins[0]
     if x is None or x.q.per_channel or graph.tensors[x.name].dtype != np.int8:
         return None

@@ -49,3 +49,17 @@ def zero_point_scalar(node, graph, i: int) -> int:
     if v is None or np.unique(v).size != 1:
         raise TinydeployError(f"node {node.name} ({node.op}): only constant per-tensor zero points are supported")
     return int(v.reshape(-1)[0])
+
+
+def act_range(m) -> tuple[int, int]:
+    """int8 clamp bounds of a lowered op's output (m: passes.lower_qdq.QdqMatch): the type range narrowed
+    by a fused Relu/Clip."""
+    lo, hi = -128, 127
+    if m.act is not None:
+        s, z = float(m.out_q.scale[0]), int(m.out_q.zero_point[0])
+        flo, fhi = m.act
+        if flo is not None:
+            lo = max(lo, int(np.round(np.float32(flo) / np.float32(s))) + z)
+        if fhi is not None:
+            hi = min(hi, int(np.round(np.float32(fhi) / np.float32(s))) + z)
+    return lo, hi

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import TinydeployError
 from ..ir import Node
-from .quant import quantize_multiplier, requant
+from .quant import act_range, quantize_multiplier, requant
 from .registry import prod, register
 
 OPS = {"ReduceSum": 0, "ReduceMean": 1, "ReduceMax": 2, "ReduceMin": 3, "ReduceProd": 4, "ReduceSumSquare": 5,
@@ -130,7 +130,6 @@ for _op in OPS:
 
 # ---- int8 -----------------------------------------------------------------------------------------
 def lower_reduce(m, graph):
-    from ..passes.lower_qdq import act_range
     x = m.ins[0]
     if x is None or x.q.per_channel or graph.tensors[x.name].dtype != np.int8:
         return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Node, Tensor
-from .quant import quantize_multiplier, requant
+from .quant import act_range, quantize_multiplier, requant
 from .registry import register
 
 
@@ -35,11 +35,6 @@ def _same(q1, q2) -> bool:
             and int(q1.zero_point[0]) == int(q2.zero_point[0]))
 
 
-def _range(m):
-    from ..passes.lower_qdq import act_range
-    return act_range(m)
-
-
 def requant_node(m, graph, src, src_q, shape, after: str | None = None) -> tuple[Node, str]:
     """QRequant from int8 `src` (quant src_q) into m.out's quantization; returns (node, output name).
     `after` names the output to write (default: a fresh int8 tensor of `shape`)."""
@@ -49,7 +44,7 @@ def requant_node(m, graph, src, src_q, shape, after: str | None = None) -> tuple
     if out is None:
         out = graph.unique(f"{m.node.name}_rq_{src}")
         graph.tensors[out] = Tensor(out, tuple(shape), np.dtype(np.int8), quant=m.out_q)
-    lo, hi = _range(m)
+    lo, hi = act_range(m)
     attrs = dict(x_zp=int(src_q.zero_point[0]), m=int(mult[0]), s=int(shift[0]), y_zp=int(m.out_q.zero_point[0]),
                  lo=lo, hi=hi)
     return Node("QRequant", graph.unique(f"{m.node.name}_requant"), [src], [out], attrs), out
@@ -87,7 +82,7 @@ def _fold(m, graph, nodes):
 def _lower_move(m, graph, x, extra_inputs):
     rest = list(m.node.inputs[1:]) if extra_inputs is None else extra_inputs
     attrs = dict(m.node.attrs)
-    if _same(x.q, m.out_q) and _range(m) == (-128, 127):
+    if _same(x.q, m.out_q) and act_range(m) == (-128, 127):
         return [Node(m.node.op, m.node.name, [x.name] + rest, [m.out], attrs)]
     fshape = graph.tensors[m.node.outputs[0]].shape
     xshape = graph.tensors[x.name].shape
@@ -113,12 +108,12 @@ def _to_out_domain(m, graph, k, nodes):
         if v is None or np.asarray(v).dtype.kind != "f":
             return None
         s, z = np.float32(m.out_q.scale[0]), int(m.out_q.zero_point[0])
-        lo, hi = _range(m)
+        lo, hi = act_range(m)
         q = np.clip(np.rint(np.asarray(v, np.float32) / s) + z, lo, hi).astype(np.int8)
         return graph.add_const(f"{m.node.name}_q{k}", q, m.out_q)
     if qin.q.per_channel:
         return None
-    if _same(qin.q, m.out_q) and _range(m) == (-128, 127):
+    if _same(qin.q, m.out_q) and act_range(m) == (-128, 127):
         return qin.name
     rq, out = requant_node(m, graph, qin.name, qin.q, graph.tensors[qin.name].shape)
     nodes.append(rq)
@@ -164,7 +159,7 @@ def lower_pad(m, graph):
             return None
         value = (float(c.const.reshape(-1)[0]) - float(c.q.zero_point[0])) * float(c.q.scale[0])
     s, z = np.float32(m.out_q.scale[0]), int(m.out_q.zero_point[0])
-    lo, hi = _range(m)
+    lo, hi = act_range(m)
     qv = int(np.clip(np.rint(np.float32(0.0 if value is None else value) / s) + z, lo, hi))
     nodes: list[Node] = []
     src = x.name

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import TinydeployError
 from ..ir import Node
+from .quant import act_range
 from .registry import prod, register
 
 Q_EXP = 15          # table scale: e of the row maximum is 2^15
@@ -79,7 +80,6 @@ def reciprocal_constant(sy: float) -> tuple[int, int] | None:
 
 
 def lower_softmax(m, graph):
-    from ..passes.lower_qdq import act_range
     x = m.ins[0]
     if x is None or x.q.per_channel or graph.tensors[x.name].dtype != np.int8:
         return None

@@ -119,15 +119,3 @@ def lower_qdq(graph: Graph) -> Graph:
     graph.prune()
     return graph
 
-
-def act_range(m: QdqMatch) -> tuple[int, int]:
-    """int8 clamp bounds of the output: the type range narrowed by a fused Relu/Clip."""
-    lo, hi = -128, 127
-    if m.act is not None:
-        s, z = float(m.out_q.scale[0]), int(m.out_q.zero_point[0])
-        flo, fhi = m.act
-        if flo is not None:
-            lo = max(lo, int(np.round(np.float32(flo) / np.float32(s))) + z)
-        if fhi is not None:
-            hi = min(hi, int(np.round(np.float32(fhi) / np.float32(s))) + z)
-    return lo, hi
