@@ -6,12 +6,11 @@ Each reference layer is a one-op float ONNX model quantized with onnxruntime (QD
 weights), compiled by tinydeploy and run with `network_run.run` (the code `tinydeploy run --target
 rv32` uses): the per-layer count is the layer's whole retired instructions (loops, bias, zero points,
 requantization, borders). Every run is also checked bit for bit against host C and the golden model.
-`TD_FAST=0` in the environment selects the reference kernels, `TD_WINOGRAD=0` the direct fast conv
-instead of Winograd F(2x2,3x3) (for A/B figures).
+The columns compile with different kernel descriptions (ops/kernels.py): reference kernels only
+(`fast=False`), fast direct kernels (`winograd=False`), and rv32's own (Winograd F(2x2,3x3) allowed).
 """
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ import onnx
 from tinydeploy.compiler import compile_graph, emit_c
 from tinydeploy.frontend.onnx_import import import_model
 from tinydeploy.golden import run_graph
+from tinydeploy.ops.kernels import Kernels
 from tinydeploy.ops.registry import get, node_macs
 from tinydeploy.targets.host import runner as host_runner
 from tinydeploy.targets.rv32 import network_run
@@ -68,9 +68,10 @@ def quantized(model: onnx.ModelProto, seed: int = 0):
     return q, {"x": rng.standard_normal(shape).astype(np.float32)}
 
 
-def measure(model: onnx.ModelProto, inputs: dict, config: Rv32Config | None = None, host: bool = True) -> dict:
+def measure(model: onnx.ModelProto, inputs: dict, config: Rv32Config | None = None, host: bool = True,
+            kernels: Kernels | None = None) -> dict:
     """Run golden, host C and rv32; assert bit-exactness; return per-layer figures of the main layer."""
-    c = compile_graph(import_model(onnx.ModelProto.FromString(model.SerializeToString())))
+    c = compile_graph(import_model(onnx.ModelProto.FromString(model.SerializeToString())), kernels=kernels)
     gold = run_graph(c.graph, inputs)
     config = config or Rv32Config()
     with tempfile.TemporaryDirectory(prefix="td-bench-") as tmp:
@@ -102,21 +103,7 @@ def measure(model: onnx.ModelProto, inputs: dict, config: Rv32Config | None = No
             "total": meas["total_instructions"], "wall": wall, "code_bytes": meas["code_bytes"]}
 
 
-RUNS = {"reference": {"TD_FAST": "0"}, "fast": {"TD_FAST": "1", "TD_WINOGRAD": "0"},
-        "winograd": {"TD_FAST": "1", "TD_WINOGRAD": "1"}}
-
-
-def _with_env(env: dict, fn):
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return fn()
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+RUNS = {"reference": Kernels(fast=False), "fast": Kernels(winograd=False), "winograd": Kernels()}
 
 
 def zoo_cnn() -> dict:
@@ -126,7 +113,7 @@ def zoo_cnn() -> dict:
     model = zoo.cnn()
     q = quantize(model, random_inputs(model, seed=0, n=4))
     inputs = random_inputs(model, seed=7, n=1)[0]
-    return {kind: _with_env(RUNS[kind], lambda: measure(q, inputs)) for kind in ("reference", "winograd")}
+    return {kind: measure(q, inputs, kernels=RUNS[kind]) for kind in ("reference", "winograd")}
 
 
 def main(argv=None) -> int:
@@ -136,7 +123,7 @@ def main(argv=None) -> int:
         kinds = ("reference", "fast", "winograd") if name.startswith("conv 3x3") else ("reference", "fast")
         res = {}
         for kind in kinds:
-            res[kind] = r = _with_env(RUNS[kind], lambda: measure(q, inputs))
+            res[kind] = r = measure(q, inputs, kernels=RUNS[kind])
             speed.append((r["total"], r["wall"]))
         rows.append((name, res))
         print(f"{name:34s} " + " -> ".join(f"{res[k]['per_mac']:.3f}" for k in kinds) + " instr/MAC", file=sys.stderr)
@@ -146,8 +133,9 @@ def main(argv=None) -> int:
              "Plain RV32IMC (no SIMD, no MAC instruction), `-O2`, unicorn with exact retired-instruction",
              "counts; one instruction = one cycle. Per-layer counts include loops, bias, zero points,",
              "requantization, padding copies and borders (BRIEF section 5); for Winograd the divisor is the",
-             "direct convolution's MAC count. The reference column is the generic kernel (`TD_FAST=0`), the",
-             "fast direct column `TD_WINOGRAD=0`. Every run was checked bit for bit: rv32 == host C == golden.", "",
+             "direct convolution's MAC count. The reference column is the generic kernel (`Kernels(fast=False)`,",
+             "or `TD_FAST=0`), the fast direct column `Kernels(winograd=False)` (`TD_WINOGRAD=0`). Every run was",
+             "checked bit for bit: rv32 == host C == golden.", "",
              "Rerun: `python benchmarks/rv32_kernels.py`", "",
              "| layer | op | MACs | reference kernel instr/MAC | fast direct instructions | fast direct instr/MAC "
              "| Winograd F(2x2,3x3) instructions | Winograd instr/MAC |",
@@ -179,7 +167,7 @@ def main(argv=None) -> int:
               "- All need requantization shifts S >= 33 (checked at compile time, else the reference kernel).",
               "  Strided and grouped (non-depthwise) convs still use the reference kernel.",
               f"- Zoo CNN (`tinydeploy.testing.zoo.cnn`, quantized QDQ int8): .text {cf['code_bytes']:,} bytes with the "
-              f"fast kernels ({cr['code_bytes']:,} with `TD_FAST=0`), whole run {cf['total']:,} vs "
+              f"fast kernels ({cr['code_bytes']:,} with reference kernels only), whole run {cf['total']:,} vs "
               f"{cr['total']:,} instructions."]
     out = ROOT / "benchmarks" / "results" / "rv32_kernels.md"
     out.write_text("\n".join(lines) + "\n")

@@ -11,6 +11,7 @@ import onnx
 import pytest
 
 from tinydeploy.ops import winograd
+from tinydeploy.ops.kernels import Kernels
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import rv32_kernels as bench  # noqa: E402
@@ -68,10 +69,10 @@ def _conv(c, k, h, w, pad, stride=1, relu=False, seed=0):
     return g.build()
 
 
-def _uses_winograd(q) -> bool:
+def _uses_winograd(q, kernels=None) -> bool:
     from tinydeploy.compiler import compile_graph, emit_c
     from tinydeploy.frontend.onnx_import import import_model
-    c = compile_graph(import_model(onnx.ModelProto.FromString(q.SerializeToString())))
+    c = compile_graph(import_model(onnx.ModelProto.FromString(q.SerializeToString())), kernels=kernels)
     with tempfile.TemporaryDirectory() as tmp:
         proj = emit_c(c, Path(tmp) / "c")
         return "td_wino_conv(" in proj.sources[0].read_text()
@@ -93,7 +94,10 @@ def test_compiler_choice(monkeypatch):
     assert _uses_winograd(q)
     assert not _uses_winograd(bench.quantized(_conv(8, 8, 9, 9, 1, stride=2))[0])   # stride 2
     assert not _uses_winograd(bench.quantized(_conv(8, 6, 8, 8, 1))[0])             # K % 4 != 0
-    assert not winograd.worthwhile(C=1, K=4, OH=1, OW=1, direct_per_mac=2.45)
-    monkeypatch.setenv("TD_WINOGRAD", "0")
+    assert not winograd.worthwhile(C=1, K=4, OH=1, OW=1, k=Kernels())
+    # the target's kernel description decides: Winograd off, or a direct kernel it cannot beat
+    assert not _uses_winograd(q, Kernels(winograd=False))
+    assert not _uses_winograd(q, Kernels(direct_fast_per_mac=0.5))
+    monkeypatch.setenv("TD_WINOGRAD", "0")   # the debug override
     assert not _uses_winograd(q)
     assert os.environ["TD_WINOGRAD"] == "0"

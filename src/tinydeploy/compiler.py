@@ -8,6 +8,7 @@ from pathlib import Path
 from .codegen.network import CProject, generate, tensor_offsets
 from .frontend import load_onnx
 from .ir import Graph
+from .ops.kernels import Kernels, debug_overrides
 from .passes import lower
 from .schedule import MemoryPlan, plan
 from .schedule.buffers import graph_buffers
@@ -19,28 +20,33 @@ class Compiled:
     plan: MemoryPlan             # activation arena plan (alias groups merged)
     buffers: list                # planner input, kept for inspect / checks
     offsets: dict[str, int]      # every activation tensor → arena offset
+    kernels: Kernels             # the target's kernel variants (debug overrides applied)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def compile_graph(graph: Graph, exact: bool = False, time_limit_s: float = 5.0) -> Compiled:
+def compile_graph(graph: Graph, exact: bool = False, time_limit_s: float = 5.0,
+                  kernels: Kernels | None = None) -> Compiled:
+    """Lower and plan for a target's kernel description (default: every kernel variant allowed)."""
+    kernels = debug_overrides(kernels or Kernels())
     t0 = time.perf_counter()
     graph = lower(graph)
     t1 = time.perf_counter()
     buffers, hints, roots = graph_buffers(graph)
     mp = plan(buffers, hints, align=16, exact=exact, time_limit_s=time_limit_s)
     t2 = time.perf_counter()
-    return Compiled(graph, mp, buffers, tensor_offsets(graph, mp.offsets, roots),
+    return Compiled(graph, mp, buffers, tensor_offsets(graph, mp.offsets, roots), kernels,
                     {"passes": t1 - t0, "memory_plan": t2 - t1})
 
 
-def compile_onnx(path: str | Path, shapes: dict | None = None, exact: bool = False) -> Compiled:
+def compile_onnx(path: str | Path, shapes: dict | None = None, exact: bool = False,
+                 kernels: Kernels | None = None) -> Compiled:
     t0 = time.perf_counter()
     graph = load_onnx(path, shapes)
     t1 = time.perf_counter()
-    c = compile_graph(graph, exact)
+    c = compile_graph(graph, exact, kernels=kernels)
     c.seconds["frontend"] = t1 - t0
     return c
 
 
 def emit_c(c: Compiled, out_dir: Path, prefix: str = "td_") -> CProject:
-    return generate(c.graph, c.offsets, c.plan.arena_bytes, out_dir, prefix)
+    return generate(c.graph, c.offsets, c.plan.arena_bytes, out_dir, prefix, c.kernels)

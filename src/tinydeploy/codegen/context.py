@@ -3,10 +3,14 @@ constant arrays (weights, multipliers, tables) that the call needs."""
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..ir import Graph
+
+if TYPE_CHECKING:
+    from ..ops.kernels import Kernels
 
 CTYPES = {
     np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t", np.dtype(np.int16): "int16_t",
@@ -57,8 +61,9 @@ def c_array_body(values: np.ndarray) -> str:
 
 
 class EmitContext:
-    def __init__(self, graph: Graph, offsets: dict[str, int], prefix: str = "td_"):
+    def __init__(self, graph: Graph, offsets: dict[str, int], prefix: str, kernels: Kernels):
         self.graph = graph
+        self.kernels = kernels      # the target's kernel variants and costs (ops/kernels.py)
         self.offsets = offsets      # tensor name → byte offset in the arena (alias groups resolved)
         self.prefix = prefix
         self.decls: list[str] = []

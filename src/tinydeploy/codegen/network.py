@@ -12,6 +12,7 @@ from .. import __version__
 from ..errors import TinydeployError
 from ..ir import Graph
 from ..ops import registry
+from ..ops.kernels import Kernels
 from .context import EmitContext, ctype
 
 RUNTIME = Path(__file__).resolve().parent.parent / "runtime"
@@ -59,9 +60,9 @@ def tensor_offsets(graph: Graph, plan_offsets: dict[str, int], roots: dict[str, 
 
 
 def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: Path,
-             prefix: str = "td_") -> CProject:
+             prefix: str = "td_", kernels: Kernels | None = None) -> CProject:
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = EmitContext(graph, offsets, prefix)
+    ctx = EmitContext(graph, offsets, prefix, kernels or Kernels())
     layers = []
     for node in graph.nodes:
         op = registry.get(node)

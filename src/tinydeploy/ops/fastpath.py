@@ -3,19 +3,14 @@
 `rq_table` builds one {bias, m, rnd, sh} record per output channel: the bias with every zero-point
 term folded in, and the requantization rewritten as (mulh(acc, m) + rnd) >> sh with y_zp inside rnd.
 It returns None when that rewrite is not exact (S < 33, or an int32 overflow is possible), and the
-caller keeps the reference kernel. The fast path is off with TD_FAST=0 (for A/B measurements).
+caller keeps the reference kernel. The fast paths are used where the target's kernel description
+allows them (`ctx.kernels.fast`, ops/kernels.py).
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
 INT32_MAX = 2**31 - 1
-
-
-def enabled() -> bool:
-    return os.environ.get("TD_FAST", "1") != "0"
 
 
 def rq_table(bias: np.ndarray, mult, shift, y_zp: int, max_abs_acc: int) -> np.ndarray | None:
@@ -48,7 +43,7 @@ def emit_qconv(node, graph, ctx, g: dict) -> str | None:
     w = graph.const(node.inputs[1])
     if g["G"] > 1 and g["G"] == g["C"] == g["K"]:
         return emit_qconv_dw(node, graph, ctx, g)
-    if (not enabled() or w is None or w.dtype != np.int8 or g["G"] != 1 or g["SH"] != 1 or g["SW"] != 1
+    if (not ctx.kernels.fast or w is None or w.dtype != np.int8 or g["G"] != 1 or g["SH"] != 1 or g["SW"] != 1
             or g["DH"] != 1 or g["DW"] != 1 or g["K"] % 4 or g["OW"] % 4 or a["w_zp"] != 0 or g["N"] != 1
             or graph.tensors[node.inputs[0]].dtype != np.int8):
         return None
@@ -91,7 +86,7 @@ def emit_qconv_dw(node, graph, ctx, g: dict) -> str | None:
     """td_dw3_fast: depthwise (group = C = K) 3x3, stride 1, undilated, w_zp = 0."""
     a = node.attrs
     w = graph.const(node.inputs[1])
-    if (not enabled() or w is None or w.dtype != np.int8 or (g["KH"], g["KW"]) != (3, 3) or g["N"] != 1
+    if (not ctx.kernels.fast or w is None or w.dtype != np.int8 or (g["KH"], g["KW"]) != (3, 3) or g["N"] != 1
             or (g["SH"], g["SW"], g["DH"], g["DW"]) != (1, 1, 1, 1) or a["w_zp"] != 0
             or graph.tensors[node.inputs[0]].dtype != np.int8):
         return None

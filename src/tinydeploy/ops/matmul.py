@@ -163,7 +163,7 @@ def _emit_qmatmul_fast(node, graph, ctx) -> str | None:
     from . import fastpath
     a = node.attrs
     w = graph.const(node.inputs[1])
-    if not fastpath.enabled() or w is None or w.ndim != 2 or a["ta"] or not a["tb"] or a["a_zp"] or a["b_zp"]:
+    if not ctx.kernels.fast or w is None or w.ndim != 2 or a["ta"] or not a["tb"] or a["a_zp"] or a["b_zp"]:
         return None
     N, K = w.shape
     if N % 4 or graph.tensors[node.inputs[0]].dtype != np.int8:

@@ -8,16 +8,15 @@ requantization table (bias * 4, shift + 2: (4 acc m + 2^(S+1)) >> (S+2) == (acc 
 `emit_qconv` returns None (the caller keeps the direct kernels) unless: 3x3, stride 1, dilation 1,
 one group, batch 1, constant int8 weights with w_zp = 0, int8 input, K % 4 == 0, every intermediate
 provably inside int32 (bounds below, from the actual weights), the requantization rewrite exact,
-and the estimated instruction count lower than the direct fast kernel's. `TD_WINOGRAD=0` turns it
-off (A/B measurements).
+and the estimated instruction count lower than the direct kernel's, both from the target's kernel
+description (`ctx.kernels`, ops/kernels.py), which may also turn it off.
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
 from . import fastpath
+from .kernels import Kernels
 
 INT32_MAX = 2**31 - 1
 G2 = np.array([[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]], np.int64)       # G' = 2 G
@@ -25,10 +24,6 @@ BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.in
 AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.int64)
 V_MAX = 4 * 128          # |B^T d B| for int8 d: every entry sums at most 4 inputs with weights +-1
 TILES_PER_CHUNK = 4      # v [16][4][C] int16 and m [4][K][16] int32 scratch
-
-
-def enabled() -> bool:
-    return fastpath.enabled() and os.environ.get("TD_WINOGRAD", "1") != "0"
 
 
 def transform_weights(w4: np.ndarray) -> np.ndarray:
@@ -42,23 +37,24 @@ def output_bound(u: np.ndarray) -> np.ndarray:
     return np.einsum("ri,kij,sj->krs", np.abs(AT), m, np.abs(AT)).reshape(len(u), -1).max(axis=1)
 
 
-def worthwhile(C: int, K: int, OH: int, OW: int, direct_per_mac: float) -> bool:
-    """Instruction estimates fitted on the rv32 simulator: per tile ~70 per input channel (transform),
-    2.55 per product (16 C K of them), ~55 per output channel (output transform, requantization)."""
+def worthwhile(C: int, K: int, OH: int, OW: int, k: Kernels) -> bool:
+    """Winograd's instruction estimate below the direct kernel's (the fast one needs OW % 4 == 0): per
+    tile, a transform per input channel, 16 C K products, an output transform per output channel."""
     tiles = -(-OH // 2) * -(-OW // 2)
-    wino = tiles * (C * 70 + 16 * C * K * 2.55 + K * 55)
+    wino = tiles * (C * k.wino_per_tile_channel + 16 * C * K * k.wino_per_product + K * k.wino_per_tile_output)
+    direct_per_mac = k.direct_fast_per_mac if OW % 4 == 0 else k.direct_ref_per_mac
     return wino < direct_per_mac * 9 * C * K * OH * OW
 
 
 def emit_qconv(node, graph, ctx, g: dict) -> str | None:
     a = node.attrs
     w = graph.const(node.inputs[1])
-    if (not enabled() or w is None or w.dtype != np.int8 or (g["KH"], g["KW"]) != (3, 3) or g["G"] != 1
+    if (not ctx.kernels.winograd or w is None or w.dtype != np.int8 or (g["KH"], g["KW"]) != (3, 3) or g["G"] != 1
             or (g["SH"], g["SW"], g["DH"], g["DW"], g["N"]) != (1, 1, 1, 1, 1) or g["K"] % 4
             or a["w_zp"] != 0 or graph.tensors[node.inputs[0]].dtype != np.int8):
         return None
     K, C, H, W, OH, OW = g["K"], g["C"], g["H"], g["W"], g["OH"], g["OW"]
-    if not worthwhile(C, K, OH, OW, 2.45 if OW % 4 == 0 else 6.0):   # fast direct kernel, or reference
+    if not worthwhile(C, K, OH, OW, ctx.kernels):
         return None
     w4 = w.reshape(K, C, 3, 3).astype(np.int64)
     u = transform_weights(w4)
