@@ -289,7 +289,7 @@ def test_alias_of_a_constant_is_copied(tmp_path):
     g = Graph("g", t, [Node("Reshape", "r0", ["w", "shape"], ["r"], {"_opset": 17}),
                        Node("Where", "w0", ["c", "r", "x"], ["y"], {"_opset": 17})], ["x", "c"], ["y"])
     t["c"] = Tensor("c", (2, 3), np.dtype(np.bool_))
-    bufs, hints, roots = graph_buffers(g)
+    bufs, hints, roots, _ = graph_buffers(g)
     mp = plan(bufs, hints)
     proj = generate(g, tensor_offsets(g, mp.offsets, roots), mp.arena_bytes, tmp_path / "c")
     x, c = np.full((2, 3), 9, np.float32), np.eye(2, 3, dtype=bool)

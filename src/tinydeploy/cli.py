@@ -79,8 +79,8 @@ def compile(model, target, out_dir, report, shape, exact_memory, target_config):
     if report:
         write_file_atomic(Path(report), json.dumps(rep, indent=2))
     level = next(iter(rep["memory_lower_bound"]))
-    click.echo(f"wrote {out_dir}: arena {rep['memory'][level]:,} bytes (lower bound "
-               f"{rep['memory_lower_bound'][level]:,}), scratch {rep['memory']['scratch']:,} bytes", err=True)
+    click.echo(f"wrote {out_dir}: arena {rep['memory'][level]:,} bytes incl. scratch {rep['memory']['scratch']:,} "
+               f"(lower bound {rep['memory_lower_bound'][level]:,})", err=True)
 
 
 @main.command()

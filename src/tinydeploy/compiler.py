@@ -18,10 +18,28 @@ from .schedule.buffers import graph_buffers
 class Compiled:
     graph: Graph                 # lowered graph
     plan: MemoryPlan             # activation arena plan (alias groups merged)
-    buffers: list                # planner input, kept for inspect / checks
+    buffers: list                # planner input (activations and scratch), kept for inspect / checks
+    hints: list                  # in-place hints the planner was given
     offsets: dict[str, int]      # every activation tensor → arena offset
+    scratch: dict[int, tuple[int, int]]  # node index → (arena offset, bytes) of its scratch
     kernels: Kernels             # the target's kernel variants (debug overrides applied)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """Data bytes known before linking, what a target's budget check weighs against its memory levels."""
+    weights: int            # constant tensors
+    state: int              # persistent tensors (KV caches)
+    arena: int              # planned activations and scratch
+    scratch: int            # the largest node scratch (inside the arena; live one node at a time)
+    program: dict[str, int] = field(default_factory=dict)  # a generated main's own data, by name
+
+    @classmethod
+    def of(cls, c: "Compiled", program: dict[str, int] | None = None) -> "Footprint":
+        ts = c.graph.tensors.values()
+        return cls(sum(t.nbytes for t in ts if t.is_const), sum(t.nbytes for t in ts if t.state),
+                   c.plan.arena_bytes, max((b for _, b in c.scratch.values()), default=0), dict(program or {}))
 
 
 def compile_graph(graph: Graph, exact: bool = False, time_limit_s: float = 5.0,
@@ -31,10 +49,12 @@ def compile_graph(graph: Graph, exact: bool = False, time_limit_s: float = 5.0,
     t0 = time.perf_counter()
     graph = lower(graph)
     t1 = time.perf_counter()
-    buffers, hints, roots = graph_buffers(graph)
+    buffers, hints, roots, scratch = graph_buffers(graph, kernels)
     mp = plan(buffers, hints, align=16, exact=exact, time_limit_s=time_limit_s)
     t2 = time.perf_counter()
-    return Compiled(graph, mp, buffers, tensor_offsets(graph, mp.offsets, roots), kernels,
+    size = {b.name: b.size for b in buffers}
+    return Compiled(graph, mp, buffers, hints, tensor_offsets(graph, mp.offsets, roots),
+                    {k: (mp.offsets[b], size[b]) for k, b in scratch.items()}, kernels,
                     {"passes": t1 - t0, "memory_plan": t2 - t1})
 
 
@@ -49,4 +69,4 @@ def compile_onnx(path: str | Path, shapes: dict | None = None, exact: bool = Fal
 
 
 def emit_c(c: Compiled, out_dir: Path, prefix: str = "td_") -> CProject:
-    return generate(c.graph, c.offsets, c.plan.arena_bytes, out_dir, prefix, c.kernels)
+    return generate(c.graph, c.offsets, c.plan.arena_bytes, out_dir, prefix, c.kernels, c.scratch)

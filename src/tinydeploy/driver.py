@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compiler import Compiled, compile_onnx, emit_c
+from .compiler import Compiled, Footprint, compile_onnx, emit_c
 from .errors import TinydeployError
 from .golden import run_graph
 from .progress import step
@@ -50,10 +50,13 @@ def base_report(c: Compiled, target: str, t_compile: float) -> dict:
     layers = [{"name": n.name, "op": n.op, "engine": "cpu", "cycles": None, "macs": node_macs(n, c.graph)}
               for n in c.graph.nodes if not get(n).alias]
     level = "host" if target in ("host", "golden") else "SRAM"
+    fp = Footprint.of(c)
     return {
         "target": target, "clock_hz": CLOCK_HZ.get(target), "cycles": None,
-        "memory": {level: c.plan.arena_bytes}, "memory_lower_bound": {level: c.plan.lower_bound},
-        "memory_plan": {"method": c.plan.method, "optimal": c.plan.optimal, "gap": c.plan.gap},
+        "memory": {level: fp.arena, "scratch": fp.scratch, "state": fp.state, "weights": fp.weights},
+        "memory_lower_bound": {level: c.plan.lower_bound},
+        "memory_plan": {"method": c.plan.method, "optimal": c.plan.optimal, "gap": c.plan.gap,
+                        "ratio": round(c.plan.ratio(), 4)},
         "sections": {}, "code_bytes": None, "compile_seconds": round(t_compile, 4),
         "stage_seconds": {k: round(v, 4) for k, v in c.seconds.items()},
         "macs": sum(l["macs"] for l in layers), "layers": layers,
@@ -78,12 +81,11 @@ def compile_to_dir(model: Path, target: str, out_dir: Path, shapes: dict, exact:
     with Staged(out_dir, inputs=(model, config_path) if config_path else (model,)) as tmp:  # refuses early
         with step(f"compiling {model.name}"):
             c = compile_onnx(model, shapes, exact)
-        proj = emit_c(c, tmp)
         if target == "rv32":  # a model that does not fit is a compile-time error
             from .targets.rv32.network_run import check_budget
-            check_budget(proj, c.graph, config)
+            check_budget(Footprint.of(c), config)
+        emit_c(c, tmp)
     rep = base_report(c, target, time.perf_counter() - t0)
-    rep["memory"]["scratch"] = proj.scratch_bytes  # layer-shared, outside the arena
     if config is not None:
         rep["clock_hz"] = config.clock_hz
     return rep
@@ -102,12 +104,12 @@ def run_model(model: Path, target: str, inputs_path: Path, shapes: dict, config_
     with tempfile.TemporaryDirectory(prefix="tinydeploy-") as tmp:
         tmp = Path(tmp)
         proj = emit_c(c, tmp / "c")
-        rep["memory"]["scratch"] = proj.scratch_bytes  # layer-shared, outside the arena
         if target == "host":
             from .targets.host import runner
             with step("building and running on the host"):
                 return runner.run(proj, c.graph, inputs, tmp), rep
         from .targets.rv32 import network_run
+        network_run.check_budget(Footprint.of(c), config)
         with step("building for rv32 and simulating"):
             outs, meas = network_run.run(proj, c.graph, inputs, tmp, config)
         rep.update(clock_hz=config.clock_hz, cycles=meas["cycles"], sections=meas["sections"],

@@ -1,5 +1,5 @@
-"""What an op's `emit` sees: C names and pointer expressions for tensors, and a place to declare
-constant arrays (weights, multipliers, tables) that the call needs."""
+"""What an op's `emit` sees: C names and pointer expressions for tensors and for the node's planned
+scratch, and a place to declare constant arrays (weights, multipliers, tables) that the call needs."""
 from __future__ import annotations
 
 import re
@@ -43,6 +43,16 @@ def c_literal(v, dtype) -> str:
     return str(int(v))
 
 
+def scratch_layout(pieces) -> tuple[list[int], int]:
+    """Offsets of scratch pieces [(dtype, count), ...] placed one after another, 16-byte aligned, and
+    the bytes they take: what an op's `scratch` declares and `EmitContext.scratch` hands out."""
+    offsets, top = [], 0
+    for dtype, count in pieces:
+        offsets.append((top + 15) // 16 * 16)
+        top = offsets[-1] + np.dtype(dtype).itemsize * count
+    return offsets, top
+
+
 def c_array_body(values: np.ndarray) -> str:
     flat = np.asarray(values).reshape(-1)
     dtype = flat.dtype
@@ -70,8 +80,7 @@ class EmitContext:
         self.headers: set[str] = {"td_common.h"}
         self._names: dict[str, str] = {}
         self._const_done: dict[str, str] = {}
-        self.scratch_bytes = 0      # one static region that every layer reuses: the largest need
-        self._scratch_top = 0
+        self._layer = ("", 0, 0, 0)  # node name, planned scratch offset and bytes, bytes handed out
 
     def ident(self, hint: str) -> str:
         """A fresh C identifier from any string."""
@@ -102,18 +111,22 @@ class EmitContext:
             return self._const_done[name]
         return f"(({ctype(t.dtype)} *)({self.prefix}arena + {self.offsets[name]}))"
 
-    def begin_layer(self) -> None:
-        """Layers run one after another, so each starts from the bottom of the scratch region."""
-        self._scratch_top = 0
+    def begin_layer(self, node: str, offset: int = 0, nbytes: int = 0) -> None:
+        """The node about to emit and its scratch buffer in the arena, as the memory plan placed it."""
+        self._layer = (node, offset, nbytes, 0)
 
-    def scratch(self, ctype_name: str, count: int) -> str:
-        """Pointer expression to `count` elements of this layer's private scratch (padded copies,
-        transform tiles): static, placed at compile time, shared with every other layer."""
-        size = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "float": 4}[ctype_name]
-        off = (self._scratch_top + 15) // 16 * 16
-        self._scratch_top = off + count * size
-        self.scratch_bytes = max(self.scratch_bytes, self._scratch_top)
-        return f"(({ctype_name} *)({self.prefix}scratch + {off}))"
+    def end_layer(self) -> None:
+        node, _, planned, used = self._layer
+        if used != planned:  # the op's `scratch` and its `emit` disagree: a bug, not a user error
+            raise RuntimeError(f"node {node}: {planned} bytes of scratch planned, {used} emitted")
+
+    def scratch(self, pieces) -> list[str]:
+        """Pointer expressions to the node's scratch pieces [(dtype, count), ...] (padded copies,
+        transform tiles): a buffer of the memory plan, live only while the node runs."""
+        node, base, planned, _ = self._layer
+        offsets, used = scratch_layout(pieces)
+        self._layer = (node, base, planned, used)
+        return [f"(({ctype(dt)} *)({self.prefix}arena + {base + off}))" for (dt, _), off in zip(pieces, offsets)]
 
     def array(self, hint: str, values, dtype=None) -> str:
         """Declare `static const T name[N] = {...}` and return its name."""

@@ -30,7 +30,6 @@ class CProject:
     layers: list[dict]         # name, op, macs per emitted layer (in order)
     arena_bytes: int
     offsets: dict[str, int]    # activation tensor → arena offset
-    scratch_bytes: int = 0     # the layer-shared scratch region (codegen/context.py)
 
 
 def render(template: str, **kw) -> str:
@@ -59,12 +58,13 @@ def tensor_offsets(graph: Graph, plan_offsets: dict[str, int], roots: dict[str, 
     return {n: plan_offsets[roots.get(n, n)] for n in list(graph.tensors) if roots.get(n, n) in plan_offsets}
 
 
-def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: Path,
-             prefix: str = "td_", kernels: Kernels | None = None) -> CProject:
+def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: Path, prefix: str = "td_",
+             kernels: Kernels | None = None, scratch: dict[int, tuple[int, int]] | None = None) -> CProject:
+    """`scratch`: node index → (arena offset, bytes) of the node's planned scratch (compiler.Compiled)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = EmitContext(graph, offsets, prefix, kernels or Kernels())
     layers = []
-    for node in graph.nodes:
+    for k, node in enumerate(graph.nodes):
         op = registry.get(node)
         if op.alias and not graph.tensors[node.inputs[0]].is_const:
             if op.emit:     # an alias has no code; its emit only checks the node is compilable
@@ -72,11 +72,12 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
             continue        # (an alias of a constant has its own buffer: its emit copies)
         if op.header:
             ctx.headers.add(op.header)
-        ctx.begin_layer()
+        ctx.begin_layer(node.name, *(scratch or {}).get(k, (0, 0)))
         code = op.emit(node, graph, ctx) if op.emit else None
         if code is None:
             raise TinydeployError(f"node {node.name}: operator {node.op} has no C kernel (only constant "
                                   f"inputs are supported, which fold at compile time)")
+        ctx.end_layer()
         layers.append({"name": node.name, "op": node.op, "code": code,
                        "macs": registry.node_macs(node, graph)})
 
@@ -85,7 +86,7 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
                  "ctype": ctype(graph.tensors[n].dtype), "shape": list(graph.tensors[n].shape)} for n in names]
 
     kw = dict(name=graph.name, p=prefix, P=prefix.upper(), arena=arena_bytes, inputs=io(graph.inputs),
-              outputs=io(graph.outputs), layers=layers, decls=ctx.decls, scratch=ctx.scratch_bytes, headers=sorted(ctx.headers))
+              outputs=io(graph.outputs), layers=layers, decls=ctx.decls, headers=sorted(ctx.headers))
     (out_dir / f"{prefix}network.h").write_text(render("network.h.j2", **kw))
     src = out_dir / f"{prefix}network.c"
     src.write_text(render("network.c.j2", **kw))
@@ -98,4 +99,4 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
         shutil.copy(RUNTIME / "kernels" / h, rt / h)
     shutil.copy(RUNTIME / "baremetal" / "hal.h", rt / "hal.h")  # the one HAL interface
     return CProject(out_dir, [src], [out_dir, rt], prefix, [{k: l[k] for k in ("name", "op", "macs")}
-                                                             for l in layers], arena_bytes, offsets, ctx.scratch_bytes)
+                                                             for l in layers], arena_bytes, offsets)

@@ -184,14 +184,23 @@ def conv_f32(node, graph, args):
 
 
 # ---- int8 ------------------------------------------------------------------------------------
-def _emit_qconv(node, graph, ctx) -> str:
-    g = geometry(node, graph.tensors[node.inputs[0]].shape, graph.tensors[node.inputs[1]].shape)
+def _qconv_choice(node, graph, kernels):
+    """Winograd, the fast direct or depthwise kernel, as the target allows; None: the reference kernel."""
     from . import fastpath, winograd
-    fast = winograd.emit_qconv(node, graph, ctx, g)
-    if fast is None:
-        fast = fastpath.emit_qconv(node, graph, ctx, g)
-    if fast is not None:
-        return fast
+    g = geometry(node, graph.tensors[node.inputs[0]].shape, graph.tensors[node.inputs[1]].shape)
+    return winograd.qconv(node, graph, g, kernels) or fastpath.qconv(node, graph, g, kernels)
+
+
+def _qconv_scratch(node, graph, kernels) -> int:
+    choice = _qconv_choice(node, graph, kernels)
+    return choice.scratch_bytes if choice else 0
+
+
+def _emit_qconv(node, graph, ctx) -> str:
+    choice = _qconv_choice(node, graph, ctx.kernels)
+    if choice is not None:
+        return choice.emit(ctx, ctx.scratch(choice.scratch))
+    g = geometry(node, graph.tensors[node.inputs[0]].shape, graph.tensors[node.inputs[1]].shape)
     a = node.attrs
     bias = ctx.ptr(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else "NULL"
     m = ctx.array(node.name + "_m", np.asarray(a["m"], np.int32))
@@ -204,7 +213,7 @@ def _emit_qconv(node, graph, ctx) -> str:
         for n in range(g["N"]))
 
 
-@register("QConv", emit=_emit_qconv, macs=conv_macs, header="conv.h")
+@register("QConv", emit=_emit_qconv, macs=conv_macs, header="conv.h", scratch=_qconv_scratch)
 def qconv(node, graph, args):
     x, w = args[0], args[1]
     b = args[2] if len(args) > 2 else None

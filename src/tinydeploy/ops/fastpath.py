@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import Choice, Kernels
+
 INT32_MAX = 2**31 - 1
 
 
@@ -37,13 +39,13 @@ def declare(ctx, hint: str, table: np.ndarray) -> str:
     return name
 
 
-def emit_qconv(node, graph, ctx, g: dict) -> str | None:
+def qconv(node, graph, g: dict, k: Kernels) -> Choice | None:
     """td_conv_fast for stride-1 undilated ungrouped QConv with K % 4 == 0 and OW % 4 == 0."""
     a = node.attrs
     w = graph.const(node.inputs[1])
     if g["G"] > 1 and g["G"] == g["C"] == g["K"]:
-        return emit_qconv_dw(node, graph, ctx, g)
-    if (not ctx.kernels.fast or w is None or w.dtype != np.int8 or g["G"] != 1 or g["SH"] != 1 or g["SW"] != 1
+        return qconv_dw(node, graph, g, k)
+    if (not k.fast or w is None or w.dtype != np.int8 or g["G"] != 1 or g["SH"] != 1 or g["SW"] != 1
             or g["DH"] != 1 or g["DW"] != 1 or g["K"] % 4 or g["OW"] % 4 or a["w_zp"] != 0 or g["N"] != 1
             or graph.tensors[node.inputs[0]].dtype != np.int8):
         return None
@@ -57,36 +59,37 @@ def emit_qconv(node, graph, ctx, g: dict) -> str | None:
         return None
     # [K/4][C][KH][KW][4]: the four output channels of a tap side by side
     wq = np.ascontiguousarray(w4.reshape(K // 4, 4, C, KH, KW).transpose(0, 2, 3, 4, 1)).astype(np.int8)
-    wname, qname = ctx.array(node.name + "_wq", wq), declare(ctx, node.name + "_rq", table)
-    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
-    H, W, PT, PL = g["H"], g["W"], g["PT"], g["PL"]
-    PB, PR = g["OH"] + KH - 1 - H - PT, g["OW"] + KW - 1 - W - PL
-    HP, WP = H + PT + PB, W + PL + PR
-    lines = []
-    if PT or PB or PL or PR:
-        buf = ctx.scratch("int8_t", C * HP * WP)  # padded input
-        lines.append(f"td_pad_s8({x}, {buf}, {C}, {H}, {W}, {PT}, {PB}, {PL}, {PR}, {a['x_zp']});")
-        x = buf
-    lines.append(f"td_conv_fast({x}, {wname}, {qname}, {y}, {C}, {HP}, {WP}, {K}, {g['OH']}, {g['OW']}, "
-                 f"{KH}, {KW}, {a['lo']}, {a['hi']});")
-    return "\n".join(lines)
+    HP, WP = g["OH"] + KH - 1, g["OW"] + KW - 1
+
+    def emit(ctx, scratch):
+        wname, qname = ctx.array(node.name + "_wq", wq), declare(ctx, node.name + "_rq", table)
+        lines, x = padded(node, g, ctx.ptr(node.inputs[0]), scratch, HP, WP)
+        return "\n".join(lines + [
+            f"td_conv_fast({x}, {wname}, {qname}, {ctx.ptr(node.outputs[0])}, {C}, {HP}, {WP}, {K}, {g['OH']}, "
+            f"{g['OW']}, {KH}, {KW}, {a['lo']}, {a['hi']});"])
+    return Choice(pad_scratch(g, HP, WP), emit)
 
 
-def _padded(node, graph, ctx, g, x: str, HP: int, WP: int) -> tuple[list[str], str]:
-    """td_pad_s8 into a scratch buffer of [C][HP][WP] when padding is needed."""
-    H, W, PT, PL = g["H"], g["W"], g["PT"], g["PL"]
-    PB, PR = HP - H - PT, WP - W - PL
-    if not (PT or PB or PL or PR):
+def pad_scratch(g: dict, HP: int, WP: int, always: bool = False) -> list:
+    """The scratch piece of a [C][HP][WP] zero-point-padded input copy, when padding is needed."""
+    return [(np.int8, g["C"] * HP * WP)] if always or (HP, WP) != (g["H"], g["W"]) or g["PT"] or g["PL"] else []
+
+
+def padded(node, g: dict, x: str, scratch: list[str], HP: int, WP: int) -> tuple[list[str], str]:
+    """td_pad_s8 of input x into the first scratch piece (if the choice has one); the padded input."""
+    if not scratch:
         return [], x
-    buf = ctx.scratch("int8_t", g["C"] * HP * WP)  # padded input
-    return [f"td_pad_s8({x}, {buf}, {g['C']}, {H}, {W}, {PT}, {PB}, {PL}, {PR}, {node.attrs['x_zp']});"], buf
+    H, W, PT, PL = g["H"], g["W"], g["PT"], g["PL"]
+    buf = scratch[0]
+    return [f"td_pad_s8({x}, {buf}, {g['C']}, {H}, {W}, {PT}, {HP - H - PT}, {PL}, {WP - W - PL}, "
+            f"{node.attrs['x_zp']});"], buf
 
 
-def emit_qconv_dw(node, graph, ctx, g: dict) -> str | None:
+def qconv_dw(node, graph, g: dict, k: Kernels) -> Choice | None:
     """td_dw3_fast: depthwise (group = C = K) 3x3, stride 1, undilated, w_zp = 0."""
     a = node.attrs
     w = graph.const(node.inputs[1])
-    if (not ctx.kernels.fast or w is None or w.dtype != np.int8 or (g["KH"], g["KW"]) != (3, 3) or g["N"] != 1
+    if (not k.fast or w is None or w.dtype != np.int8 or (g["KH"], g["KW"]) != (3, 3) or g["N"] != 1
             or (g["SH"], g["SW"], g["DH"], g["DW"]) != (1, 1, 1, 1) or a["w_zp"] != 0
             or graph.tensors[node.inputs[0]].dtype != np.int8):
         return None
@@ -98,8 +101,11 @@ def emit_qconv_dw(node, graph, ctx, g: dict) -> str | None:
     if table is None:
         return None
     HP, WP = g["OH"] + 2, g["OW"] + 2
-    lines, x = _padded(node, graph, ctx, g, ctx.ptr(node.inputs[0]), HP, WP)
-    wname, qname = ctx.array(node.name + "_wdw", w2.astype(np.int8)), declare(ctx, node.name + "_rq", table)
-    lines.append(f"td_dw3_fast({x}, {wname}, {qname}, {ctx.ptr(node.outputs[0])}, {C}, {HP}, {WP}, "
-                 f"{g['OH']}, {g['OW']}, {a['lo']}, {a['hi']});")
-    return "\n".join(lines)
+
+    def emit(ctx, scratch):
+        lines, x = padded(node, g, ctx.ptr(node.inputs[0]), scratch, HP, WP)
+        wname, qname = ctx.array(node.name + "_wdw", w2.astype(np.int8)), declare(ctx, node.name + "_rq", table)
+        return "\n".join(lines + [
+            f"td_dw3_fast({x}, {wname}, {qname}, {ctx.ptr(node.outputs[0])}, {C}, {HP}, {WP}, "
+            f"{g['OH']}, {g['OW']}, {a['lo']}, {a['hi']});"])
+    return Choice(pad_scratch(g, HP, WP), emit)

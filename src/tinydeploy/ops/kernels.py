@@ -10,6 +10,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from typing import Callable
+
+from ..codegen.context import scratch_layout
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,18 @@ class Kernels:
     wino_per_tile_channel: float = 70     # input transform, per 2x2 output tile and input channel
     wino_per_product: float = 2.55        # per product of the 16 C K products of a tile
     wino_per_tile_output: float = 55      # output transform and requantization, per tile and output channel
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A kernel variant chosen for one node: the scratch it needs, [(dtype, count), ...], and its call,
+    emit(ctx, pointers to those pieces). One choice serves the op's `scratch` and its `emit`."""
+    scratch: list
+    emit: Callable[..., str]
+
+    @property
+    def scratch_bytes(self) -> int:
+        return scratch_layout(self.scratch)[1]
 
 
 def debug_overrides(k: Kernels) -> Kernels:

@@ -3,7 +3,9 @@
 Each module in `ops/` registers `OpDef`s. An OpDef says how to run the node in numpy with the exact
 arithmetic of its C kernel (`golden`), how many MACs it performs, how to call its C kernel
 (`emit`) and how it uses memory (`inplace`: the output may overwrite input 0; `alias`: the output is
-input 0 reinterpreted, no code at all).
+input 0 reinterpreted, no code at all; `scratch`: bytes its kernel needs while it runs, given the
+target's kernel description, which the memory plan places like any buffer and `ctx.scratch` hands
+out).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from ..errors import TinydeployError
 if TYPE_CHECKING:
     from ..codegen.context import EmitContext
     from ..ir import Graph, Node
+    from .kernels import Kernels
 
 Golden = Callable[["Node", "Graph", list], list]
 Emit = Callable[["Node", "Graph", "EmitContext"], str]
@@ -32,6 +35,7 @@ class OpDef:
     alias: bool = False
     lower: Callable | None = None  # QdqMatch, Graph -> list[Node] | None (integer lowering)
     header: str | None = None   # runtime header (relative to runtime/) the emitted call needs
+    scratch: Callable[["Node", "Graph", "Kernels"], int] | None = None  # bytes live only during the node
 
 
 OPS: dict[str, OpDef] = {}
@@ -55,6 +59,11 @@ def get(node: "Node") -> OpDef:
     if op is None:
         raise TinydeployError(f"node {node.name}: operator {node.op} is not supported")
     return op
+
+
+def node_scratch(node: "Node", graph: "Graph", kernels: "Kernels") -> int:
+    op = get(node)
+    return int(op.scratch(node, graph, kernels)) if op.scratch else 0
 
 
 def node_macs(node: "Node", graph: "Graph") -> int:

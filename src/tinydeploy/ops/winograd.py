@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import fastpath
-from .kernels import Kernels
+from .kernels import Choice, Kernels
 
 INT32_MAX = 2**31 - 1
 G2 = np.array([[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]], np.int64)       # G' = 2 G
@@ -46,15 +46,15 @@ def worthwhile(C: int, K: int, OH: int, OW: int, k: Kernels) -> bool:
     return wino < direct_per_mac * 9 * C * K * OH * OW
 
 
-def emit_qconv(node, graph, ctx, g: dict) -> str | None:
+def qconv(node, graph, g: dict, k: Kernels) -> Choice | None:
     a = node.attrs
     w = graph.const(node.inputs[1])
-    if (not ctx.kernels.winograd or w is None or w.dtype != np.int8 or (g["KH"], g["KW"]) != (3, 3) or g["G"] != 1
+    if (not k.winograd or w is None or w.dtype != np.int8 or (g["KH"], g["KW"]) != (3, 3) or g["G"] != 1
             or (g["SH"], g["SW"], g["DH"], g["DW"], g["N"]) != (1, 1, 1, 1, 1) or g["K"] % 4
             or a["w_zp"] != 0 or graph.tensors[node.inputs[0]].dtype != np.int8):
         return None
     K, C, H, W, OH, OW = g["K"], g["C"], g["H"], g["W"], g["OH"], g["OW"]
-    if not worthwhile(C, K, OH, OW, ctx.kernels):
+    if not worthwhile(C, K, OH, OW, k):
         return None
     w4 = w.reshape(K, C, 3, 3).astype(np.int64)
     u = transform_weights(w4)
@@ -71,19 +71,19 @@ def emit_qconv(node, graph, ctx, g: dict) -> str | None:
         return None
     TH, TW = -(-OH // 2), -(-OW // 2)
     HP, WP = 2 * TH + 2, 2 * TW + 2
-    PT, PL = g["PT"], g["PL"]
-    PB, PR = HP - H - PT, WP - W - PL
-    if PB < 0 or PR < 0:
+    if HP - H - g["PT"] < 0 or WP - W - g["PL"] < 0:
         return None
     wu = np.ascontiguousarray(u.reshape(K, C, 16).transpose(2, 0, 1)).astype(np.int16)   # [16][K][C]
-    wname, qname = ctx.array(node.name + "_wu", wu), fastpath.declare(ctx, node.name + "_rqw", table)
     tc = TILES_PER_CHUNK
-    xpad = ctx.scratch("int8_t", C * HP * WP)      # padded input
-    vbuf = ctx.scratch("int16_t", 16 * tc * C)     # Winograd input tiles
-    mbuf = ctx.scratch("int32_t", tc * K * 16)     # Winograd products
-    x, y = ctx.ptr(node.inputs[0]), ctx.ptr(node.outputs[0])
-    ctx.headers.add("td_winograd.h")
-    return "\n".join([
-        f"td_pad_s8({x}, {xpad}, {C}, {H}, {W}, {PT}, {PB}, {PL}, {PR}, {a['x_zp']});",
-        f"td_wino_conv({xpad}, {wname}, {qname}, {y}, {vbuf}, {mbuf}, {C}, {HP}, {WP}, {K}, {OH}, {OW}, "
-        f"{tc}, {a['lo']}, {a['hi']});"])
+
+    def emit(ctx, scratch):
+        wname, qname = ctx.array(node.name + "_wu", wu), fastpath.declare(ctx, node.name + "_rqw", table)
+        _, vbuf, mbuf = scratch
+        pad, xpad = fastpath.padded(node, g, ctx.ptr(node.inputs[0]), scratch, HP, WP)
+        ctx.headers.add("td_winograd.h")
+        return "\n".join(pad + [
+            f"td_wino_conv({xpad}, {wname}, {qname}, {ctx.ptr(node.outputs[0])}, {vbuf}, {mbuf}, {C}, {HP}, {WP}, "
+            f"{K}, {OH}, {OW}, {tc}, {a['lo']}, {a['hi']});"])
+    # padded input, Winograd input tiles, Winograd products
+    return Choice(fastpath.pad_scratch(g, HP, WP, always=True) + [(np.int16, 16 * tc * C), (np.int32, tc * K * 16)],
+                  emit)

@@ -1,12 +1,15 @@
-"""From a graph to the planner's input: one Buffer per activation (alias groups merged), in-place hints.
+"""From a graph to the planner's input: one Buffer per activation (alias groups merged), one per
+node that needs scratch (its kernel's padded copies, transform tiles, ...), in-place hints.
 
-Step k+1 runs node k; graph inputs are live from step 0, graph outputs past the last step.
-An alias op (Reshape, Flatten, …) makes its output the same bytes as its input: one group, one buffer.
+Step k+1 runs node k; graph inputs are live from step 0, graph outputs past the last step; a node's
+scratch lives at its step only. An alias op (Reshape, Flatten, …) makes its output the same bytes
+as its input: one group, one buffer.
 """
 from __future__ import annotations
 
 from ..ir import Graph
 from ..ops import registry
+from ..ops.kernels import Kernels
 from .liveness import Buffer, InPlace
 
 
@@ -26,7 +29,9 @@ def activations(graph: Graph) -> list[str]:
     return names
 
 
-def graph_buffers(graph: Graph, align: int = 16) -> tuple[list[Buffer], list[InPlace], dict[str, str]]:
+def graph_buffers(graph: Graph, kernels: Kernels | None = None
+                  ) -> tuple[list[Buffer], list[InPlace], dict[str, str], dict[int, str]]:
+    """Buffers, in-place hints, tensor → buffer name, node index → its scratch buffer's name."""
     root = alias_roots(graph)
     r = lambda n: root.get(n, n)  # noqa: E731
     last = len(graph.nodes)
@@ -45,8 +50,17 @@ def graph_buffers(graph: Graph, align: int = 16) -> tuple[list[Buffer], list[InP
     for n in graph.inputs:  # an input nobody reads still needs its bytes
         end.setdefault(r(n), 0)
     buffers = [Buffer(n, graph.tensors[n].nbytes, start[n], end[n]) for n in start]
+    scratch = {}
+    for k, node in enumerate(graph.nodes, start=1):
+        size = registry.node_scratch(node, graph, kernels or Kernels())
+        if size:
+            name = f"{node.name}.scratch"
+            while name in start or name in scratch.values():
+                name += "_"
+            scratch[k - 1] = name
+            buffers.append(Buffer(name, size, k, k))
     hints = []
     for node in graph.nodes:
         if registry.get(node).inplace and node.inputs and not graph.tensors[node.inputs[0]].is_const:
             hints.append(InPlace(out=r(node.outputs[0]), src=r(node.inputs[0])))
-    return buffers, hints, root
+    return buffers, hints, root, scratch

@@ -13,22 +13,19 @@ from .runner import Rv32Config, build, simulate
 HERE = Path(__file__).resolve().parent
 
 
-def check_budget(project: CProject, graph, config: Rv32Config) -> None:
+def check_budget(fp, config: Rv32Config) -> None:
     """Data known before building (weights + arena + stack) must fit; code is checked by the linker."""
-    weights = sum(t.nbytes for t in graph.tensors.values() if t.is_const)
-    state = sum(t.nbytes for t in graph.tensors.values() if t.state)
-    need = weights + state + project.arena_bytes + project.scratch_bytes + config.stack_bytes
+    need = fp.weights + fp.state + fp.arena + config.stack_bytes
     if need > config.sram_bytes:
         raise TinydeployError(
-            f"rv32: the model needs {need:,} bytes of SRAM before code (weights {weights:,}, arena "
-            f"{project.arena_bytes:,}, scratch {project.scratch_bytes:,}, state {state:,}, "
+            f"rv32: the model needs {need:,} bytes of SRAM before code (weights {fp.weights:,}, arena "
+            f"{fp.arena:,} incl. scratch {fp.scratch:,}, state {fp.state:,}, "
             f"stack {config.stack_bytes:,}) but the target has "
             f"{config.sram_bytes:,}")
 
 
 def run(project: CProject, graph, inputs: dict[str, np.ndarray], work: Path, config: Rv32Config) -> tuple[dict, dict]:
     """(outputs by name, measurements: cycles, layer cycles, sections, code bytes, stack)."""
-    check_budget(project, graph, config)
     ins = []
     for name in graph.inputs:
         raw = np.ascontiguousarray(inputs[name]).tobytes()
