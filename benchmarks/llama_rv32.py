@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tinydeploy.driver import generate
 from tinydeploy.models.llama.generate import load_model
-from tinydeploy.models.llama.run_target import generate
-from tinydeploy.targets.rv32.runner import Rv32Config
+from tinydeploy.targets.rv32 import Rv32Config, Rv32Target
 
 LLAMA2C = {"rv32imc": 17_181_292, "rv32imfc": 2_796_919}  # recorded runq.c (fixed), BRIEF section 7
 TEXT = ("Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
@@ -46,12 +46,12 @@ def main() -> None:
     n64 = len(tok.encode(prompt64, bos=True))
     rows, mem = [], None
     for fpu in (False, True):
-        conf = Rv32Config(fpu=fpu)
-        _, rep = generate(target="rv32", steps=300, temperature=1.0, top_p=0.9, seed=1, rv32_config=conf)
+        conf = Rv32Target(Rv32Config(fpu=fpu))
+        _, rep = generate(target=conf, steps=300, temperature=1.0, top_p=0.9, seed=1)
         at = {int(k): v for k, v in rep["cycles_per_token"]["decode_at"].items()}
         mean = float(np.mean([at[p] for p in range(2, 65)]))
         macs = np.mean([decode_macs(cfg, p) for p in range(2, 65)])
-        _, rp = generate(target="rv32", prompt=prompt64, steps=2, rv32_config=conf)
+        _, rp = generate(target=conf, prompt=prompt64, steps=2)
         rows.append((rep["march"], at[1], at.get(256), mean, mean / macs, rp["cycles_per_token"]["prefill"],
                      rp["prefill_rows"], LLAMA2C[rep["march"]]))
         mem = mem or rep
@@ -70,16 +70,16 @@ def main() -> None:
                      f"{ref:,} | {ref / mean:.1f}x |" if a256 else f"| {march} | {a1:,} | - | {mean:,.0f} | "
                      f"{ipm:.2f} | {pre:,.0f} | {prow} | {ref:,} | {ref / mean:.1f}x |")
     s = mem["sections"]
-    mp = mem["memory_plan"]
+    mp = mem["memory"]
     lines += ["", f"Floor: 3 instructions/MAC would be {decode_macs(cfg, 33) * 3:,} per decoded token at "
               f"position 33 ({decode_macs(cfg, 33):,} MACs).", "",
               "## Memory (rv32, 512 KiB SRAM)", "",
               f"- Linker map: .text {s['.text']:,} B, .rodata {s['.rodata']:,} B, .data {s['.data']:,} B, "
               f".bss {s['.bss']:,} B, stack reserved {s['.stack']:,} B (used {mem['stack_used_bytes']:,}); "
-              f"SRAM used {mem['memory']['SRAM']:,} of 524,288 B.",
+              f"SRAM used {mp['SRAM_total']:,} of 524,288 B.",
               f"- Plan: constants (int8 weights, int16 group mantissas, norm gains, RoPE tables, exp/sigmoid "
-              f"tables) {mp['constants']:,} B; int8 KV cache {mp['kv_cache']:,} B (.bss); activation arena "
-              f"{mp['arena']:,} B for a prefill chunk of {mem['prefill_rows']} rows (the largest that fits; "
+              f"tables) {mp['weights']:,} B; int8 KV cache {mp['state']:,} B (.bss); activation arena "
+              f"{mp['SRAM']:,} B for a prefill chunk of {mem['prefill_rows']} rows (the largest that fits; "
               f"decode runs through the same graph with n = 1) plus one static scratch (.bss) of "
               f"{_block_scratch():,} B for the {_rows()}-row blocks inside the fused layer halves and the int32 "
               f"attention scores; tokenizer pieces in .rodata; plan lower "

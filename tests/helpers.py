@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -56,3 +57,14 @@ def random_llama(shared: bool = True, seed: int = 0, **config):
     w = LlamaWeights(emb, r(L, d), r(L, d, d), r(L, kv, d), r(L, kv, d), r(L, d, d), r(L, d),
                      r(L, h, d), r(L, d, h), r(L, h, d), r(d), emb if shared else r(v, d))
     return cfg, w
+
+
+def run_host(prog, work: Path, dump_logits: bool = False) -> SimpleNamespace:
+    """A generate program (models/llama/generate.py) on the host target: its tokens, console text and,
+    with dump_logits, every sampled-from logits vector (the host-only dump, argv[2])."""
+    from tinydeploy.models.llama.generate import tokens_of
+    from tinydeploy.targets.host import HostTarget
+    dump = Path(work) / "logits.bin"
+    values, console, _ = HostTarget().run_program(prog, Path(work), argv=(str(dump),) if dump_logits else ())
+    logits = np.fromfile(dump, np.int32).reshape(-1, prog.vocab) if dump_logits else None
+    return SimpleNamespace(tokens=tokens_of(values), console=console, logits=logits)

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from helpers import run_host
 from tinydeploy import golden
 from tinydeploy.cli import main
 from tinydeploy.models import bundled_path
-from tinydeploy.models.llama.generate import build_program, load_model, run_host
+from tinydeploy.models.llama.generate import build_program, load_model
 from tinydeploy.models.llama.graph import build_graph
 
 REF = json.loads(bundled_path("reference_tokens.json").read_text())["tokens"]
@@ -52,7 +53,7 @@ def test_host_c_equals_golden_model(model, tmp_path, temperature):
     assert res.tokens == want and len(want) >= 64
     ref = load_model()[0]
     logits = [ref.forward_many(ids, 0)[-1]] + [ref.forward(t, len(ids) + i) for i, t in enumerate(want[:-1])]
-    np.testing.assert_array_equal(res.extra["logits"], np.array(logits))
+    np.testing.assert_array_equal(res.logits, np.array(logits))
     assert tok.decode(ids[1:] + want) in res.console
 
 
@@ -67,7 +68,7 @@ def test_host_c_prefill_in_row_blocks(model, tmp_path):
     want = m.generate(ids, 3, temperature=0.0, top_p=0.9, seed=7)
     assert res.tokens == want
     logits = [m.forward_many(ids, 0)[-1]] + [m.forward(t, len(ids) + i) for i, t in enumerate(want[:-1])]
-    np.testing.assert_array_equal(res.extra["logits"], np.array(logits))
+    np.testing.assert_array_equal(res.logits, np.array(logits))
 
 
 def test_cli_generate_greedy_from_bos(tmp_path):

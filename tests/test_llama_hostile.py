@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import random_llama
+from helpers import random_llama, run_host
 from tinydeploy.cli import main
 from tinydeploy.errors import TinydeployError
 from tinydeploy.models.llama import FloatLlama, IntLlama, Tokenizer, calibrate, read_checkpoint
 from tinydeploy.models.llama.checkpoint import write_v1, write_v2
 from tinydeploy.models.llama.export_onnx import build_model
-from tinydeploy.models.llama.generate import _calibration, build_program, load_model, run_host
-from tinydeploy.models.llama.run_target import generate
+from tinydeploy.driver import generate
+from tinydeploy.models.llama.generate import _calibration, build_program, load_model
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +68,7 @@ def test_q80_groups_of_64_run_exactly_and_of_16_are_refused(tmp_path):
     ids = tok.encode("Once upon")
     res = run_host(build_program(model, tok, ids, 4, 0.0, 0.9, 0, tmp_path / "c", rows=4), tmp_path, dump_logits=True)
     assert res.tokens == ref.generate(ids, 4)
-    np.testing.assert_array_equal(res.extra["logits"][0], ref.forward_many(ids, 0)[-1])
+    np.testing.assert_array_equal(res.logits[0], ref.forward_many(ids, 0)[-1])
     _one_line_error(["generate", "--model", _tiny(tmp_path / "g16.bin", group_size=16)], "Q8_0 group size 16")
 
 

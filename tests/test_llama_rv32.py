@@ -1,9 +1,9 @@
 """The compiled llama on the simulated RV32IMC(F) at 512 KiB: fits, same tokens and logits as host."""
 import pytest
 
+from tinydeploy.driver import generate
 from tinydeploy.models.llama.generate import load_model
-from tinydeploy.models.llama.run_target import generate
-from tinydeploy.targets.rv32.runner import Rv32Config
+from tinydeploy.targets.rv32 import Rv32Config, Rv32Target
 
 ARGS = dict(prompt="Lily had a dog", steps=12, temperature=0.8, top_p=0.9, seed=5)
 
@@ -15,16 +15,16 @@ def host():
 
 @pytest.mark.parametrize("fpu", [False, True])
 def test_rv32_same_tokens_and_logits_as_host(host, fpu):
-    text, rep = generate(target="rv32", rv32_config=Rv32Config(fpu=fpu), **ARGS)
+    text, rep = generate(target=Rv32Target(Rv32Config(fpu=fpu)), **ARGS)
     assert rep["token_ids"] == host[1]["token_ids"] and len(rep["token_ids"]) == 12
     assert rep["logit_hash"] == host[1]["logit_hash"]  # FNV-1a over every sampled-from logits vector
     assert text == host[0]
-    assert rep["memory"]["SRAM"] <= 512 * 1024 and rep["memory_plan"]["kv_cache"] == 163840
+    assert rep["memory"]["SRAM_total"] <= 512 * 1024 and rep["memory"]["state"] == 163840
     lay = rep["layers"]  # cycles summed over the decode steps (TD_PROFILE build)
     assert all(l["cycles"] > 0 and l["engine"] == "cpu" for l in lay)
     assert sum(l["macs"] for l in lay) == 259328  # one decode step (linears inside the fused layer halves)
     assert {l["op"] for l in lay} >= {"LlamaAttnBlock", "LlamaFfnBlock", "LlamaLinearQ8"}
-    assert rep["memory_lower_bound"]["SRAM"] <= rep["memory"]["arena"] <= rep["memory"]["SRAM"]
+    assert rep["memory_lower_bound"]["SRAM"] <= rep["memory"]["SRAM"] <= rep["memory"]["SRAM_total"]
     c = rep["cycles_per_token"]
     assert c["prefill"] > 0 and c["decode"] > 0 and len(c["decode_at"]) == 11
     m, tok = load_model()

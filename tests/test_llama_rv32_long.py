@@ -1,15 +1,14 @@
 """Issue 10's bit-exactness bar: host C, rv32 and the golden model give identical token ids and
 logits over ≥ 64 decoded tokens after a multi-token prompt (greedy, so every step is checked)."""
+from tinydeploy.driver import generate
 from tinydeploy.models.llama.generate import load_model
-from tinydeploy.models.llama.run_target import generate
-from tinydeploy.targets.rv32.runner import Rv32Config
 
 ARGS = dict(prompt="Once upon a time, Tom found a red ball", steps=70, temperature=0.0, top_p=0.9, seed=0)
 
 
 def test_70_tokens_identical_on_host_rv32_and_golden():
     host_text, host = generate(target="host", **ARGS)
-    rv_text, rv = generate(target="rv32", rv32_config=Rv32Config(), **ARGS)
+    rv_text, rv = generate(target="rv32", **ARGS)
     m, tok = load_model()
     prompt = tok.encode(ARGS["prompt"], bos=True)
     assert len(prompt) > 5

@@ -10,11 +10,14 @@ from pathlib import Path
 import click
 import numpy as np
 
+from . import targets
 from .errors import TinydeployError
 from .files import check_distinct, write_file_atomic
 
-TARGETS = ["host", "golden", "rv32"]
 INT64_MAX = 2**63 - 1
+TARGET = click.option("--target", "-t", type=click.Choice(targets.names()), default=targets.DEFAULT, show_default=True)
+TARGET_CONFIG = click.option("--target-config", "target_config", type=click.Path(dir_okay=False),
+                             help="Target description (TOML/JSON), parsed by the target, e.g. rv32 sram_bytes, clock_hz.")
 
 
 def _edge(fn):
@@ -64,11 +67,11 @@ def main():
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--target", "-t", type=click.Choice(TARGETS), default="host", show_default=True)
+@TARGET
 @click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False), required=True, help="C project directory.")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write REPORT.json here.")
 @click.option("--shape", multiple=True, help="Static input shape, NAME=1x3x32x32 (repeatable).")
-@click.option("--target-config", "target_config", type=click.Path(dir_okay=False), help="Target description (TOML/JSON), e.g. rv32 sram_bytes, clock_hz.")
+@TARGET_CONFIG
 @click.option("--exact-memory", is_flag=True, help="Prove the memory plan with CP-SAT (time-limited).")
 @_edge
 def compile(model, target, out_dir, report, shape, exact_memory, target_config):
@@ -85,12 +88,12 @@ def compile(model, target, out_dir, report, shape, exact_memory, target_config):
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--target", "-t", type=click.Choice(TARGETS), default="host", show_default=True)
+@TARGET
 @click.option("--inputs", "inputs_path", type=click.Path(dir_okay=False), required=True, help="IN.npz")
 @click.option("--outputs", "outputs_path", type=click.Path(dir_okay=False), required=True, help="OUT.npz")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write REPORT.json here.")
 @click.option("--shape", multiple=True, help="Static input shape, NAME=1x3x32x32 (repeatable).")
-@click.option("--target-config", "target_config", type=click.Path(dir_okay=False), help="Target description (TOML/JSON), e.g. rv32 sram_bytes, clock_hz.")
+@TARGET_CONFIG
 @_edge
 def run(model, target, inputs_path, outputs_path, report, shape, target_config):
     """Compile MODEL, run it on TARGET with IN.npz, write OUT.npz."""
@@ -110,7 +113,7 @@ def run(model, target, inputs_path, outputs_path, report, shape, target_config):
 
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--target", "-t", type=click.Choice(TARGETS), default="host", show_default=True)
+@TARGET
 @click.option("--shape", multiple=True, help="Static input shape, NAME=1x3x32x32 (repeatable).")
 @click.option("--exact-memory", is_flag=True, help="Prove the memory plan with CP-SAT (time-limited).")
 @_edge
@@ -118,13 +121,15 @@ def inspect(model, target, shape, exact_memory):
     """Print the lowered graph, the memory plan and per-layer MACs."""
     from .compiler import compile_onnx
     from .inspect import describe
-    c = compile_onnx(Path(model), parse_shapes(shape), exact=exact_memory)
+    c = compile_onnx(Path(model), parse_shapes(shape), exact=exact_memory, kernels=targets.get(target).kernels)
     click.echo(describe(c))
 
 
 @main.command()
 @click.option("--model", "checkpoint", type=click.Path(dir_okay=False), help="llama2.c Q8_0 checkpoint (default: bundled stories260K).")
-@click.option("--target", "-t", type=click.Choice(["host", "rv32"]), default="host", show_default=True)
+@click.option("--target", "-t", type=click.Choice(targets.names(programs=True)), default=targets.DEFAULT,
+              show_default=True)
+@TARGET_CONFIG
 @click.option("--prompt", default="", help="Text to start from (default: BOS only).")
 @click.option("--steps", default=256, show_default=True, help="New tokens to generate.")
 @click.option("--temperature", default=0.0, show_default=True, help="Finite, >= 0; 0 is greedy.")
@@ -132,18 +137,30 @@ def inspect(model, target, shape, exact_memory):
 @click.option("--seed", default=0, show_default=True)
 @click.option("--report", type=click.Path(dir_okay=False), help="Write REPORT.json here.")
 @_edge
-def generate(checkpoint, target, prompt, steps, temperature, top_p, seed, report):
+def generate(checkpoint, target, target_config, prompt, steps, temperature, top_p, seed, report):
     """Generate text with a llama2.c model compiled to C, running the whole loop on TARGET."""
+    from .driver import generate as run_generate
     from .models import default_checkpoint_path, default_tokenizer_path
-    from .models.llama.run_target import generate as run_generate, summary
     ck = Path(checkpoint) if checkpoint else default_checkpoint_path()
     tokenizers = {f"tokenizer {p}": p for p in [default_tokenizer_path(), *ck.parent.glob("tok*.bin")]}
-    check_distinct({"--model": ck, **tokenizers}, {"--report": report})
-    text, rep = run_generate(checkpoint, target, prompt, steps, temperature, top_p, seed)
+    check_distinct({"--model": ck, **tokenizers, "--target-config": target_config}, {"--report": report})
+    text, rep = run_generate(checkpoint, target, prompt, steps, temperature, top_p, seed, target_config)
     click.echo(text, nl=False)
     if report:
         write_file_atomic(Path(report), json.dumps(rep, indent=2))
     click.echo(summary(rep), err=True)
+
+
+def summary(rep: dict) -> str:
+    """generate's summary line: tokens/s, and cycles per token where a simulator counts them."""
+    c, tps = rep["cycles_per_token"], rep["tokens_per_second"]
+    if c is None:
+        return f"{rep['tokens']} tokens, {tps if tps is not None else '-'} tokens/s ({rep['target']}, decode)"
+    level = next(iter(rep["memory_lower_bound"]))
+    used = rep["memory"].get(f"{level}_total")
+    return (f"{rep['tokens']} tokens on {rep.get('march', rep['target'])}: prefill {c['prefill']:,.0f} cycles/prompt "
+            f"token, decode {c['decode'] or 0:,.0f} cycles/token ({tps} tokens/s at {rep['clock_hz'] / 1e6:.0f} MHz)"
+            + (f", {level} {used:,} B" if used is not None else ""))
 
 
 @main.command("export-llama")

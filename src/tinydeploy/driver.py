@@ -1,5 +1,5 @@
-"""What the CLI commands do, as functions the tests call too: compile to a directory, run on a target,
-and the REPORT.json contract of BRIEF section 3."""
+"""What the CLI commands do, as functions the tests call too: compile to a directory, run a network or
+the generate program on a target (targets/base.py), and the REPORT.json contract of BRIEF section 3."""
 from __future__ import annotations
 
 import tempfile
@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import targets
 from .compiler import Compiled, Footprint, compile_onnx, emit_c
-from .errors import TinydeployError
-from .golden import run_graph
+from .errors import BudgetError, TinydeployError
 from .progress import step
-
-CLOCK_HZ = {"host": None, "golden": None}
+from .targets.base import Measured, Target
 
 
 def load_inputs(path: Path, graph) -> dict[str, np.ndarray]:
@@ -45,15 +44,18 @@ def check_inputs(data: dict[str, np.ndarray], graph) -> None:
             raise TinydeployError(f"input '{n}': contains NaN or infinity")
 
 
-def base_report(c: Compiled, target: str, t_compile: float) -> dict:
-    from .ops.registry import node_macs, get
+def base_report(c: Compiled, target: Target, t_compile: float, program: dict[str, int] | None = None) -> dict:
+    """The fields every route fills from the compiled graph: memory[level] is the arena (scratch
+    included; its largest node scratch, the state and the weights beside it), with its lower bound."""
+    from .ops.registry import get, node_macs
     layers = [{"name": n.name, "op": n.op, "engine": "cpu", "cycles": None, "macs": node_macs(n, c.graph)}
               for n in c.graph.nodes if not get(n).alias]
-    level = "host" if target in ("host", "golden") else "SRAM"
-    fp = Footprint.of(c)
+    level = next(iter(target.levels))
+    fp = Footprint.of(c, program)
     return {
-        "target": target, "clock_hz": CLOCK_HZ.get(target), "cycles": None,
-        "memory": {level: fp.arena, "scratch": fp.scratch, "state": fp.state, "weights": fp.weights},
+        **target.report(), "cycles": None,
+        "memory": {level: fp.arena, "scratch": fp.scratch, "state": fp.state, "weights": fp.weights,
+                   **({"program": sum(fp.program.values())} if fp.program else {})},
         "memory_lower_bound": {level: c.plan.lower_bound},
         "memory_plan": {"method": c.plan.method, "optimal": c.plan.optimal, "gap": c.plan.gap,
                         "ratio": round(c.plan.ratio(), 4)},
@@ -63,58 +65,71 @@ def base_report(c: Compiled, target: str, t_compile: float) -> dict:
     }
 
 
-def target_config(target: str, path):
-    """The target description (`--target-config FILE`, TOML/JSON); None for targets without one."""
-    if target != "rv32":
-        if path is not None:
-            raise TinydeployError(f"--target-config: target {target} takes no configuration")
-        return None
-    from .targets.rv32.runner import Rv32Config
-    return Rv32Config.load(path)
-
-
-def compile_to_dir(model: Path, target: str, out_dir: Path, shapes: dict, exact: bool = False,
-                   config_path=None) -> dict:
-    from .files import Staged
-    config = target_config(target, config_path)
-    t0 = time.perf_counter()
-    with Staged(out_dir, inputs=(model, config_path) if config_path else (model,)) as tmp:  # refuses early
-        with step(f"compiling {model.name}"):
-            c = compile_onnx(model, shapes, exact)
-        if target == "rv32":  # a model that does not fit is a compile-time error
-            from .targets.rv32.network_run import check_budget
-            check_budget(Footprint.of(c), config)
-        emit_c(c, tmp)
-    rep = base_report(c, target, time.perf_counter() - t0)
-    if config is not None:
-        rep["clock_hz"] = config.clock_hz
+def add_measured(rep: dict, m: Measured) -> dict:
+    rep["cycles"] = m.cycles
+    rep["memory"].update(m.memory)
+    rep.update(m.fields)
+    for layer, cyc in zip(rep["layers"], m.layer_cycles or []):
+        layer["cycles"] = cyc
     return rep
 
 
-def run_model(model: Path, target: str, inputs_path: Path, shapes: dict, config_path=None) -> tuple[dict, dict]:
-    config = target_config(target, config_path)
+def compile_to_dir(model: Path, target: str | Target, out_dir: Path, shapes: dict, exact: bool = False,
+                   config_path=None) -> dict:
+    from .files import Staged
+    tgt = targets.get(target, config_path)
+    t0 = time.perf_counter()
+    with Staged(out_dir, inputs=(model, config_path) if config_path else (model,)) as tmp:  # refuses early
+        with step(f"compiling {model.name}"):
+            c = compile_onnx(model, shapes, exact, tgt.kernels)
+        tgt.check_budget(Footprint.of(c))  # a model that does not fit is a compile-time error
+        emit_c(c, tmp)
+    return base_report(c, tgt, time.perf_counter() - t0)
+
+
+def run_model(model: Path, target: str | Target, inputs_path: Path, shapes: dict, config_path=None) -> tuple[dict, dict]:
+    tgt = targets.get(target, config_path)
     t0 = time.perf_counter()
     with step(f"compiling {model.name}"):
-        c = compile_onnx(model, shapes)
-    t_compile = time.perf_counter() - t0
+        c = compile_onnx(model, shapes, kernels=tgt.kernels)
+    rep = base_report(c, tgt, time.perf_counter() - t0)
     inputs = load_inputs(inputs_path, c.graph)
-    rep = base_report(c, target, t_compile)
-    if target == "golden":
-        return run_graph(c.graph, inputs), rep
-    with tempfile.TemporaryDirectory(prefix="tinydeploy-") as tmp:
-        tmp = Path(tmp)
-        proj = emit_c(c, tmp / "c")
-        if target == "host":
-            from .targets.host import runner
-            with step("building and running on the host"):
-                return runner.run(proj, c.graph, inputs, tmp), rep
-        from .targets.rv32 import network_run
-        network_run.check_budget(Footprint.of(c), config)
-        with step("building for rv32 and simulating"):
-            outs, meas = network_run.run(proj, c.graph, inputs, tmp, config)
-        rep.update(clock_hz=config.clock_hz, cycles=meas["cycles"], sections=meas["sections"],
-                   code_bytes=meas["code_bytes"], stack_used_bytes=meas["stack_used_bytes"])
-        rep["memory"]["SRAM_total"] = meas["sram_used_bytes"]
-        for layer, cyc in zip(rep["layers"], meas["layer_cycles"]):
-            layer["cycles"] = cyc
-        return outs, rep
+    tgt.check_budget(Footprint.of(c))
+    with tempfile.TemporaryDirectory(prefix="tinydeploy-") as tmp, step(f"running on {tgt.name}"):
+        outs, m = tgt.run(c, inputs, Path(tmp))
+    return outs, add_measured(rep, m)
+
+
+def generate(checkpoint=None, target: str | Target = targets.DEFAULT, prompt: str = "", steps: int = 256,
+             temperature: float = 0.0, top_p: float = 0.9, seed: int = 0, config_path=None,
+             work: Path | None = None) -> tuple[str, dict]:
+    """Compile the llama2.c model with the generation loop as main, run it on the target; returns
+    (printed text, REPORT dict: run's fields plus generate's)."""
+    from .models.llama.generate import PREFILL_ROWS, build_program, generate_fields, load_model
+    from .models.llama.sampling import SamplerParams
+    tgt = targets.get(target, config_path)
+    if not tgt.runs_programs:
+        raise TinydeployError(f"target {tgt.name} cannot run the generate program")
+    t0 = time.perf_counter()
+    SamplerParams.from_float(temperature, top_p)  # refuse bad parameters before the calibration
+    level, size = next(iter(tgt.levels.items()))  # bounds the checkpoint's data before anything is built
+    model, tok = load_model(checkpoint, (size, f"of {tgt.name} {level}") if size is not None else None)
+    ids = tok.encode(prompt, bos=True) if prompt else [1]
+    with tempfile.TemporaryDirectory(prefix="td-gen-") as tmp:
+        work = Path(work or tmp)
+        for rows in PREFILL_ROWS:  # the largest prefill chunk whose program fits (decode uses the same graph)
+            with step(f"compiling the generate program ({rows} prefill rows)"):
+                prog = build_program(model, tok, ids, steps, temperature, top_p, seed, work / f"c{rows}", rows,
+                                     tgt.kernels)
+            try:
+                tgt.check_budget(Footprint.of(prog.compiled, prog.data))
+                with step(f"running on {tgt.name}"):
+                    values, console, m = tgt.run_program(prog, work / f"r{rows}")
+                break
+            except BudgetError:
+                if rows == PREFILL_ROWS[-1]:
+                    raise
+    rep = add_measured(base_report(prog.compiled, tgt, sum(prog.seconds.values()), prog.data), m)
+    rep.update(generate_fields(prog, values, tok, tgt.counter_hz, tgt.clock_hz is not None))
+    rep["wall_seconds"] = round(time.perf_counter() - t0, 3)
+    return console, rep

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import numpy as np
 
 from .. import __version__
 from ..errors import TinydeployError
@@ -30,6 +31,25 @@ class CProject:
     layers: list[dict]         # name, op, macs per emitted layer (in order)
     arena_bytes: int
     offsets: dict[str, int]    # activation tensor → arena offset
+
+
+@dataclass
+class CProgram:
+    """A network project plus a generated main, built and run whole by a target (e.g. `generate`).
+    Its results are global symbols: a simulator reads them after main returns; a host process built
+    with -DTD_HOST writes them, in the order of `results`, to the file named by argv[1]."""
+    project: CProject
+    main_c: Path
+    results: dict[str, tuple[np.dtype, int]]   # symbol → (element type, count)
+
+    def parse_results(self, data: bytes) -> dict[str, np.ndarray]:
+        """The host's results file → arrays by symbol."""
+        out, pos = {}, 0
+        for name, (dtype, count) in self.results.items():
+            n = np.dtype(dtype).itemsize * count
+            out[name] = np.frombuffer(data[pos:pos + n], dtype).copy()
+            pos += n
+        return out
 
 
 def render(template: str, **kw) -> str:

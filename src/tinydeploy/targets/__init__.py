@@ -1,1 +1,31 @@
-"""Targets: one folder each (description, toolchain call, runner)."""
+"""Targets: one folder each, implementing the protocol of `base.py`. The folders are the registry:
+`names()` lists them (the `--target` choices), `get()` builds one from its `--target-config`."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from ..errors import TinydeployError
+from .base import Target
+
+HERE = Path(__file__).resolve().parent
+DEFAULT = "host"  # --target's default everywhere (BRIEF section 3)
+
+
+def names(programs: bool = False) -> list[str]:
+    """Target names; with `programs`, only those that run a generated main (generate)."""
+    found = sorted(p.name for p in HERE.iterdir() if (p / "__init__.py").is_file())
+    return [n for n in found if not programs or target_class(n).runs_programs]
+
+
+def target_class(name: str) -> type[Target]:
+    return importlib.import_module(f"{__name__}.{name}").TARGET
+
+
+def get(target: str | Target, config_path=None) -> Target:
+    """A target by name (built from `--target-config FILE` if given), or a Target value as it is."""
+    if isinstance(target, Target):
+        return target
+    if target not in names():
+        raise TinydeployError(f"unknown target {target!r} (known: {', '.join(names())})")
+    return target_class(target).load(config_path)

@@ -1,10 +1,10 @@
 """``tinydeploy generate``: the integer llama compiled to C (graph -> compile_graph -> codegen) plus
-a generated main running the whole loop on the target (host or simulated rv32)."""
+a generated main running the whole loop on the target; driver.generate runs it (targets/base.py) and
+`generate_fields` turns its results into REPORT.json's generate fields."""
 from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -14,7 +14,7 @@ import numpy as np
 
 from ...cache import cache_dir
 from ...codegen.context import c_array_body
-from ...codegen.network import CProject, render_from
+from ...codegen.network import CProgram, render_from
 from ...compiler import compile_graph, emit_c
 from ...errors import TinydeployError
 from .budget import HOST_MEMORY_BYTES, check_fits, generate_parts
@@ -25,7 +25,7 @@ from .sampling import EXP2_Q16, SamplerParams, XorShiftRng
 from .tokenizer import BOS_ID, Tokenizer
 
 HERE = Path(__file__).resolve().parent
-PREFILL_ROWS = 64
+PREFILL_ROWS = (64, 32, 16, 8, 4, 1)  # prefill chunks tried, largest first, until the program fits
 KERNEL_GROUP = 32  # the Q8_0 group of the compiled kernels (runtime/kernels/llama.h, intops.effective_weight)
 
 
@@ -84,9 +84,10 @@ def _save_calibration(f: Path, calib: Calibration) -> None:
 
 
 def load_model(checkpoint: str | Path | None = None,
-               memory: tuple[int, str] = (HOST_MEMORY_BYTES, "generate allows on the host")) -> tuple[IntLlama, Tokenizer]:
+               memory: tuple[int, str] | None = None) -> tuple[IntLlama, Tokenizer]:
     """The integer model (calibrated on the float model's own samples, cached) and its tokenizer;
-    ``memory`` (bytes, who holds them) bounds the program's data before anything is built."""
+    ``memory`` (bytes, who holds them; default: generate's host limit) bounds the program's data before
+    anything is built."""
     from tinydeploy.models import default_checkpoint_path, default_tokenizer_path
     path = Path(checkpoint) if checkpoint else default_checkpoint_path()
     if not path.is_file():
@@ -98,7 +99,8 @@ def load_model(checkpoint: str | Path | None = None,
     if not w.quantized:
         raise TinydeployError(f"{path}: generate needs a llama2.c version-2 (Q8_0) checkpoint")
     w = _for_kernels(path, w)
-    check_fits(f"checkpoint {path} (seq_len {cfg.seq_len})", generate_parts(cfg, w), *memory)
+    check_fits(f"checkpoint {path} (seq_len {cfg.seq_len})", generate_parts(cfg, w),
+               *(memory or (HOST_MEMORY_BYTES, "generate allows on the host")))
     tok_path = next((p for p in (path.parent / f"tok{cfg.vocab_size}.bin", path.parent / "tokenizer.bin")
                      if p.is_file()), default_tokenizer_path())
     tok = Tokenizer.load(tok_path, cfg.vocab_size)
@@ -124,18 +126,17 @@ def _for_kernels(path: Path, w: LlamaWeights) -> LlamaWeights:
 
 
 @dataclass
-class Program:
-    project: CProject
-    main_c: Path
-    prompt: list[int]
-    rows: int
-    compiled: object
-    vocab: int
+class Program(CProgram):
+    prompt: list[int] = field(default_factory=list)
+    rows: int = 0
+    compiled: object = None
+    vocab: int = 0
+    data: dict[str, int] = field(default_factory=dict)   # the main's own static data, for the budget check
     seconds: dict = field(default_factory=dict)
 
 
 def build_program(model: IntLlama, tok: Tokenizer, prompt_ids: list[int], steps: int, temperature: float,
-                  top_p: float, seed: int, out_dir: Path, rows: int = PREFILL_ROWS) -> Program:
+                  top_p: float, seed: int, out_dir: Path, rows: int = PREFILL_ROWS[0], kernels=None) -> Program:
     from .graph import build_graph
     cfg = model.cfg
     if not prompt_ids or prompt_ids[0] != BOS_ID:
@@ -145,7 +146,7 @@ def build_program(model: IntLlama, tok: Tokenizer, prompt_ids: list[int], steps:
     if not 1 <= steps <= model.seq_len:
         raise TinydeployError(f"--steps must be in 1..{model.seq_len}, got {steps}")
     t0 = time.perf_counter()
-    comp = compile_graph(build_graph(model, rows))
+    comp = compile_graph(build_graph(model, rows), kernels=kernels)
     t1 = time.perf_counter()
     project = emit_c(comp, out_dir)
     pieces = [tok.piece(0, t) for t in range(cfg.vocab_size)]
@@ -153,42 +154,63 @@ def build_program(model: IntLlama, tok: Tokenizer, prompt_ids: list[int], steps:
     off = off.astype(np.uint16 if off[-1] <= 0xFFFF else np.uint32)  # uint16 unless the pieces need more
     blob = np.frombuffer(b"".join(pieces) or b"\0", np.uint8)
     sp = SamplerParams.from_float(temperature, top_p)
+    V = cfg.vocab_size
+    # the results the target hands back (the template declares them): tokens, logits hash, cycles per
+    # forward ([0]: prefill of the whole prompt, [i]: decode step i), per-layer cycles summed over decode
+    results = {"td_gen_ntok": (np.int32, 1), "td_gen_tokens": (np.int32, steps + 1), "td_gen_hash": (np.uint32, 1),
+               "td_gen_cycles": (np.uint32, steps + 1), "td_gen_layer_cycles": (np.uint32, len(project.layers))}
+    data = {"tokenizer": off.nbytes + blob.nbytes, "prompt": 4 * len(prompt_ids),
+            "sampler": EXP2_Q16.size * 4 + 6 * V + 4 * V + 8,   # exp2 table, weights + order, last logits, rng
+            "results": sum(np.dtype(d).itemsize * n for d, n in results.values())}
     main_c = out_dir / "main_generate.c"
     main_c.write_text(render_from(
         HERE / "main_generate.c.j2", p=project.prefix, P=project.prefix.upper(), prompt=[int(t) for t in prompt_ids], steps=steps,
-        rows=rows, vocab=cfg.vocab_size, seq=model.seq_len, greedy=int(sp.greedy), inv_temp=sp.inv_temp_q16,
+        rows=rows, vocab=V, seq=model.seq_len, greedy=int(sp.greedy), inv_temp=sp.inv_temp_q16,
         top_p=sp.top_p_q16, seed_state=XorShiftRng(seed).state, tok_off_type=f"uint{8 * off.itemsize}_t",
         tok_off=c_array_body(off),
-        tok_nbytes=blob.size, tok_bytes=c_array_body(blob), exp2=c_array_body(EXP2_Q16.astype(np.uint32))))
-    return Program(project, main_c, list(prompt_ids), rows, comp, cfg.vocab_size,
+        tok_nbytes=blob.size, tok_bytes=c_array_body(blob), exp2=c_array_body(EXP2_Q16.astype(np.uint32)),
+        results=list(results)))
+    return Program(project, main_c, results, list(prompt_ids), rows, comp, V, data,
                    {"graph_compile": t1 - t0, "codegen": time.perf_counter() - t1})
 
 
-@dataclass
-class GenResult:
-    tokens: list[int]
-    console: str
-    logit_hash: int
-    prefill_seconds: float | None = None
-    decode_seconds: float | None = None
-    cycles: list[int] | None = None  # [0] prefill, [i] decode step i
-    extra: dict = field(default_factory=dict)
+def tokens_of(values: dict) -> list[int]:
+    return values["td_gen_tokens"][:int(values["td_gen_ntok"][0])].tolist()
 
 
-def run_host(prog: Program, work: Path, dump_logits: bool = False) -> GenResult:
-    from ...targets.host.runner import build
-    exe = build(prog.project, prog.main_c, work / "generate", extra=["-DTD_HOST"])
-    res, dump = work / "gen.bin", work / "logits.bin"
-    args = [str(exe), str(res)] + ([str(dump)] if dump_logits else [])
-    r = subprocess.run(args, capture_output=True, timeout=600)
-    if r.returncode != 0:
-        raise TinydeployError(f"host generate program failed with exit code {r.returncode}")
-    data = res.read_bytes()
-    n = int(np.frombuffer(data[:4], np.int32)[0])
-    toks = np.frombuffer(data[4:4 + 4 * n], np.int32).tolist()
-    h = int(np.frombuffer(data[4 + 4 * n:8 + 4 * n], np.uint32)[0])
-    sec = np.frombuffer(data[8 + 4 * n:24 + 4 * n], np.float64)
-    out = GenResult(toks, r.stdout.decode("utf-8", "replace"), h, float(sec[0]), float(sec[1]))
-    if dump_logits:
-        out.extra["logits"] = np.fromfile(dump, np.int32).reshape(-1, prog.vocab)
+def generate_fields(prog: Program, values: dict, tok: Tokenizer, counter_hz: float | None, cycles: bool) -> dict:
+    """REPORT.json's generate fields (BRIEF section 3) from the program's results. `counter_hz`: ticks per
+    second of the target's td_cycles(); `cycles`: whether those ticks are cycles (simulated targets)."""
+    toks, n = tokens_of(values), int(values["td_gen_ntok"][0])
+    ticks = values["td_gen_cycles"][:max(n, 1)].astype(np.int64)
+    decode = ticks[1:]
+    mean = float(decode.mean()) if decode.size else None
+    rep = {"tokens": n, "text": tok.decode(prog.prompt[1:] + toks), "token_ids": toks,
+           "prompt_tokens": len(prog.prompt), "prefill_rows": prog.rows, "logit_hash": f"{int(values['td_gen_hash'][0]):08x}",
+           "layers": _layers(prog, values["td_gen_layer_cycles"].tolist() if cycles else None, max(decode.size, 1)),
+           "tokens_per_second": round(counter_hz / mean, 1) if counter_hz and mean else None,
+           "prefill_seconds": float(ticks[0]) / counter_hz if counter_hz else None,
+           "decode_seconds": float(decode.sum()) / counter_hz if counter_hz else None,
+           "cycles_per_token": None}
+    rep["macs"] = sum(l["macs"] for l in rep["layers"])
+    if cycles:
+        p = len(prog.prompt)
+        rep["cycles_per_token"] = {"prefill": round(float(ticks[0]) / p, 1), "decode": mean,
+                                   "decode_at": {str(p + i - 1): int(c) for i, c in enumerate(decode, start=1)}}
+    return rep
+
+
+def _layers(prog: Program, cyc: list[int] | None, steps: int) -> list[dict]:
+    """Per layer: MACs of one decode step ("macs"; attention: 0, run-time dependent) and, where cycles are
+    counted, cycles summed over all decode steps ("cycles") and their mean per step."""
+    g = prog.compiled.graph
+    rows = {n.name: g.tensors[n.outputs[0]].shape[0] for n in g.nodes}
+    out = []
+    for i, l in enumerate(prog.project.layers):
+        macs = (l["macs"] or 0) // max(rows.get(l["name"], 1), 1)  # static rows T -> one row (n = 1)
+        d = {"name": l["name"], "op": l["op"], "engine": "cpu", "macs": macs,
+             "cycles": None, "cycles_per_decode_step": None, "cycles_basis": "sum over decode steps"}
+        if cyc is not None:
+            d.update(cycles=int(cyc[i]), cycles_per_decode_step=round(cyc[i] / steps, 1))
+        out.append(d)
     return out

@@ -18,8 +18,8 @@ void td_put_int(long v);
 void td_put_hex(uint32_t v);
 
 /* Cycle counter. On rv32 it is the exact number of instructions retired since reset (the
- * simulator's model is 1 cycle per instruction); differences of two reads are exact. On the
- * host it returns 0. */
+ * simulator's model is 1 cycle per instruction); differences of two reads are exact. The host
+ * has no cycle model: there it counts wall-clock nanoseconds. */
 uint64_t td_cycles(void);
 
 /* End the program with an exit code (main returning does the same). */

@@ -13,17 +13,6 @@ from .runner import Rv32Config, build, simulate
 HERE = Path(__file__).resolve().parent
 
 
-def check_budget(fp, config: Rv32Config) -> None:
-    """Data known before building (weights + arena + stack) must fit; code is checked by the linker."""
-    need = fp.weights + fp.state + fp.arena + config.stack_bytes
-    if need > config.sram_bytes:
-        raise TinydeployError(
-            f"rv32: the model needs {need:,} bytes of SRAM before code (weights {fp.weights:,}, arena "
-            f"{fp.arena:,} incl. scratch {fp.scratch:,}, state {fp.state:,}, "
-            f"stack {config.stack_bytes:,}) but the target has "
-            f"{config.sram_bytes:,}")
-
-
 def run(project: CProject, graph, inputs: dict[str, np.ndarray], work: Path, config: Rv32Config) -> tuple[dict, dict]:
     """(outputs by name, measurements: cycles, layer cycles, sections, code bytes, stack)."""
     ins = []

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinydeploy.errors import TinydeployError
+from tinydeploy.errors import BudgetError, TinydeployError
 
 from . import toolchain
 from .config import SRAM_BASE, Rv32Config
@@ -77,7 +77,7 @@ def _raise_overflow(objects: list[Path], out_dir: Path, config: Rv32Config) -> N
             (out_dir / f"{name}{suffix}").unlink(missing_ok=True)
     s = _sizes(elf)
     need = elf.symbols["_end"].addr - SRAM_BASE
-    raise TinydeployError(
+    raise BudgetError(
         f"rv32: program needs {need:,} bytes of SRAM but the target has {config.sram_bytes:,} "
         f"(text {s['.text']:,}, rodata {s['.rodata']:,}, data {s['.data']:,}, bss {s['.bss']:,}, "
         f"stack {s['.stack']:,})")
