@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinydeploy.errors import TinydeployError
+from tinydeploy.errors import BudgetError, TinydeployError
 
 from ..rv32.elf import Elf32, read_elf
 from . import toolchain
@@ -81,7 +81,7 @@ def _raise_overflow(objects: list[Path], out_dir: Path, config: ClusterConfig) -
         if need > have:
             detail = ", ".join(f"{n.lstrip('.')} {s[n]:,}" for n in names)
             parts.append(f"{need:,} bytes of {level} but the target has {have:,} ({detail})")
-    raise TinydeployError("cluster: program needs " + "; and ".join(parts))
+    raise BudgetError("cluster: program needs " + "; and ".join(parts))
 
 
 def simulate(artifact: ClusterBuild, config: ClusterConfig | None = None, *, quantum: int = DEFAULT_QUANTUM,
