@@ -176,26 +176,3 @@ def lower_pad(m, graph):
         ins[2] = graph.add_const(f"{node.name}_qvalue", np.array(qv, np.int8))
     return nodes + [Node("Pad", node.name, ins, [m.out], attrs)]
 
-
-def split_to_slices(graph):
-    """A Split of a dequantized tensor becomes one Slice per output, so that each output (with its
-    own QuantizeLinear) lowers like any single-output move; the copies made are the same."""
-    from .shape import split_sizes
-    new = []
-    for node in graph.nodes:
-        p = graph.producer(node.inputs[0]) if node.op == "Split" else None
-        if p is None or p.op != "DequantizeLinear":
-            new.append(node)
-            continue
-        shape = graph.tensors[node.inputs[0]].shape
-        axis, sizes = split_sizes(node, graph, shape)
-        pos = 0
-        for k, (o, sz) in enumerate(zip(node.outputs, sizes)):
-            if o:
-                consts = [graph.add_const(f"{node.name}_{what}{k}", np.array([v], np.int64))
-                          for what, v in (("start", pos), ("end", pos + sz), ("axis", axis))]
-                new.append(Node("Slice", f"{node.name}_{k}", [node.inputs[0]] + consts, [o],
-                                {"_opset": max(node.attr("_opset", 13), 10)}))
-            pos += sz
-    graph.nodes = new
-    return graph

@@ -1,9 +1,9 @@
 """DequantizeLinear → float op (→ Relu/Clip) → QuantizeLinear  ⇒  one integer kernel.
 
 Each op module says how its op lowers (OpDef.lower); this pass finds the pattern, collects the
-quantization parameters and hands a `QdqMatch` over. Elementwise regions fed by a single int8
-tensor become a 256-entry lookup table (passes/lut.py). What matches nothing stays a float op
-between DequantizeLinear / QuantizeLinear kernels (correct, but not integer-only).
+quantization parameters and hands a `QdqMatch` over. It runs after to_int8, lut and split_to_slices
+(passes/pipeline.py). What matches nothing stays a float op between DequantizeLinear /
+QuantizeLinear kernels (correct, but not integer-only).
 """
 from __future__ import annotations
 
@@ -13,10 +13,7 @@ import numpy as np
 
 from ..ir import Graph, Node, Quant
 from ..ops import registry
-from ..ops.requant import split_to_slices
 from .fuse_activation import clip_bounds
-from .lut import lower_luts
-from .to_int8 import to_int8
 
 
 @dataclass
@@ -94,9 +91,6 @@ def match(node: Node, graph: Graph) -> QdqMatch | None:
 
 
 def lower_qdq(graph: Graph) -> Graph:
-    graph = to_int8(graph)
-    graph = lower_luts(graph)
-    graph = split_to_slices(graph)   # multi-output Split → one Slice per output, each lowers alone
     done: set[int] = set()
     new_nodes = []
     for node in graph.nodes:

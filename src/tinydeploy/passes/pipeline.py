@@ -7,6 +7,9 @@ from .drop_noops import drop_noops
 from .fold_constants import fold_constants
 from .fuse_activation import fuse_activation
 from .lower_qdq import lower_qdq
+from .lut import lower_luts
+from .split_to_slices import split_to_slices
+from .to_int8 import to_int8
 from .validate_ops import validate_ops
 
 PASSES = [
@@ -15,6 +18,9 @@ PASSES = [
     complete_types,     # static shapes everywhere (golden model on zeros where ONNX could not)
     fold_constants,     # shape subgraphs and constant expressions → initializers
     drop_noops,         # identity / no-op reshape, transpose, cast
+    to_int8,            # uint8 tensors → int8 (q − 128, zero point − 128); conversions at uint8 edges
+    lower_luts,         # elementwise float regions between DequantizeLinear and QuantizeLinear → 256-entry tables
+    split_to_slices,    # Split of a dequantized tensor → one Slice per output, each lowered alone
     lower_qdq,          # DequantizeLinear → op → QuantizeLinear  →  integer kernels
     fuse_activation,    # Relu / Clip into the producing float kernel
 ]
