@@ -14,7 +14,8 @@ from ..errors import TinydeployError
 from ..ir import Graph
 from ..ops import registry
 from ..ops.kernels import Kernels
-from .context import EmitContext, ctype
+from .context import EmitContext
+from .ctext import ctype
 
 RUNTIME = Path(__file__).resolve().parent.parent / "runtime"
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),

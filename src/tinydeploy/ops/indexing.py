@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codegen.context import c_literal, ctype
+from ..codegen.ctext import c_literal, ctype
 from ..errors import TinydeployError
 from . import nd
 from .registry import register

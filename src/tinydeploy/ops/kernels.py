@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from ..codegen.context import scratch_layout
+from ..codegen.ctext import scratch_layout
 
 
 @dataclass(frozen=True)

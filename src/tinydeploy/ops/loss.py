@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codegen.context import c_literal
+from ..codegen.ctext import c_literal
 from ..errors import TinydeployError
 from .registry import register
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..codegen.context import ctype
+from ..codegen.ctext import ctype
 from ..errors import TinydeployError
 
 MAX_RANK = 8   # TD_MAX_RANK in runtime/kernels/td_nd.h

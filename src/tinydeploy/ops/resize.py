@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..codegen.context import c_literal
+from ..codegen.ctext import c_literal
 from ..errors import TinydeployError
 from . import nd
 from .registry import register

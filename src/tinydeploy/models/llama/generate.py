@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ...cache import cache_dir
-from ...codegen.context import c_array_body
+from ...codegen.ctext import c_array_body
 from ...codegen.network import CProgram, render_from
 from ...compiler import compile_graph, emit_c
 from ...errors import TinydeployError

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...codegen.context import c_array_body
+from ...codegen.ctext import c_array_body
 from ...codegen.network import CProject, render_from
 from ...errors import TinydeployError
 from .runner import Rv32Config, build, simulate
