@@ -13,6 +13,20 @@ from tinydeploy.frontend.onnx_import import import_model
 from tinydeploy.golden import run_graph
 
 
+# REPORT.json's fields on every route (BRIEF section 3; driver.base_report), per layer too
+REPORT_KEYS = {"target", "clock_hz", "cycles", "memory", "memory_lower_bound", "memory_plan", "sections",
+               "code_bytes", "compile_seconds", "macs", "layers"}
+LAYER_KEYS = {"name", "op", "engine", "cycles", "macs"}
+
+
+def check_report_schema(rep: dict) -> None:
+    assert REPORT_KEYS <= rep.keys(), REPORT_KEYS - rep.keys()
+    assert all(LAYER_KEYS <= layer.keys() for layer in rep["layers"])
+    level = next(iter(rep["memory_lower_bound"]))
+    assert rep["memory_lower_bound"][level] <= rep["memory"][level]   # the arena, scratch included
+    assert rep["memory"]["scratch"] <= rep["memory"][level]
+
+
 def ort_run(model: onnx.ModelProto, inputs: dict) -> dict:
     """ONNX Runtime with graph optimizations disabled: the reference of BRIEF section 4."""
     import onnxruntime as ort

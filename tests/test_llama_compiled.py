@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import run_host
+from helpers import check_report_schema, run_host
 from tinydeploy import golden
 from tinydeploy.cli import main
 from tinydeploy.models import bundled_path
@@ -78,6 +78,7 @@ def test_cli_generate_greedy_from_bos(tmp_path):
     assert r.stdout.startswith("Once upon a time, there was a little girl named Lily.")
     data = json.loads(rep.read_text())
     assert data["token_ids"] == REF[:20] and data["tokens"] == 20 and data["tokens_per_second"] > 0
+    check_report_schema(data)  # run's schema, plus the generate fields
     assert "tokens/s" in r.stderr
 
 

@@ -1,6 +1,7 @@
 """The compiled llama on the simulated RV32IMC(F) at 512 KiB: fits, same tokens and logits as host."""
 import pytest
 
+from helpers import check_report_schema
 from tinydeploy.driver import generate
 from tinydeploy.models.llama.generate import load_model
 from tinydeploy.targets.rv32 import Rv32Config, Rv32Target
@@ -25,6 +26,7 @@ def test_rv32_same_tokens_and_logits_as_host(host, fpu):
     assert sum(l["macs"] for l in lay) == 259328  # one decode step (linears inside the fused layer halves)
     assert {l["op"] for l in lay} >= {"LlamaAttnBlock", "LlamaFfnBlock", "LlamaLinearQ8"}
     assert rep["memory_lower_bound"]["SRAM"] <= rep["memory"]["SRAM"] <= rep["memory"]["SRAM_total"]
+    check_report_schema(rep)
     c = rep["cycles_per_token"]
     assert c["prefill"] > 0 and c["decode"] > 0 and len(c["decode_at"]) == 11
     m, tok = load_model()

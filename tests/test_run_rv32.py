@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import pytest
 
+from helpers import check_report_schema
 from test_slice_conv import _conv_relu_model, _quantize
 
 
@@ -39,6 +40,7 @@ def test_rv32_matches_host_and_cycles_are_deterministic(qmodel):
     assert 0 < sum(l["cycles"] for l in ra["layers"]) <= ra["cycles"]
     assert ra["code_bytes"] == ra["sections"][".text"] > 0
     assert ra["clock_hz"] == 360_000_000
+    check_report_schema(ra)
 
 
 def test_rv32_model_too_big_is_one_line_error(qmodel, tmp_path):
