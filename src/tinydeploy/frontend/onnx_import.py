@@ -13,6 +13,7 @@ from onnx import helper, numpy_helper, shape_inference
 from ..errors import TinydeployError
 from ..ir import Graph, Node, Tensor
 from .qoperator import normalize_qoperator
+from .window_attrs import check_window_attrs
 from .toposort import toposort
 
 # numpy dtypes we carry; anything else is refused with the tensor's name.
@@ -60,22 +61,48 @@ def import_model(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]] | No
     order = toposort(g)
     del g.node[:]
     g.node.extend(order)
+    check_window_attrs(g, known_dims(g, g.input))   # names the user's node, before the QOperator rewrite
     model = normalize_qoperator(model)
     _check_ops_exist(model)
-    _set_input_shapes(model.graph, shapes)
-    try:  # before the checker: it fills in output shapes that many exporters leave out
+    stale = _set_input_shapes(model.graph, shapes)
+    declared = _forget_stated_types(model.graph, keep_shapes=not stale)
+    try:  # before the checker: it fills in the output types the checker needs
         model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception as e:
         raise TinydeployError(f"ONNX shape inference failed: {_first_line(str(e))}") from None
-    for o in model.graph.output:
-        if o.type.HasField("tensor_type") and not o.type.tensor_type.HasField("shape"):
-            raise TinydeployError(f"graph output '{o.name}': its shape cannot be inferred (inconsistent "
-                                  f"shapes upstream, or a dynamic shape: give inputs with --shape)")
+    g = model.graph
+    check_window_attrs(g, known_dims(g, list(g.input) + list(g.value_info)))  # ranks of inner values now known
+    for o in g.output:
+        if o.type.WhichOneof("value") in (None, "tensor_type") and not o.type.tensor_type.HasField("shape"):
+            raise TinydeployError(f"graph output '{o.name}': its shape cannot be inferred ({_strict_error(model)})")
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as e:
         raise TinydeployError(f"invalid ONNX model: {_first_line(str(e))}") from None
-    return _to_ir(model)
+    return _to_ir(model, declared)
+
+
+def _forget_stated_types(g: onnx.GraphProto, keep_shapes: bool) -> dict[str, tuple]:
+    """Drop every type the file states for inner values and outputs, so that ONNX inference (and
+    later ours, passes/complete_types.py) derives them from the inputs alone: a stated shape that
+    is wrong would size buffers wrongly. Returns the declared output types, to be checked."""
+    declared = {}
+    for o in g.output:
+        tt = o.type.tensor_type
+        if o.type.HasField("tensor_type") and tt.elem_type:
+            declared[o.name] = (_dims(o) if keep_shapes else None, np_dtype(tt.elem_type, f"graph output '{o.name}'"))
+        o.ClearField("type")
+    del g.value_info[:]
+    return declared
+
+
+def _strict_error(model: onnx.ModelProto) -> str:
+    """ONNX's own reason (naming the node) when strict inference has one, else the usual causes."""
+    try:
+        shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+    except Exception as e:
+        return "ONNX shape inference: " + _first_line(str(e)).split("Inference error(s): ")[-1]
+    return "inconsistent shapes upstream, or a dynamic shape: give inputs with --shape"
 
 
 def _check_ops_exist(model: onnx.ModelProto) -> None:
@@ -114,7 +141,9 @@ def _check_refs(g: onnx.GraphProto) -> None:
             raise TinydeployError(f"graph output '{o.name}' is never produced")
 
 
-def _set_input_shapes(g: onnx.GraphProto, shapes: dict[str, tuple[int, ...]]) -> None:
+def _set_input_shapes(g: onnx.GraphProto, shapes: dict[str, tuple[int, ...]]) -> bool:
+    """Apply --shape; True when it changed a size the model states (its output shapes are then stale)."""
+    changed = False
     inits = {i.name for i in g.initializer}
     names = [i.name for i in g.input if i.name not in inits]
     for name in shapes:
@@ -129,6 +158,7 @@ def _set_input_shapes(g: onnx.GraphProto, shapes: dict[str, tuple[int, ...]]) ->
             if len(new) != len(dims) and len(dims):
                 raise TinydeployError(
                     f"--shape {inp.name}: rank {len(new)} given, the model's input has rank {len(dims)}")
+            changed |= any(d.HasField("dim_value") and d.dim_value != v for d, v in zip(dims, new))
             del dims[:]
             for v in new:
                 dims.add().dim_value = int(v)
@@ -139,6 +169,7 @@ def _set_input_shapes(g: onnx.GraphProto, shapes: dict[str, tuple[int, ...]]) ->
                 raise TinydeployError(
                     f"input '{inp.name}' has a dynamic dimension '{sym}' (axis {k}); give its size with "
                     f"--shape {inp.name}=" + "x".join(str(x.dim_value) if x.dim_value > 0 else "N" for x in dims))
+    return changed
 
 
 def _attrs(n: onnx.NodeProto) -> dict:
@@ -157,6 +188,20 @@ def _attrs(n: onnx.NodeProto) -> dict:
     return out
 
 
+def _dims(vi: onnx.ValueInfoProto) -> list | None:
+    """The shape a value info states, None for an unknown dimension; None without a shape."""
+    tt = vi.type.tensor_type
+    if not tt.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim]
+
+
+def known_dims(g: onnx.GraphProto, value_infos) -> dict[str, list]:
+    out = {i.name: list(i.dims) for i in g.initializer}
+    out.update({vi.name: _dims(vi) for vi in value_infos if vi.name not in out and _dims(vi) is not None})
+    return out
+
+
 def _value_info(vi: onnx.ValueInfoProto) -> tuple[tuple[int, ...] | None, np.dtype]:
     tt = vi.type.tensor_type
     dtype = np_dtype(tt.elem_type, f"tensor '{vi.name}'")
@@ -170,7 +215,7 @@ def _value_info(vi: onnx.ValueInfoProto) -> tuple[tuple[int, ...] | None, np.dty
     return tuple(dims), dtype
 
 
-def _to_ir(model: onnx.ModelProto) -> Graph:
+def _to_ir(model: onnx.ModelProto, declared: dict[str, tuple]) -> Graph:
     g = model.graph
     domains = {o.domain or "ai.onnx": o.version for o in model.opset_import}
     tensors: dict[str, Tensor] = {}
@@ -181,6 +226,8 @@ def _to_ir(model: onnx.ModelProto) -> Graph:
         arr = numpy_helper.to_array(init)
         tensors[init.name] = Tensor(init.name, tuple(arr.shape), arr.dtype, arr)
     infos = {vi.name: vi for vi in list(g.value_info) + list(g.output) + list(g.input)}
+    graph_inputs = {i.name for i in g.input}
+    stated = {name: [(dims, dtype, "the model declares")] for name, (dims, dtype) in declared.items()}
     for name, vi in infos.items():
         if name in tensors:
             continue
@@ -188,7 +235,10 @@ def _to_ir(model: onnx.ModelProto) -> Graph:
         if shape is not None and int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > MAX_TENSOR_BYTES:
             raise TinydeployError(f"tensor '{name}' has shape {list(shape)}: "
                                   f"{np.prod(shape, dtype=np.int64) * dtype.itemsize:,} bytes is beyond any target")
-        tensors[name] = Tensor(name, shape if shape is not None else None, dtype)
+        if name in graph_inputs:   # the interface: taken as given (or as --shape set it)
+            tensors[name] = Tensor(name, shape, dtype)
+        else:                      # checked against our own inference, never used
+            stated.setdefault(name, []).append((_dims(vi), dtype, "ONNX shape inference gives"))
     nodes = []
     for k, n in enumerate(g.node):
         name = n.name or f"{n.op_type}_{k}"
@@ -206,7 +256,7 @@ def _to_ir(model: onnx.ModelProto) -> Graph:
         nodes.append(Node(n.op_type, name, list(n.input), [o for o in n.output], attrs))
     inits = {i.name for i in g.initializer}
     inputs = [i.name for i in g.input if i.name not in inits]
-    graph = Graph(g.name or "network", tensors, nodes, inputs, [o.name for o in g.output])
+    graph = Graph(g.name or "network", tensors, nodes, inputs, [o.name for o in g.output], stated)
     for o in graph.outputs:
         if graph.tensors[o].is_const:
             raise TinydeployError(f"graph output '{o}' is a constant; nothing to compute")

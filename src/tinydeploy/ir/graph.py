@@ -68,6 +68,9 @@ class Graph:
     nodes: list[Node]
     inputs: list[str]
     outputs: list[str]
+    # what the model file or ONNX inference says a tensor's type is: (dims, None where unknown; dtype;
+    # who says so). Never used for buffers: passes/complete_types.py checks it against our inference.
+    stated: dict[str, list[tuple]] = field(default_factory=dict)
 
     def t(self, name: str) -> Tensor:
         return self.tensors[name]
