@@ -83,15 +83,16 @@ def import_model(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]] | No
 
 
 def _forget_stated_types(g: onnx.GraphProto, keep_shapes: bool) -> dict[str, tuple]:
-    """Drop every type the file states for inner values and outputs, so that ONNX inference (and
-    later ours, passes/complete_types.py) derives them from the inputs alone: a stated shape that
-    is wrong would size buffers wrongly. Returns the declared output types, to be checked."""
+    """Drop the types the file states for inner values (value_info), so that ONNX inference derives
+    them from the inputs; ours (passes/complete_types.py) derives every type again and checks it
+    against the declared output types returned here. Output shapes made stale by --shape go too."""
     declared = {}
     for o in g.output:
         tt = o.type.tensor_type
         if o.type.HasField("tensor_type") and tt.elem_type:
             declared[o.name] = (_dims(o) if keep_shapes else None, np_dtype(tt.elem_type, f"graph output '{o.name}'"))
-        o.ClearField("type")
+            if not keep_shapes:
+                tt.ClearField("shape")
     del g.value_info[:]
     return declared
 

@@ -13,6 +13,10 @@ import numpy as np
 from ..errors import TinydeployError
 
 
+# inputs whose shape or type is read, never their values
+_TYPE_ONLY = {"Shape": (0,), "Size": (0,), "EyeLike": (0,), "CastLike": (1,)}
+
+
 @dataclass
 class Quant:
     """Affine quantization: real = scale * (q - zero_point); per-tensor (axis None) or per-channel."""
@@ -83,6 +87,22 @@ class Graph:
 
     def consumers(self, name: str) -> list[Node]:
         return [n for n in self.nodes if name in n.inputs]
+
+    def from_input_values(self, name: str) -> bool:
+        """True when the value of `name` depends on the values of graph inputs, not only on their
+        shapes or types: such a value cannot size anything at compile time."""
+        producers = {o: n for n in self.nodes for o in n.outputs}
+        stack, seen = [name], set()
+        while stack:
+            v = stack.pop()
+            if v in self.inputs:
+                return True
+            p = producers.get(v)
+            if v not in seen and p is not None:
+                skip = _TYPE_ONLY.get(p.op, ())
+                stack.extend(i for k, i in enumerate(p.inputs) if i and k not in skip)
+            seen.add(v)
+        return False
 
     def const(self, name: str) -> np.ndarray | None:
         """Constant value of an input name ('' or non-constant gives None)."""

@@ -1,6 +1,12 @@
 """QuantizeLinear / DequantizeLinear as kernels: the float fallback between integer regions, and
 the edges of a graph that takes or returns float tensors. ONNX semantics: round half to even,
-saturate; per-tensor or per-axis."""
+saturate; per-tensor or per-axis.
+
+Values ONNX leaves open, defined as onnxruntime computes them (golden == C == onnxruntime, for
+every output type and per-tensor or per-axis): NaN quantizes to the lowest value of the output type
+(0 for uint8, -128 for int8), +inf to the highest, -inf to the lowest. A constant scale must be a
+positive, finite, normal float32: 0, negative, NaN, inf and subnormal scales are refused at compile
+time (a subnormal flushes to 0 on FPUs that flush, and breaks the fixed-point multipliers)."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,26 +35,40 @@ def _zp(node, args, default_dtype):
     return np.zeros((), default_dtype)
 
 
-def _check(node):
+def _check(node, graph):
     if node.attr("block_size", 0):
         raise TinydeployError(f"node {node.name} ({node.op}): blocked quantization is not supported")
+    s = graph.const(node.inputs[1])
+    if s is not None:
+        s = np.asarray(s, np.float32).reshape(-1)
+        bad = ~(np.isfinite(s) & (s >= np.finfo(np.float32).tiny))
+        if bad.any():
+            raise TinydeployError(f"node {node.name} ({node.op}): scale '{node.inputs[1]}' holds {s[bad][0]}; "
+                                  f"a scale must be a positive, finite, normal float32 "
+                                  f"(at least {np.finfo(np.float32).tiny:.3g})")
+
+
+def quantize(x, s, zp, lo: int, hi: int) -> np.ndarray:
+    """round(x / s) + zp saturated to [lo, hi] as float; NaN → lo, as onnxruntime and td_quantize_f32."""
+    with np.errstate(invalid="ignore"):
+        y = np.rint(np.asarray(x, np.float32) / s) + zp
+        return np.where(np.isnan(y), np.float32(lo), np.clip(y, lo, hi))
 
 
 @register("QuantizeLinear", header="quant.h",
           emit=lambda n, g, c: _emit(n, g, c, "td_quantize_f32"))
 def quantize_linear(node, graph, args):
-    _check(node)
+    _check(node, graph)
     x, s = args[0].astype(np.float32), args[1].astype(np.float32)
     zp = _zp(node, args, np.uint8)
     lo, hi = _RANGE[np.dtype(zp.dtype)]
-    y = np.rint(x / _axis_view(node, x, s)) + _axis_view(node, x, zp).astype(np.float32)
-    return [np.clip(y, lo, hi).astype(zp.dtype)]
+    return [quantize(x, _axis_view(node, x, s), _axis_view(node, x, zp).astype(np.float32), lo, hi).astype(zp.dtype)]
 
 
 @register("DequantizeLinear", header="quant.h",
           emit=lambda n, g, c: _emit(n, g, c, "td_dequantize_f32"))
 def dequantize_linear(node, graph, args):
-    _check(node)
+    _check(node, graph)
     x, s = args[0], args[1].astype(np.float32)
     zp = _zp(node, args, x.dtype)
     diff = (x.astype(np.int64) - _axis_view(node, x, zp).astype(np.int64)).astype(np.float32)

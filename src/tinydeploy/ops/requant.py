@@ -13,6 +13,7 @@ import numpy as np
 
 from ..ir import Node, Tensor
 from .quant import act_range, quantize_multiplier, requant
+from .quantize_linear import quantize
 from .registry import register
 
 
@@ -109,7 +110,7 @@ def _to_out_domain(m, graph, k, nodes):
             return None
         s, z = np.float32(m.out_q.scale[0]), int(m.out_q.zero_point[0])
         lo, hi = act_range(m)
-        q = np.clip(np.rint(np.asarray(v, np.float32) / s) + z, lo, hi).astype(np.int8)
+        q = quantize(v, s, z, lo, hi).astype(np.int8)
         return graph.add_const(f"{m.node.name}_q{k}", q, m.out_q)
     if qin.q.per_channel:
         return None
@@ -160,7 +161,7 @@ def lower_pad(m, graph):
         value = (float(c.const.reshape(-1)[0]) - float(c.q.zero_point[0])) * float(c.q.scale[0])
     s, z = np.float32(m.out_q.scale[0]), int(m.out_q.zero_point[0])
     lo, hi = act_range(m)
-    qv = int(np.clip(np.rint(np.float32(0.0 if value is None else value) / s) + z, lo, hi))
+    qv = int(quantize(0.0 if value is None else value, s, z, lo, hi))
     nodes: list[Node] = []
     src = x.name
     if not (_same(x.q, m.out_q) and (lo, hi) == (-128, 127)):

@@ -17,6 +17,7 @@ from ..errors import TinydeployError
 from . import nd
 from .registry import register
 from .requant import lower_move
+from .shape import _const
 
 
 # ---- coefficients per output position (ratio = fractional source position, 1.0 when integral) ---
@@ -106,13 +107,8 @@ def axis_taps(node, mode, n_in, n_out, scale, roi):
 
 # ---- parameters -------------------------------------------------------------------------------------
 def _in(node, graph, args, k):
-    if len(node.inputs) <= k or not node.inputs[k]:
-        return None
-    v = args[k] if args is not None else graph.const(node.inputs[k])
-    if v is None:
-        raise TinydeployError(f"node {node.name} ({node.op}): '{node.inputs[k]}' must be a constant")
-    v = np.asarray(v)
-    return v if v.size else None
+    v = _const(node, graph, args, k, "parameter")
+    return v if v is not None and v.size else None
 
 
 def plan(node, graph, shape, args=None):

@@ -22,9 +22,11 @@ def _const(node, graph, args, k, what):
     if len(node.inputs) <= k or not node.inputs[k]:
         return None
     # golden passes args (complete_types runs before folding); emit passes None: C needs a constant
-    v = args[k] if args is not None else graph.const(node.inputs[k])
-    if v is None:
-        raise TinydeployError(f"node {node.name} ({node.op}): {what} '{node.inputs[k]}' must be a constant")
+    name = node.inputs[k]
+    v = args[k] if args is not None else graph.const(name)
+    if v is None or (args is not None and not graph.tensors[name].is_const and graph.from_input_values(name)):
+        raise TinydeployError(f"node {node.name} ({node.op}): {what} '{name}' must be a constant "
+                              f"(not computed from input values)")
     return np.asarray(v)
 
 

@@ -25,7 +25,8 @@ static inline void td_quantize_f32_##SUFFIX(const float *x, T *y, const float *s
             for (int i = 0; i < inner; i++) {                                                 \
                 int idx = (o * ch + c) * inner + i;                                           \
                 float q = x[idx] / s[c];                                                      \
-                int64_t v = (int64_t)td_round_even(q) + zp[c];                               \
+                /* NaN → the lowest value, as onnxruntime (and no UB in the int conversion) */ \
+                int64_t v = q == q ? (int64_t)td_round_even(q) + zp[c] : lo;                 \
                 y[idx] = (T)(v < lo ? lo : (v > hi ? hi : v));                                \
             }                                                                                 \
 }
