@@ -22,8 +22,14 @@ def compilers() -> dict[str, list[str]]:
     return {"gcc": [os.environ.get("CC", "cc")], "clang": [sys.executable, "-m", "ziglang", "cc"]}
 
 
+def extra_cflags() -> list[str]:
+    """$TINYDEPLOY_HOST_CFLAGS, added to every host build: e.g. "-fsanitize=address,undefined
+    -fno-sanitize-recover=all" runs the generated C under the sanitizers (tests/test_sanitizers.py)."""
+    return shlex.split(os.environ.get("TINYDEPLOY_HOST_CFLAGS", ""))
+
+
 def build(project: CProject, main_c: Path, exe: Path, cc: str = "gcc", extra: list[str] | None = None) -> Path:
-    cmd = compilers()[cc] + CFLAGS + (extra or []) + [f"-I{d}" for d in project.include_dirs] + \
+    cmd = compilers()[cc] + CFLAGS + extra_cflags() + (extra or []) + [f"-I{d}" for d in project.include_dirs] + \
         [str(s) for s in project.sources] + [str(main_c), str(HERE / "hal_host.c"), "-o", str(exe), "-lm"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
