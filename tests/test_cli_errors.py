@@ -35,6 +35,18 @@ BAD_MODELS = {
                                    outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                                    inits=[numpy_helper.from_array(np.array([1 << 28, 4], np.int64), "s")]),
                     "beyond any target"),
+    "lying_output_shape": (lambda: _model([helper.make_node("Relu", ["x"], ["y"], name="r1")],
+                                          outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])]),
+                           "node r1 (Relu): tensor 'y' is [1, 4] float32, but the model declares [1, 2] float32"),
+    "conv_stride_zero": (lambda: _model([helper.make_node("Conv", ["x", "w"], ["y"], name="c1", strides=[0, 1])],
+                                        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+                                        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                        [numpy_helper.from_array(np.ones((1, 1, 3, 3), np.float32), "w")]),
+                         "node c1 (Conv): attribute strides = [0, 1]: every value must be at least 1"),
+    "zero_scale": (lambda: _model([helper.make_node("QuantizeLinear", ["x", "s"], ["y"], name="q1")],
+                                  outputs=[helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 4])],
+                                  inits=[numpy_helper.from_array(np.float32(0), "s")]),
+                   "node q1 (QuantizeLinear): scale 's' holds 0.0"),
 }
 
 BAD_INPUTS = {

@@ -83,14 +83,16 @@ def import_model(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]] | No
 
 
 def _forget_stated_types(g: onnx.GraphProto, keep_shapes: bool) -> dict[str, tuple]:
-    """Drop the types the file states for inner values (value_info), so that ONNX inference derives
-    them from the inputs; ours (passes/complete_types.py) derives every type again and checks it
-    against the declared output types returned here. Output shapes made stale by --shape go too."""
+    """Drop the types the file states for inner values (value_info) and the output dtypes, so that
+    ONNX inference derives them from the inputs; ours (passes/complete_types.py) derives every type
+    again and checks it against the declared output types returned here. Declared output shapes
+    stay (ONNX inference cannot always derive them) unless --shape made them stale."""
     declared = {}
     for o in g.output:
         tt = o.type.tensor_type
         if o.type.HasField("tensor_type") and tt.elem_type:
             declared[o.name] = (_dims(o) if keep_shapes else None, np_dtype(tt.elem_type, f"graph output '{o.name}'"))
+            tt.elem_type = onnx.TensorProto.UNDEFINED   # a wrong one would stop ONNX inference
             if not keep_shapes:
                 tt.ClearField("shape")
     del g.value_info[:]
@@ -230,8 +232,8 @@ def _to_ir(model: onnx.ModelProto, declared: dict[str, tuple]) -> Graph:
     graph_inputs = {i.name for i in g.input}
     stated = {name: [(dims, dtype, "the model declares")] for name, (dims, dtype) in declared.items()}
     for name, vi in infos.items():
-        if name in tensors:
-            continue
+        if name in tensors or (name not in graph_inputs and not vi.type.tensor_type.elem_type):
+            continue  # (ONNX inference keeps a declared output that contradicts it untyped)
         shape, dtype = _value_info(vi)
         if shape is not None and int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > MAX_TENSOR_BYTES:
             raise TinydeployError(f"tensor '{name}' has shape {list(shape)}: "
