@@ -126,3 +126,17 @@ def test_good_window_attributes_still_compile():
                           ("MaxPool", dict(kernel_shape=[3, 2], strides=[1, 2], pads=[1, 0, 1, 0]), dict(through_relu=True)),
                           ("QLinearConv", dict(pads=[1, 1, 1, 1]), {})):
         assert compile_model(_window_model(op, attrs, **kw)).graph.nodes
+
+
+def test_uninferable_output_names_the_node_onnx_rejects():
+    """When ONNX cannot infer an output, its own reason (naming the node) replaces the --shape hint."""
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"], name="mm1")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                          [numpy_helper.from_array(np.ones((3, 5), np.float32), "W")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    with pytest.raises(TinydeployError, match=r"graph output 'y': its shape cannot be inferred \(ONNX shape "
+                                              r"inference: \(op_type:MatMul, node name: mm1\)") as e:
+        compile_model(m)
+    assert "--shape" not in str(e.value)

@@ -21,6 +21,7 @@ class _Rewriter:
         self.inits = {i.name: i for i in g.initializer}
         self.new: list[onnx.NodeProto] = []
         self.count = 0
+        self.name = ""   # the node being rewritten: its float op keeps the name, so errors name it
 
     def fresh(self, base: str) -> str:
         self.count += 1
@@ -37,7 +38,7 @@ class _Rewriter:
 
     def op(self, op_type: str, inputs: list[str], attrs: dict, out: str | None = None) -> str:
         out = out or self.fresh(op_type.lower())
-        self.new.append(helper.make_node(op_type, inputs, [out], **attrs))
+        self.new.append(helper.make_node(op_type, inputs, [out], name=self.name or None, **attrs))
         return out
 
     def bias_scale(self, node: onnx.NodeProto, xs: str, ws: str) -> str:
@@ -109,6 +110,7 @@ def normalize_qoperator(model: onnx.ModelProto) -> onnx.ModelProto:
         return model
     rw = _Rewriter(g)
     for n in g.node:
+        rw.name = n.name
         if not _rewrite(rw, n):
             rw.new.append(n)
     del g.node[:]
