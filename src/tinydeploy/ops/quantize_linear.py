@@ -6,7 +6,7 @@ Values ONNX leaves open, defined as onnxruntime computes them (golden == C == on
 every output type and per-tensor or per-axis): NaN quantizes to the lowest value of the output type
 (0 for uint8, -128 for int8), +inf to the highest, -inf to the lowest. A constant scale must be a
 positive, finite, normal float32: 0, negative, NaN, inf and subnormal scales are refused at compile
-time (a subnormal flushes to 0 on FPUs that flush, and breaks the fixed-point multipliers)."""
+time (a subnormal scale is 0 on an FPU that flushes subnormals to zero)."""
 from __future__ import annotations
 
 import numpy as np
