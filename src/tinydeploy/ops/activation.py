@@ -16,6 +16,7 @@ from ..codegen.ctext import c_literal
 from ..errors import TinydeployError
 from . import nd
 from .registry import register
+from .tiles import elementwise
 
 
 def _f(fn):
@@ -119,7 +120,7 @@ def _unary_kernel(op: str):
 
 for _op in UNARY:
     _emit, _golden = _unary_kernel(_op)
-    register(_op, emit=_emit, inplace=True, header="activation.h")(_golden)
+    register(_op, emit=_emit, inplace=True, header="activation.h", tiling=elementwise)(_golden)
 
 
 # ---- Gelu (opset 20): exact erf form or the tanh approximation ------------------------------
@@ -139,7 +140,7 @@ def _emit_gelu(node, graph, ctx):
     return f"td_{k}_f32({ctx.ptr(node.inputs[0])}, {ctx.ptr(node.outputs[0])}, {n}, 0.0f, 0.0f);"
 
 
-@register("Gelu", emit=_emit_gelu, inplace=True, header="activation.h")
+@register("Gelu", emit=_emit_gelu, inplace=True, header="activation.h", tiling=elementwise)
 def gelu(node, graph, args):
     return [_gelu(np.asarray(args[0]), node.attr("approximate", "none"))]
 
@@ -222,7 +223,7 @@ def _emit_clip(node, graph, ctx):
             f"{c_literal(lo, dt)}, {c_literal(hi, dt)});")
 
 
-@register("Clip", emit=_emit_clip, inplace=True, header="activation.h")
+@register("Clip", emit=_emit_clip, inplace=True, header="activation.h", tiling=elementwise)
 def clip(node, graph, args):
     x = np.asarray(args[0])
     lo, hi = clip_limits(node, graph, args)

@@ -94,6 +94,25 @@ def conv_macs(node, graph) -> int:
     return prod(graph.tensors[node.outputs[0]].shape) * prod(w[1:])
 
 
+def _tiling(node, graph):
+    """Tiles of output channels (whole groups), rows and columns; weights, bias and per-channel
+    requantization parameters sliced with the channels; QConv's padded input copy per tile."""
+    from .tiles import conv_like
+    x, w, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    g = geometry(node, graph.tensors[x].shape, graph.tensors[w].shape)
+    K = g["K"]
+    consts = [(w, w, (K, g["C"] // g["G"], g["KH"], g["KW"]), 0, True)]
+    if node.op != "ConvInteger" and len(node.inputs) > 2 and node.inputs[2]:
+        consts.append((node.inputs[2], node.inputs[2], (K,), 0, True))
+    if node.op == "ConvInteger":
+        consts += [(z, z, graph.tensors[z].shape, 0, False) for z in node.inputs[2:] if z]
+    pads = any(g[k] for k in ("PT", "PB", "PL", "PR"))
+    if node.op == "QConv":   # m (int32) and s (int8) per output channel
+        consts.append((node.name + "_rq", None, (K,), 5, True))
+    return conv_like(node, graph, g, x, y, consts, conv_macs(node, graph), prod(graph.tensors[y].shape),
+                     scratch=1 if node.op == "QConv" and pads else 0)
+
+
 def _geom_args(g) -> str:
     return ", ".join(str(g[k]) for k in ("C", "H", "W", "K", "OH", "OW", "KH", "KW", "SH", "SW",
                                          "PT", "PL", "DH", "DW", "G"))
@@ -169,7 +188,7 @@ def _flt(v, default):
     return default if v is None else repr(float(v)) + "f"
 
 
-@register("Conv", emit=_emit_conv, macs=conv_macs, lower=lower_conv, header="conv.h")
+@register("Conv", emit=_emit_conv, macs=conv_macs, lower=lower_conv, header="conv.h", tiling=_tiling)
 def conv_f32(node, graph, args):
     x, w = args[0], args[1]
     b = args[2] if len(args) > 2 else None
@@ -213,7 +232,7 @@ def _emit_qconv(node, graph, ctx) -> str:
         for n in range(g["N"]))
 
 
-@register("QConv", emit=_emit_qconv, macs=conv_macs, header="conv.h", scratch=_qconv_scratch)
+@register("QConv", emit=_emit_qconv, macs=conv_macs, header="conv.h", scratch=_qconv_scratch, tiling=_tiling)
 def qconv(node, graph, args):
     x, w = args[0], args[1]
     b = args[2] if len(args) > 2 else None
@@ -244,7 +263,7 @@ def _emit_convint(node, graph, ctx) -> str:
         f"{_geom_args(g)}, {xzp}, {wzp});" for n in range(g["N"]))
 
 
-@register("ConvInteger", emit=_emit_convint, macs=conv_macs, header="conv.h")
+@register("ConvInteger", emit=_emit_convint, macs=conv_macs, header="conv.h", tiling=_tiling)
 def conv_integer(node, graph, args):
     x, w = args[0], args[1]
     xzp = args[2] if len(args) > 2 and args[2] is not None else 0

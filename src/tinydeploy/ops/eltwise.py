@@ -22,6 +22,7 @@ from ..errors import TinydeployError
 from ..ir import Node
 from .quant import act_range, quantize_multiplier, requant
 from .registry import prod, register
+from .tiles import elementwise
 
 LEFT_SHIFT = 20
 RANK = 4  # the C loop nest depth (TD_BCAST_LOOPS)
@@ -145,7 +146,7 @@ def _mod(node, a, b):
 _div = lambda node, a, b: a / b if a.dtype.kind == "f" else _int_div(a, b)  # noqa: E731
 for _name, _fn in {"Add": lambda n, a, b: a + b, "Sub": lambda n, a, b: a - b, "Mul": lambda n, a, b: a * b,
                    "Div": _div, "Pow": _pow, "Mod": _mod}.items():
-    register(_name, emit=_emit_binary, header="eltwise.h", inplace=True,
+    register(_name, emit=_emit_binary, header="eltwise.h", inplace=True, tiling=elementwise,
              lower=(lambda m, g, _op=_name: lower_binary(m, g, _op)) if _name in ("Add", "Sub", "Mul") else None,
              macs=lambda n, g: 0)(_binary(_fn))
 
@@ -161,12 +162,13 @@ def _variadic(reduce_fn, mean=False):
     return golden
 
 
-register("Sum", emit=_emit_binary, header="eltwise.h", inplace=True)(_variadic(np.add))
-register("Mean", emit=_emit_binary, header="eltwise.h", inplace=True)(_variadic(np.add, mean=True))
-register("Max", emit=_emit_binary, header="eltwise.h", inplace=True, lower=lambda m, g: lower_binary(m, g, "Max"))(
-    _variadic(np.maximum))
-register("Min", emit=_emit_binary, header="eltwise.h", inplace=True, lower=lambda m, g: lower_binary(m, g, "Min"))(
-    _variadic(np.minimum))
+register("Sum", emit=_emit_binary, header="eltwise.h", inplace=True, tiling=elementwise)(_variadic(np.add))
+register("Mean", emit=_emit_binary, header="eltwise.h", inplace=True, tiling=elementwise)(
+    _variadic(np.add, mean=True))
+register("Max", emit=_emit_binary, header="eltwise.h", inplace=True, tiling=elementwise,
+         lower=lambda m, g: lower_binary(m, g, "Max"))(_variadic(np.maximum))
+register("Min", emit=_emit_binary, header="eltwise.h", inplace=True, tiling=elementwise,
+         lower=lambda m, g: lower_binary(m, g, "Min"))(_variadic(np.minimum))
 
 
 @register("Sqrt", header="eltwise.h", inplace=True, emit=lambda n, g, c: (
@@ -230,5 +232,5 @@ def _emit_q(node, graph, ctx) -> str:
 
 
 for _q in _QOP.values():
-    register(_q, emit=_emit_q, header="eltwise.h", inplace=True,
+    register(_q, emit=_emit_q, header="eltwise.h", inplace=True, tiling=elementwise,
              macs=lambda n, g: prod(g.tensors[n.outputs[0]].shape) if n.op == "QMul" else 0)(_qgolden)

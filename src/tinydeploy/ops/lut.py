@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .registry import register
+from .tiles import elementwise
 
 
 def _emit_lut(node, graph, ctx) -> str:
@@ -13,7 +14,8 @@ def _emit_lut(node, graph, ctx) -> str:
     return f"td_lut_s8({ctx.ptr(node.inputs[0])}, {ctx.ptr(node.outputs[0])}, {table}, {n});"
 
 
-@register("QLut", emit=_emit_lut, inplace=True, header="eltwise_int.h")
+@register("QLut", emit=_emit_lut, inplace=True, header="eltwise_int.h",
+          tiling=lambda n, g: elementwise(n, g, consts=[(n.name + "_table", 256)]))
 def qlut(node, graph, args):
     return [np.asarray(node.attrs["table"], np.int8)[args[0].astype(np.int16) + 128]]
 
@@ -25,11 +27,11 @@ def _emit_flip(node, graph, ctx) -> str:
             f"(uint8_t *){ctx.ptr(node.outputs[0])}, {n});")
 
 
-@register("U8ToS8", emit=_emit_flip, inplace=True, header="eltwise_int.h")
+@register("U8ToS8", emit=_emit_flip, inplace=True, header="eltwise_int.h", tiling=elementwise)
 def u8_to_s8(node, graph, args):
     return [(args[0].astype(np.int16) - 128).astype(np.int8)]
 
 
-@register("S8ToU8", emit=_emit_flip, inplace=True, header="eltwise_int.h")
+@register("S8ToU8", emit=_emit_flip, inplace=True, header="eltwise_int.h", tiling=elementwise)
 def s8_to_u8(node, graph, args):
     return [(args[0].astype(np.int16) + 128).astype(np.uint8)]

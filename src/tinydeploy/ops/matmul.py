@@ -93,6 +93,27 @@ def _trans(node):
     return 0, 0
 
 
+def _tiling(node, graph):
+    """Tiles of rows M and columns N (and batch), the whole K per output (requantized after the
+    sum); biases, Gemm's C and per-column parameters sliced with N (and M)."""
+    from .tiles import matmul_like
+    a, b, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    ta, tb = _trans(node)
+    M, K, N, _, _, _ = dims(graph.tensors[a].shape, graph.tensors[b].shape, ta, tb)
+    extra = []
+    if node.op == "MatMulInteger":
+        extra = [(z, z, (graph.tensors[z].size,), 0, (None,)) for z in node.inputs[2:] if z]
+    elif len(node.inputs) > 2 and node.inputs[2]:
+        c = node.inputs[2]
+        cm, cn = ((1, 1) + tuple(graph.tensors[c].shape))[-2:]
+        if graph.tensors[c].size != cm * cn:
+            return None
+        extra.append((c, c, (cm, cn), 0, ("M" if cm == M > 1 else None, "N" if cn == N > 1 else None)))
+    if node.op == "QMatMul" and np.size(node.attrs["m"]) > 1:   # m (int32) and s (int8) per column
+        extra.append((node.name + "_rq", None, (N,), 5, ("N",)))
+    return matmul_like(node, graph, a, b, y, ta, tb, extra, mm_macs(node, graph), prod(graph.tensors[y].shape))
+
+
 # ---- float32 -----------------------------------------------------------------------------------
 def _emit_float(node, graph, ctx) -> str:
     ta, tb = _trans(node)
@@ -119,7 +140,7 @@ def _clip(node, y):
     return np.clip(y, -np.inf if lo is None else lo, np.inf if hi is None else hi).astype(np.float32)
 
 
-@register("MatMul", emit=_emit_float, macs=mm_macs, header="matmul.h", lower=lambda m, g: lower_matmul(m, g))
+@register("MatMul", emit=_emit_float, macs=mm_macs, header="matmul.h", tiling=_tiling, lower=lambda m, g: lower_matmul(m, g))
 def matmul_f32(node, graph, args):
     a, b = args
     if a.dtype.kind in "iu":
@@ -127,7 +148,7 @@ def matmul_f32(node, graph, args):
     return [_clip(node, np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(np.float32))]
 
 
-@register("Gemm", emit=_emit_float, macs=mm_macs, header="matmul.h", lower=lambda m, g: lower_gemm(m, g))
+@register("Gemm", emit=_emit_float, macs=mm_macs, header="matmul.h", tiling=_tiling, lower=lambda m, g: lower_gemm(m, g))
 def gemm_f32(node, graph, args):
     a, b = args[0].astype(np.float32), args[1].astype(np.float32)
     a = a.T if node.attr("transA", 0) else a
@@ -147,7 +168,7 @@ def _emit_mmint(node, graph, ctx) -> str:
     return _calls(node, graph, ctx, 0, 0, lambda a, b, y, g: f"td_matmul_int_{sa}{sb}({a}, {b}, {y}, {g}, {azp}, {bzp});")
 
 
-@register("MatMulInteger", emit=_emit_mmint, macs=mm_macs, header="matmul.h")
+@register("MatMulInteger", emit=_emit_mmint, macs=mm_macs, header="matmul.h", tiling=_tiling)
 def matmul_integer(node, graph, args):
     azp = args[2] if len(args) > 2 and args[2] is not None else 0
     bzp = args[3] if len(args) > 3 and args[3] is not None else 0
@@ -199,7 +220,7 @@ def _emit_qmatmul(node, graph, ctx) -> str:
     return _calls(node, graph, ctx, ta, tb, lambda x, w, y, g: f"td_matmul_s8({x}, {w}, {bias}, {y}, {g}, {tail});")
 
 
-@register("QMatMul", emit=_emit_qmatmul, macs=mm_macs, header="matmul.h")
+@register("QMatMul", emit=_emit_qmatmul, macs=mm_macs, header="matmul.h", tiling=_tiling)
 def qmatmul(node, graph, args):
     at = node.attrs
     a = args[0].astype(np.int64) - at["a_zp"]

@@ -98,8 +98,18 @@ def _macs(node, graph):
     return 2 * graph.tensors[node.inputs[0]].size
 
 
-register("LayerNormalization", emit=_emit, inplace=True, macs=_macs, header="norm.h", lower=lambda m, g: lower_norm(m, g))(_float)
-register("RMSNormalization", emit=_emit, inplace=True, macs=_macs, header="norm.h", lower=lambda m, g: lower_norm(m, g))(_float)
+def _tiling(node, graph):
+    """Whole normalised rows, tiles of rows; gamma / beta (or QLayerNorm's Mg int32, Bq int64) whole."""
+    from .tiles import rowwise
+    rows, D = view(node, graph.tensors[node.inputs[0]].shape)
+    consts = [(node.name + "_mgbq", 12 * D)] if node.op == "QLayerNorm" else []
+    return rowwise(node, graph, (rows, D, 1), consts=consts)
+
+
+register("LayerNormalization", emit=_emit, inplace=True, macs=_macs, header="norm.h", tiling=_tiling,
+         lower=lambda m, g: lower_norm(m, g))(_float)
+register("RMSNormalization", emit=_emit, inplace=True, macs=_macs, header="norm.h", tiling=_tiling,
+         lower=lambda m, g: lower_norm(m, g))(_float)
 
 
 # ---- int8 -----------------------------------------------------------------------------------------
@@ -172,7 +182,8 @@ def rsqrt_q30(w: np.ndarray) -> np.ndarray:
     return R.astype(np.int64)
 
 
-@register("QLayerNorm", header="norm.h", inplace=True, macs=_macs, emit=lambda n, g, c: _emit_q(n, g, c))
+@register("QLayerNorm", header="norm.h", inplace=True, macs=_macs, emit=lambda n, g, c: _emit_q(n, g, c),
+          tiling=_tiling)
 def qlayernorm(node, graph, args):
     a = node.attrs
     x = args[0]

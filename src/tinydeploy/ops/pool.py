@@ -103,6 +103,15 @@ def _include_pad(node):
     return int(node.attr("count_include_pad", 0))
 
 
+def _tiling(node, graph):
+    """As a depthwise convolution: tiles of channels, output rows and columns with their halos."""
+    from .tiles import conv_like
+    g = geometry(node, graph.tensors[node.inputs[0]].shape)
+    consts = [(node.name + "_rq", None, (len(node.attrs["m"]),), 5, False)] if node.op == "QAvgPool" else []
+    return conv_like(node, graph, g, node.inputs[0], node.outputs[0], consts, _macs(node, graph),
+                     prod(g["out"]))
+
+
 # ---- float ----------------------------------------------------------------------------------------
 def _geo_args(g):
     return ", ".join(str(g[k]) for k in ("H", "W", "OH", "OW", "KH", "KW", "SH", "SW", "PT", "PL", "DH", "DW"))
@@ -128,8 +137,10 @@ def _macs(node, graph):
     return g["N"] * g["C"] * g["OH"] * g["OW"] * g["KH"] * g["KW"]
 
 
-@register("MaxPool", emit=_emit_pool, macs=_macs, header="pool.h", lower=lambda m, gr: lower_pool(m, gr))
-@register("GlobalMaxPool", emit=_emit_pool, macs=_macs, header="pool.h", lower=lambda m, gr: lower_pool(m, gr))
+@register("MaxPool", emit=_emit_pool, macs=_macs, header="pool.h", lower=lambda m, gr: lower_pool(m, gr),
+          tiling=_tiling)
+@register("GlobalMaxPool", emit=_emit_pool, macs=_macs, header="pool.h", lower=lambda m, gr: lower_pool(m, gr),
+          tiling=_tiling)
 def maxpool(node, graph, args):
     _check_single_output(node)
     x = args[0]
@@ -138,8 +149,10 @@ def maxpool(node, graph, args):
     return [cols.max(axis=-1).astype(x.dtype).reshape(g["out"])]
 
 
-@register("AveragePool", emit=_emit_pool, macs=_macs, header="pool.h", lower=lambda m, gr: lower_pool(m, gr))
-@register("GlobalAveragePool", emit=_emit_pool, macs=_macs, header="pool.h", lower=lambda m, gr: lower_pool(m, gr))
+@register("AveragePool", emit=_emit_pool, macs=_macs, header="pool.h", lower=lambda m, gr: lower_pool(m, gr),
+          tiling=_tiling)
+@register("GlobalAveragePool", emit=_emit_pool, macs=_macs, header="pool.h", lower=lambda m, gr: lower_pool(m, gr),
+          tiling=_tiling)
 def avgpool(node, graph, args):
     x = args[0].astype(np.float32)
     g = geometry(node, x.shape)
@@ -181,7 +194,7 @@ def lower_pool(m, graph):
     return [Node("QAvgPool", node.name, [x.name], [m.out], attrs)]
 
 
-@register("QMaxPool", macs=_macs, header="pool.h", emit=lambda n, g, c: _emit_q(n, g, c))
+@register("QMaxPool", macs=_macs, header="pool.h", emit=lambda n, g, c: _emit_q(n, g, c), tiling=_tiling)
 def qmaxpool(node, graph, args):
     a = node.attrs
     g = geometry(node, args[0].shape)
@@ -191,7 +204,7 @@ def qmaxpool(node, graph, args):
     return [np.clip(y, a["lo"], a["hi"]).astype(np.int8).reshape(g["out"])]
 
 
-@register("QAvgPool", macs=_macs, header="pool.h", emit=lambda n, g, c: _emit_q(n, g, c))
+@register("QAvgPool", macs=_macs, header="pool.h", emit=lambda n, g, c: _emit_q(n, g, c), tiling=_tiling)
 def qavgpool(node, graph, args):
     a = node.attrs
     g = geometry(node, args[0].shape)

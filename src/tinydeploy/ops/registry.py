@@ -5,7 +5,8 @@ arithmetic of its C kernel (`golden`), how many MACs it performs, how to call it
 (`emit`) and how it uses memory (`inplace`: the output may overwrite input 0; `alias`: the output is
 input 0 reinterpreted, no code at all; `scratch`: bytes its kernel needs while it runs, given the
 target's kernel description, which the memory plan places like any buffer and `ctx.scratch` hands
-out).
+out; `tiling`: how the node may be cut into tiles for a small fast memory, a TileSpec of
+ops/tiles.py, or None where it runs on whole tensors).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from ..codegen.context import EmitContext
     from ..ir import Graph, Node
     from .kernels import Kernels
+    from .tiles import TileSpec
 
 Golden = Callable[["Node", "Graph", list], list]
 Emit = Callable[["Node", "Graph", "EmitContext"], str]
@@ -36,6 +38,7 @@ class OpDef:
     lower: Callable | None = None  # QdqMatch, Graph -> list[Node] | None (integer lowering)
     header: str | None = None   # runtime header (relative to runtime/) the emitted call needs
     scratch: Callable[["Node", "Graph", "Kernels"], int] | None = None  # bytes live only during the node
+    tiling: Callable[["Node", "Graph"], "TileSpec | None"] | None = None   # schedule/tiling.py
 
 
 OPS: dict[str, OpDef] = {}

@@ -15,6 +15,7 @@ from ..ir import Node, Tensor
 from .quant import act_range, quantize_multiplier, requant
 from .quantize_linear import quantize
 from .registry import register
+from .tiles import elementwise
 
 
 def _emit(node, graph, ctx):
@@ -24,7 +25,7 @@ def _emit(node, graph, ctx):
             f"{a['lo']}, {a['hi']});")
 
 
-@register("QRequant", emit=_emit, inplace=True, header="requant.h")
+@register("QRequant", emit=_emit, inplace=True, header="requant.h", tiling=elementwise)
 def qrequant(node, graph, args):
     a = node.attrs
     y = requant(np.asarray(args[0]).astype(np.int64) - a["x_zp"], a["m"], a["s"]) + a["y_zp"]

@@ -147,7 +147,21 @@ def _emit_transpose(node, graph, ctx):
                       shape, _perm(node, len(shape)))
 
 
-@register("Transpose", emit=_emit_transpose, lower=lower_move, header="shape.h")
+def _tiling_transpose(node, graph):
+    """Tiles of the output's first axis: one strided window of the input axis it comes from."""
+    from .tiles import Axis, Dim, TileSpec, tensor
+    x, y = node.inputs[0], node.outputs[0]
+    shape = _shape(graph, x)
+    if len(shape) < 2:
+        return None
+    p0 = _perm(node, len(shape))[0]
+    ax = tuple(Axis("T" if k == p0 else None) for k in range(len(shape)))
+    out = tuple(Axis("T" if k == 0 else None) for k in range(len(shape)))
+    return TileSpec((Dim("T", shape[p0]),), (tensor(graph, x, "in", ax), tensor(graph, y, "out", out)),
+                    elems=graph.tensors[y].size)
+
+
+@register("Transpose", emit=_emit_transpose, lower=lower_move, header="shape.h", tiling=_tiling_transpose)
 def transpose(node, graph, args):
     x = np.asarray(args[0])
     return [np.transpose(x, _perm(node, x.ndim))]
@@ -257,7 +271,19 @@ def _emit_concat(node, graph, ctx):
     return "\n".join(code) or ";"
 
 
-@register("Concat", emit=_emit_concat, lower=lower_concat, header="shape.h")
+def _tiling_concat(node, graph):
+    """Tiles of the dims before the axis; each input and the output viewed as (outer, rest)."""
+    from .tiles import Axis, Dim, TileSpec, inputs_outputs, tensor
+    out = _shape(graph, node.outputs[0])
+    axis = node.attr("axis") % len(out)
+    outer = int(np.prod(out[:axis], dtype=np.int64))
+    ins, outs = inputs_outputs(node, graph)
+    ops = tuple(tensor(graph, n, k, (Axis("O"), Axis()), (outer, graph.tensors[n].size // outer)) for n, k in ins + outs)
+    return TileSpec((Dim("O", outer), Dim("L", graph.tensors[node.outputs[0]].size // outer, tile=False)), ops,
+                    elems=graph.tensors[node.outputs[0]].size)
+
+
+@register("Concat", emit=_emit_concat, lower=lower_concat, header="shape.h", tiling=_tiling_concat)
 def concat(node, graph, args):
     arrs = [np.asarray(a) for a in args if a is not None]
     return [np.concatenate(arrs, axis=node.attr("axis"))]

@@ -52,12 +52,20 @@ def _float(node, graph, args, log):
     return [y.astype(np.float32).reshape(x.shape)]
 
 
-@register("Softmax", emit=_emit, inplace=True, header="softmax.h", lower=lambda m, g: lower_softmax(m, g))
+def _tiling(node, graph):
+    """Whole rows (the reduction axis), tiles of the rows and of the axes after it."""
+    from .tiles import rowwise
+    table = [(node.name + "_exp", 2 * len(node.attrs["table"]))] if node.op == "QSoftmax" else []
+    return rowwise(node, graph, view(node, graph.tensors[node.inputs[0]].shape), consts=table)
+
+
+@register("Softmax", emit=_emit, inplace=True, header="softmax.h", lower=lambda m, g: lower_softmax(m, g),
+          tiling=_tiling)
 def softmax(node, graph, args):
     return _float(node, graph, args, log=False)
 
 
-@register("LogSoftmax", emit=_emit, inplace=True, header="softmax.h")
+@register("LogSoftmax", emit=_emit, inplace=True, header="softmax.h", tiling=_tiling)
 def log_softmax(node, graph, args):
     return _float(node, graph, args, log=True)
 
@@ -102,7 +110,7 @@ def _emit_q(node, graph, ctx) -> str:
             f"{a['C']}u, {a['Sc']}, {a['zy']}, {a['lo']}, {a['hi']});")
 
 
-@register("QSoftmax", emit=_emit_q, inplace=True, header="softmax.h")
+@register("QSoftmax", emit=_emit_q, inplace=True, header="softmax.h", tiling=_tiling)
 def qsoftmax(node, graph, args):
     a = node.attrs
     x = args[0]

@@ -1,0 +1,535 @@
+"""Tiling: choose per node the tile sizes that fit L1 and minimise modelled cycles (CP-SAT).
+
+Input: a node's TileSpec (ops/tiles.py), the home level of each operand (L1: resident, read in
+place; L2: moved by DMA, tile by tile), the L1 bytes available and a Cost (the target's figures).
+
+Tile sizes. For a dim of size D (tiles multiple of m), the candidates are, for every tile count n,
+the smallest multiple of m giving n tiles: m * ceil(ceil(D/m) / n). That is every useful size
+(a larger one with the same count only costs memory) and at most ~2 sqrt(D/m) of them; the
+divisors of D are among them, the others leave a smaller last tile (the code generator iterates
+[start, min(start + t, D))). Each dim is an index into its candidates (an enumerated domain), and
+every per-axis quantity (tile count, largest window, first / last window, sum of windows over
+all tiles, borders clipped) is a table over that index (AddElement); products of per-axis
+quantities use AddMultiplicationEquality.
+
+Model (all cycle figures modelled; integer units of 1 / (16 * bytes_per_cycle) cycle):
+* an operand tile is one DMA transfer: latency + bytes / bytes_per_cycle (README of targets/cluster);
+* loads: with dims in loop order, an operand's tile changes whenever a dim it depends on changes,
+  and also when an outer dim changes while an inner dependent dim is split, so it is loaded
+  prod(n_d for d up to its innermost split dependent dim) times (weights of a K tile stay while
+  the spatial tiles run under it); outputs likewise are stored once per tile of their dims;
+* L1: reserved + sum over buffers of bytes * (2 if the tile changes between iterations, the DMA
+  double buffer, else 1) + alignment slack <= capacity; scratch is single;
+* cycles = compute (MACs * cycles_per_mac + elems * cycles_per_elem, constant) + tile_overhead *
+  tiles + first tile's loads + last tile's stores + max(0, other DMA - compute - overheads):
+  the per-tile sum of max(0, dma_i - compute_i) with DMA spread evenly over the tiles.
+Ties go to fewer bytes moved. Each alternative loop order of the spec is solved and the best kept.
+
+The solver runs single-threaded with a deterministic time limit (same answer on every machine
+and run); if it proves nothing in time, greedy halving of the largest tile is the fallback. A node
+that cannot fit at any tiling raises TinydeployError with its smallest need and the bytes available.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import TinydeployError
+from ..ir import Graph, Node
+from ..ops import registry
+from ..ops.tiles import Axis, Dim, Operand, TileSpec, inputs_outputs, tensor
+
+L1, L2 = "L1", "L2"
+BYTE_UNITS = 16   # cost units per byte moved; a cycle is BYTE_UNITS * bytes_per_cycle units
+
+
+@dataclass(frozen=True)
+class Cost:
+    """The target's cost figures (modelled). Defaults: the rv32 fast kernels' 2.45 instructions
+    per MAC spread over 8 cores, the cluster DMA's 20 + bytes / 8 cycles per transfer."""
+    cycles_per_mac: float = 2.45 / 8
+    cycles_per_elem: float = 12 / 8
+    tile_overhead: int = 150        # per tile: DMA programming, waits, barrier, loop
+    dma_latency: int = 20
+    dma_bytes_per_cycle: int = 8
+    align: int = 4                  # every buffer starts aligned: up to align - 1 bytes lost each
+
+    @property
+    def unit(self) -> int:          # cost units per cycle
+        return BYTE_UNITS * self.dma_bytes_per_cycle
+
+
+@dataclass(frozen=True)
+class Buffer:
+    operand: str
+    kind: str
+    bytes: int          # one tile (the largest)
+    copies: int         # 2: double-buffered (the tile changes between iterations), 1: single
+    moves: int          # DMA transfers over the node (0: resident in L1 or scratch)
+    moved_bytes: int    # bytes moved by those transfers
+
+
+@dataclass
+class Tiling:
+    """The solver's answer for one node."""
+    node: str
+    op: str
+    spec: TileSpec
+    order: tuple[str, ...]
+    tiles: dict[str, int]           # tile size per dim
+    counts: dict[str, int]          # tiles per dim
+    buffers: list[Buffer]
+    reserved: int                   # L1 bytes already taken when the node runs
+    cycles: int                     # modelled
+    compute_cycles: int
+    dma_cycles: int                 # all transfers
+    exposed_dma_cycles: int         # not hidden behind compute
+    optimal: bool                   # CP-SAT proved the optimum (of the model)
+    method: str                     # "cp-sat" | "greedy" | "whole"
+    seconds: float = 0.0
+
+    @property
+    def n_tiles(self) -> int:
+        return int(np.prod(list(self.counts.values()), dtype=np.int64))
+
+    @property
+    def l1_bytes(self) -> int:
+        """Bytes of the node's tile buffers (double buffers counted twice), without `reserved`."""
+        return sum(b.bytes * b.copies for b in self.buffers)
+
+    @property
+    def dma_bytes(self) -> int:
+        return sum(b.moved_bytes for b in self.buffers)
+
+    @property
+    def min_dma_bytes(self) -> int:
+        """Each moved operand's part the node reads or writes, moved once: issue 15's minimum."""
+        ops, size = {o.name: o for o in self.spec.operands}, {d.name: d.size for d in self.spec.dims}
+        return sum(ops[b.operand].itemsize * int(np.prod([a.touched(size.get(a.dim, 0), full)
+                                                          for a, full in zip(ops[b.operand].axes, ops[b.operand].shape)]))
+                   for b in self.buffers if b.moves)
+
+    def grid(self):
+        """Every tile: {dim: (start, size)} in loop order (dims left whole span their full size)."""
+        spans = [[(s, min(self.tiles[d], size - s)) for s in range(0, size, self.tiles[d])]
+                 for d, size in ((d, self.spec.dim(d).size) for d in self.order)]
+        for combo in np.ndindex(*[len(s) for s in spans]):
+            yield {d: spans[k][i] for k, (d, i) in enumerate(zip(self.order, combo))}
+
+
+def window(op: Operand, tile: dict[str, tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """The [lo, hi) per axis of the part of `op` that `tile` ({dim: (start, size)}) touches."""
+    out = []
+    for a, full in zip(op.axes, op.shape):
+        start, count = tile.get(a.dim, (0, full)) if a.dim else (0, full)
+        lo, hi = a.window(start, count, full)
+        out.append((int(lo), int(hi)))
+    return tuple(out)
+
+
+# ---- candidate tile sizes and per-axis tables ------------------------------------------------------
+def candidates(d: Dim) -> list[int]:
+    """Tile sizes of dim d, largest first: for every tile count the smallest size giving it."""
+    if not d.tile or d.size <= 1:
+        return [d.size]
+    m = max(1, min(d.multiple, d.size))
+    units = -(-d.size // m)
+    vals = {min(d.size, m * -(-units // n)) for n in range(1, units + 1)}
+    if d.max_tile is not None:
+        vals = {v for v in vals if v <= d.max_tile} or {min(vals)}
+    return sorted(vals, reverse=True)
+
+
+def _axis_tables(a: Axis, full: int, d: Dim | None, cands: list[int]):
+    """Per candidate: (largest window, first window, last window, sum of windows over the tiles)."""
+    if d is None:
+        lo, hi = a.window(0, 0, full)
+        e = max(0, hi - lo)
+        return [(e, e, e, e)] * len(cands)
+    rows = []
+    for t in cands:
+        starts = np.arange(0, d.size, t, dtype=np.int64)
+        lo, hi = a.window(starts, np.minimum(t, d.size - starts), full)
+        ext = np.maximum(hi - lo, 0)
+        rows.append((int(ext.max()), int(ext[0]), int(ext[-1]), int(ext.sum())))
+    return rows
+
+
+@dataclass
+class _Prep:
+    """Everything about one (spec, homes, order) the evaluator and the CP model share."""
+    spec: TileSpec
+    order: tuple[str, ...]
+    cands: dict[str, list[int]]
+    counts: dict[str, list[int]]
+    ops: list[Operand]
+    moved: list[bool]                               # False: kernel scratch, never moved
+    tables: list[list[tuple[str | None, list]]]    # per operand, per axis: (dim, table rows)
+
+
+
+def _prepare(spec: TileSpec, homes: dict[str, str], order) -> _Prep:
+    dims = {d.name: d for d in spec.dims}
+    cands = {n: candidates(d) for n, d in dims.items()}
+    counts = {n: [-(-dims[n].size // t) for t in c] for n, c in cands.items()}
+    # operands whose home is L1 are read and written in place (their bytes are in `reserved`)
+    ops = [o for o in spec.operands if o.nbytes and (o.kind == "scratch" or homes.get(o.tensor, L2) != L1)]
+    moved = [o.kind != "scratch" for o in ops]
+    tables = [[(a.dim, _axis_tables(a, full, dims.get(a.dim), cands[a.dim] if a.dim else [0]))
+               for a, full in zip(o.axes, o.shape)] for o in ops]
+    return _Prep(spec, tuple(order), cands, counts, ops, moved, tables)
+
+
+# ---- the model, evaluated in Python (fallback, checks, results) --------------------------------------
+def _evaluate(p: _Prep, idx: dict[str, int], cost: Cost) -> dict:
+    n = {d: p.counts[d][idx[d]] for d in p.order}
+    split = {d: n[d] > 1 for d in p.order}
+    pick = lambda dim, rows, col: rows[idx[dim] if dim else 0][col]  # noqa: E731
+    bufs, l1, first, last, dma_total = [], 0, 0, 0, 0
+    for k, o in enumerate(p.ops):
+        tile = o.itemsize * int(np.prod([pick(dm, rows, 0) for dm, rows in p.tables[k]], dtype=np.int64))
+        deps = [d for d in p.order if d in o.dims()]
+        changes = any(split[d] for d in deps)
+        copies = 2 if changes and o.kind != "scratch" else 1
+        l1 += tile * copies
+        if not p.moved[k]:
+            bufs.append(Buffer(o.name, o.kind, tile, 1, 0, 0))
+            continue
+        inner = max((p.order.index(d) for d in deps if split[d]), default=-1)
+        repeat = int(np.prod([n[d] for i, d in enumerate(p.order) if i < inner and d not in deps], dtype=np.int64))
+        loads = repeat * int(np.prod([n[d] for d in deps], dtype=np.int64))
+        moved = repeat * o.itemsize * int(np.prod([pick(dm, rows, 3) for dm, rows in p.tables[k]], dtype=np.int64))
+        end = o.itemsize * int(np.prod([pick(dm, rows, 2 if o.kind == "out" else 1) for dm, rows in p.tables[k]],
+                                       dtype=np.int64))
+        if o.kind == "out":
+            last += cost.dma_latency * cost.unit + BYTE_UNITS * end
+        else:
+            first += cost.dma_latency * cost.unit + BYTE_UNITS * end
+        dma_total += loads * cost.dma_latency * cost.unit + BYTE_UNITS * moved
+        bufs.append(Buffer(o.name, o.kind, tile, copies, loads, moved))
+    tiles = int(np.prod(list(n.values()), dtype=np.int64))
+    busy = _compute_units(p.spec, cost) + tiles * cost.tile_overhead * cost.unit
+    exposed = max(0, dma_total - first - last - busy)
+    total = busy + first + last + exposed
+    return dict(n=n, buffers=bufs, l1=l1 + cost.align * len(bufs), cycles=total, busy=busy, dma=dma_total,
+                exposed=first + last + exposed, moved=sum(b.moved_bytes for b in bufs))
+
+
+def _compute_units(spec: TileSpec, cost: Cost) -> int:
+    return int(round((spec.macs * cost.cycles_per_mac + spec.elems * cost.cycles_per_elem) * cost.unit))
+
+
+# ---- the CP-SAT model ------------------------------------------------------------------------------
+def _solve_cp(p: _Prep, cost: Cost, capacity: int | None, limit: float):
+    """(status, {dim: index}) minimising cycles (capacity given) or L1 bytes (capacity None).
+    The same quantities as _evaluate; anything fixed by the candidates stays a Python constant."""
+    from ortools.sat.python import cp_model
+    m = cp_model.CpModel()
+    ub: dict[int, int] = {}   # upper bound of every integer variable, for tight product domains
+
+    def var(lo, hi, name):
+        v = m.NewIntVar(lo, hi, name)
+        ub[v.Index()] = hi
+        return v
+
+    def hi(x):
+        return x if isinstance(x, int) else ub[x.Index()]
+
+    idx = {d: var(0, len(p.cands[d]) - 1, f"i_{d}") for d in p.order}
+
+    def table(dim, vals, name):
+        """vals[index of dim], a constant where the table is."""
+        if dim is None or len(set(vals)) == 1:
+            return vals[0]
+        v = var(min(vals), max(vals), name)
+        m.AddElement(idx[dim], vals, v)
+        return v
+
+    def any_of(lits, name):
+        if any(x is True for x in lits):
+            return True
+        lits = [x for x in lits if x is not False]
+        if not lits:
+            return False
+        b = m.NewBoolVar(name)
+        m.AddMaxEquality(b, lits)
+        return b
+
+    def choose(cond, x, name, other=1):
+        """x if cond else other."""
+        if cond is True or cond is False:
+            return x if cond else other
+        v = var(min(other, 0), max(hi(x), other), name)
+        m.Add(v == x).OnlyEnforceIf(cond)
+        m.Add(v == other).OnlyEnforceIf(cond.Not())
+        return v
+
+    def product(terms, name):
+        const = int(np.prod([t for t in terms if isinstance(t, int)], dtype=np.int64))
+        vs = [t for t in terms if not isinstance(t, int)]
+        if not vs:
+            return const
+        acc = vs[0]
+        for j, v in enumerate(vs[1:]):
+            nxt = var(0, hi(acc) * hi(v), f"{name}_{j}")
+            m.AddMultiplicationEquality(nxt, [acc, v])
+            acc = nxt
+        if const == 1:
+            return acc
+        out = var(0, const * hi(acc), name)
+        m.Add(out == const * acc)
+        return out
+
+    n = {d: table(d, p.counts[d], f"n_{d}") for d in p.order}
+    split = {}
+    for d in p.order:
+        s = table(d, [int(c > 1) for c in p.counts[d]], f"split_{d}")
+        split[d] = bool(s) if isinstance(s, int) else s
+        if not isinstance(s, int):   # as a literal
+            lit = m.NewBoolVar(f"split_{d}_lit")
+            m.Add(s == 1).OnlyEnforceIf(lit)
+            m.Add(s == 0).OnlyEnforceIf(lit.Not())
+            split[d] = lit
+
+    l1_terms, first, last, dma, dma_hi = [], [], [], [], 0
+    for k, o in enumerate(p.ops):
+        ext = lambda col, tag: [table(dm, [r[col] for r in rows], f"{tag}{k}_{j}")  # noqa: E731
+                                for j, (dm, rows) in enumerate(p.tables[k])]
+        tile = product([o.itemsize] + ext(0, "e"), f"tile{k}")
+        deps = [d for d in p.order if d in o.dims()]
+        l1_terms.append(tile)
+        if o.kind != "scratch":   # double buffer when the tile changes between iterations
+            l1_terms.append(choose(any_of([split[d] for d in deps], f"changes{k}"), tile, f"dbl{k}", 0))
+        if not p.moved[k]:
+            continue
+        # an outer dim the operand does not depend on repeats its tiles when a later dependent dim is split
+        factors = [choose(any_of([split[e] for e in deps if p.order.index(e) > i], f"rep{k}_{d}"), n[d], f"f{k}_{d}")
+                   for i, d in enumerate(p.order) if d not in deps]
+        loads = product(factors + [n[d] for d in deps], f"loads{k}")
+        moved = product(factors + [o.itemsize] + ext(3, "s"), f"moved{k}")
+        end = product([o.itemsize] + ext(2 if o.kind == "out" else 1, "x"), f"end{k}")
+        (last if o.kind == "out" else first).append(cost.dma_latency * cost.unit + BYTE_UNITS * end)
+        dma.append(cost.dma_latency * cost.unit * loads + BYTE_UNITS * moved)
+        dma_hi += cost.dma_latency * cost.unit * hi(loads) + BYTE_UNITS * hi(moved)
+    l1 = sum(l1_terms) + cost.align * len(p.ops)
+    if capacity is not None:
+        m.Add(l1 <= capacity)
+        tiles = product([n[d] for d in p.order], "tiles")
+        busy = _compute_units(p.spec, cost) + cost.tile_overhead * cost.unit * tiles
+        exposed = var(0, dma_hi, "exposed")
+        m.Add(exposed >= sum(dma) - sum(first) - sum(last) - busy)
+        m.Minimize(busy + sum(first) + sum(last) + exposed)
+    else:
+        m.Minimize(l1)
+    s = cp_model.CpSolver()
+    s.parameters.num_workers = 1
+    s.parameters.max_deterministic_time = limit
+    s.parameters.max_time_in_seconds = 30 * limit
+    # small models: light presolve (measured 2-3x faster on conv layers, same optima)
+    s.parameters.cp_model_probing_level = 0
+    s.parameters.max_presolve_iterations = 1
+    s.parameters.symmetry_level = 0
+    status = s.Solve(m)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return s.StatusName(status), None
+    return s.StatusName(status), {d: int(s.Value(idx[d])) for d in p.order}
+
+
+# ---- one node ----------------------------------------------------------------------------------------
+def spec_for(node: Node, graph: Graph) -> TileSpec:
+    """The op's TileSpec, or the untiled one: every operand whole, one tile."""
+    op = registry.get(node)
+    spec = op.tiling(node, graph) if op.tiling else None
+    return spec if spec is not None else untiled(node, graph)
+
+
+def untiled(node: Node, graph: Graph) -> TileSpec:
+    ins, outs = inputs_outputs(node, graph)
+    # a state input (a KV cache) may be updated in place: it moves in and back out
+    outs += [(n, "out") for n, _ in ins if graph.tensors[n].state]
+    ops = tuple(tensor(graph, n, k, (Axis(),) * len(graph.tensors[n].shape)) for n, k in ins + outs)
+    return TileSpec((), ops, registry.node_macs(node, graph), sum(graph.tensors[n].size for n, _ in outs))
+
+
+def _orders(spec: TileSpec) -> list[tuple[str, ...]]:
+    """The spec's loop orders, without those equal once unsplittable dims are dropped."""
+    cands = {d.name: candidates(d) for d in spec.dims}
+    seen, out = set(), []
+    for order in ((tuple(d.name for d in spec.dims),) + tuple(spec.orders)):
+        key = tuple(d for d in order if len(cands[d]) > 1)
+        if key not in seen:
+            seen.add(key)
+            out.append(tuple(order))
+    return out
+
+
+def _greedy(p: _Prep, cost: Cost, avail: int) -> dict[str, int] | None:
+    """Halve the largest tile until the node fits; None if even the smallest tiles do not."""
+    idx = {d: 0 for d in p.order}
+    while _evaluate(p, idx, cost)["l1"] > avail:
+        open_ = [d for d in p.order if idx[d] < len(p.cands[d]) - 1]
+        if not open_:
+            return None
+        d = max(open_, key=lambda e: p.cands[e][idx[e]])
+        half = -(-p.cands[d][idx[d]] // 2)
+        idx[d] = next((i for i, t in enumerate(p.cands[d]) if t <= half), len(p.cands[d]) - 1)
+    return idx
+
+
+def solve(spec: TileSpec, homes: dict[str, str], capacity: int, reserved: int = 0, cost: Cost = Cost(),
+          limit: float = 1.0, node: str = "?", op: str = "?") -> Tiling:
+    """Tile one node: `capacity` bytes of L1, `reserved` of them taken by what else is alive;
+    `homes`: tensor -> L1 / L2 (absent: L2); `limit`: CP-SAT deterministic time per loop order."""
+    t0 = time.perf_counter()
+    found = _search(spec, homes, capacity - reserved, cost, limit)
+    if found is None:
+        need = _smallest(spec, homes, cost, limit)
+        raise TinydeployError(
+            f"node {node} ({op}): does not fit in L1 at any tiling: its smallest tiling needs {need:,} bytes, "
+            f"{max(capacity - reserved, 0):,} are available ({capacity:,} bytes of L1, {reserved:,} taken by "
+            f"tensors alive at that step)")
+    return _result(spec, homes, reserved, cost, node, op, *found, seconds=time.perf_counter() - t0)
+
+
+def _search(spec, homes, avail: int, cost: Cost, limit: float):
+    """(order, {dim: candidate index}, method, proven optimal) of the best tiling, or None."""
+    best, proven = None, True
+    for order in _orders(spec):
+        p = _prepare(spec, homes, order)
+        if all(len(c) == 1 for c in p.cands.values()):
+            idx, method = {d: 0 for d in p.order}, "whole"
+            if _evaluate(p, idx, cost)["l1"] > avail:
+                continue
+        else:
+            status, idx = _solve_cp(p, cost, avail, limit)
+            method = "cp-sat"
+            proven &= status in ("OPTIMAL", "INFEASIBLE")
+            if idx is None and status != "INFEASIBLE":   # no answer in time: the greedy fallback
+                idx, method = _greedy(p, cost, avail), "greedy"
+                proven = False
+            if idx is None:
+                continue
+        ev = _evaluate(p, idx, cost)
+        if best is None or (ev["cycles"], ev["moved"]) < best[0]:
+            best = ((ev["cycles"], ev["moved"]), order, idx, method)
+    return None if best is None else (best[1], best[2], best[3], proven)
+
+
+def _result(spec, homes, reserved, cost, node, op, order, idx, method, proven, seconds=0.0) -> Tiling:
+    p = _prepare(spec, homes, order)
+    ev = _evaluate(p, idx, cost)
+    c = lambda units: -(-units // cost.unit)  # noqa: E731
+    return Tiling(node, op, spec, p.order, {d: p.cands[d][idx[d]] for d in p.order}, ev["n"], ev["buffers"],
+                  reserved, c(ev["cycles"]), c(ev["busy"]), c(ev["dma"]), c(ev["exposed"]), proven, method, seconds)
+
+
+def _smallest(spec: TileSpec, homes, cost: Cost, limit: float) -> int:
+    """L1 bytes of the node's leanest tiling (for the error message)."""
+    need = None
+    for order in _orders(spec):
+        p = _prepare(spec, homes, order)
+        idx = {d: len(p.cands[d]) - 1 for d in p.order}
+        if any(len(c) > 1 for c in p.cands.values()):
+            idx = _solve_cp(p, cost, None, limit)[1] or idx
+        l1 = _evaluate(p, idx, cost)["l1"]
+        need = l1 if need is None else min(need, l1)
+    return need
+
+
+# ---- a whole graph -----------------------------------------------------------------------------------
+@dataclass
+class GraphTiling:
+    tilings: list[Tiling]
+    homes: dict[str, str]
+    seconds: float = 0.0
+    solved: int = 0                  # CP-SAT calls (identical nodes are solved once)
+    reserved: dict[str, int] = field(default_factory=dict)   # node -> L1 bytes of resident tensors
+
+    @property
+    def dma_bytes(self) -> int:
+        return sum(t.dma_bytes for t in self.tilings)
+
+    @property
+    def min_dma_bytes(self) -> int:
+        return sum(t.min_dma_bytes for t in self.tilings)
+
+    @property
+    def cycles(self) -> int:
+        return sum(t.cycles for t in self.tilings)
+
+
+def _signature(spec: TileSpec, homes: dict[str, str]):
+    """The spec without names: nodes of equal shapes and homes share one solution."""
+    ops = tuple((o.shape, o.itemsize, o.axes, o.kind, o.kind == "scratch" or homes.get(o.tensor, L2))
+                for o in spec.operands)
+    return spec.dims, ops, spec.macs, spec.elems, spec.orders
+
+
+def resident_bytes(graph: Graph, homes: dict[str, str], align: int = 4) -> list[int]:
+    """Per node: bytes of the L1-homed tensors alive at its step (activations by their lifetimes,
+    constants and state throughout)."""
+    from .buffers import graph_buffers
+    from .liveness import align_up
+    bufs, _, _ = graph_buffers(graph, align)
+    always = sum(align_up(t.nbytes, align) for t in graph.tensors.values()
+                 if (t.is_const or t.state) and homes.get(t.name) == L1)
+    live = [always] * (len(graph.nodes) + 1)
+    for b in bufs:
+        if homes.get(b.name) == L1:
+            for k in range(b.start, min(b.end, len(graph.nodes)) + 1):
+                live[k] += align_up(b.size, align)
+    return live[1:]
+
+
+def tile_graph(graph: Graph, homes: dict[str, str], l1_bytes: int, cost: Cost = Cost(), reserved: int = 0,
+               limit: float = 1.0) -> GraphTiling:
+    """Tile every node (alias ops have no code) given each tensor's home level; `reserved`: L1
+    bytes taken throughout (stacks, the runtime's own data)."""
+    from .buffers import alias_roots
+    t0 = time.perf_counter()
+    root = alias_roots(graph)
+    homes = {**homes, **{n: homes.get(r, L2) for n, r in root.items()}}
+    live = resident_bytes(graph, homes, cost.align)
+    memo, out, taken = {}, [], {}
+    for node, res in zip(graph.nodes, live):
+        if registry.get(node).alias:
+            continue
+        spec = spec_for(node, graph)
+        key = (_signature(spec, homes), res)
+        t1 = time.perf_counter()
+        if key not in memo:
+            memo[key] = _search(spec, homes, l1_bytes - reserved - res, cost, limit)
+        if memo[key] is None:
+            solve(spec, homes, l1_bytes, reserved + res, cost, limit, node.name, node.op)   # raises the error
+        out.append(_result(spec, homes, reserved + res, cost, node.name, node.op, *memo[key],
+                           seconds=time.perf_counter() - t1))
+        taken[node.name] = reserved + res
+    return GraphTiling(out, homes, time.perf_counter() - t0, len(memo), taken)
+
+
+def choose_homes(graph: Graph, l1_bytes: int, share: float = 0.5, align: int = 4) -> dict[str, str]:
+    """Home level per tensor: weights and state (the KV cache) in L2; activations in L1 while the
+    L1-resident ones alive at any step take at most `share` of L1 (the rest is for tile buffers),
+    evicting to L2 the largest one alive at the fullest step until they do."""
+    from .buffers import graph_buffers
+    from .liveness import align_up
+    bufs, _, root = graph_buffers(graph, align)
+    budget, resident = int(l1_bytes * share), {b.name for b in bufs}
+    steps = len(graph.nodes) + 2
+    while resident:
+        live = np.zeros(steps, np.int64)
+        for b in bufs:
+            if b.name in resident:
+                live[b.start:b.end + 1] += align_up(b.size, align)
+        peak = int(np.argmax(live))
+        if live[peak] <= budget:
+            break
+        victim = max((b for b in bufs if b.name in resident and b.start <= peak <= b.end),
+                     key=lambda b: (b.size, b.name))
+        resident.discard(victim.name)
+    homes = {n: L2 for n in graph.tensors}
+    homes.update({n: L1 for n in resident})
+    homes.update({n: homes[r] for n, r in root.items()})
+    return homes
