@@ -54,6 +54,10 @@ class Axis:
         if self.dim is None:
             return self.lo, self.lo + (full - self.lo if self.size is None else self.size)
         f = Fraction(self.stride)
+        if isinstance(start, int) and isinstance(count, int):
+            lo = start * f.numerator // f.denominator - self.pad
+            hi = (start + count - 1) * f.numerator // f.denominator + self.span - self.pad
+            return min(max(lo, 0), full), min(max(hi, 0), full)
         lo = np.asarray(start) * f.numerator // f.denominator - self.pad
         hi = (np.asarray(start) + count - 1) * f.numerator // f.denominator + self.span - self.pad
         return np.clip(lo, 0, full), np.clip(hi, 0, full)
