@@ -264,3 +264,58 @@ def test_home_chooser_evicts_the_largest_activations():
     assert evicted and min(g.tensors[n].nbytes for n in evicted) >= 1024
     live = T.resident_bytes(g, small)
     assert max(live) <= 8 * 1024
+
+
+def _graph(op, ins, out, attrs, consts=()):
+    """One node; ins / out: (name, shape, dtype); consts: names among ins holding zeros."""
+    g = Graph(op, {}, [], [n for n, *_ in ins if n not in consts], [out[0]])
+    for name, shape, dtype in list(ins) + [out]:
+        data = np.zeros(shape, dtype) if name in consts else None
+        g.tensors[name] = Tensor(name, tuple(shape), np.dtype(dtype), data)
+    g.nodes.append(Node(op, op.lower(), [n for n, *_ in ins], [out[0]], attrs))
+    return g
+
+
+I8, F32 = np.int8, np.float32
+FAMILIES = {
+    "maxpool ceil": _graph("QMaxPool", [("x", (1, 8, 33, 29), I8)], ("y", (1, 8, 17, 15), I8),
+                           dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 0, 0], ceil_mode=1, rq=0)),
+    "global avgpool": _graph("QAvgPool", [("x", (1, 64, 9, 9), I8)], ("y", (1, 64, 1, 1), I8),
+                             dict(kernel_shape=[9, 9], m=[1], s=[1])),
+    "softmax rows": _graph("QSoftmax", [("x", (40, 100), I8)], ("y", (40, 100), I8), dict(axis=-1, table=[0] * 256)),
+    "softmax inner": _graph("QSoftmax", [("x", (3, 5, 300), I8)], ("y", (3, 5, 300), I8),
+                            dict(axis=1, table=[0] * 256)),
+    "layernorm": _graph("LayerNormalization", [("x", (12, 48), F32), ("g", (48,), F32), ("b", (48,), F32)],
+                        ("y", (12, 48), F32), dict(axis=-1), consts=("g", "b")),
+    "concat": _graph("Concat", [("a", (16, 3, 20), I8), ("b", (16, 5, 20), I8)], ("y", (16, 8, 20), I8),
+                     dict(axis=1)),
+    "transpose": _graph("Transpose", [("x", (8, 30, 20), I8)], ("y", (20, 8, 30), I8), dict(perm=[2, 0, 1])),
+    "lut": _graph("QLut", [("x", (1, 8, 30, 30), I8)], ("y", (1, 8, 30, 30), I8), dict(table=[0] * 256)),
+    "gemm with C": _graph("Gemm", [("a", (20, 30), F32), ("w", (30, 40), F32), ("c", (20, 40), F32)],
+                          ("y", (20, 40), F32), {}, consts=("w", "c")),
+}
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_op_families_tile_at_a_tight_budget(name):
+    """Each family's spec at an L1 that forces tiles: coverage, fit, buffers, DMA count."""
+    g = FAMILIES[name]
+    spec = T.spec_for(g.nodes[0], g)
+    assert spec.dims, name   # a real TileSpec, not the untiled fallback
+    t = T.solve(spec, {}, 2048, node=name)
+    assert t.n_tiles > 1
+    check_tiling(t, 2048)
+    if g.nodes[0].op == "QMaxPool":   # halos with ceil_mode's last window past the input
+        x = next(o for o in spec.operands if o.name == "x")
+        for tile in t.grid():
+            _, taps = conv_reads(8, 33, 29, 8, 3, 2, (1, 1, 0, 0), 1, 8, tile)
+            assert list(T.window(x, tile)[1:]) == taps
+
+
+def test_batch_items_get_one_tile_each():
+    b = TG._B("conv")
+    b.g.inputs = [b.t("x", (3, 4, 10, 10))]
+    TG.conv(b, "conv", "x", 8, 3, 1, (1, 1, 1, 1))
+    t = T.solve(T.spec_for(b.g.nodes[0], b.g), {}, 64 * 1024)
+    assert t.tiles["N"] == 1 and t.counts["N"] == 3
+    check_tiling(t, 64 * 1024)

@@ -7,10 +7,11 @@ Tile sizes. For a dim of size D (tiles multiple of m), a candidate is, for a til
 smallest multiple of m giving n tiles: m * ceil(ceil(D/m) / n) (a larger size with the same count
 only costs memory). Every count up to 16 is a candidate, then counts at most 20 % apart, and the
 smallest tile: at most ~60 sizes per dim. The divisors of D give equal tiles, the others a smaller
-last tile (the code generator iterates [start, min(start + t, D))). Each dim is an index into its candidates (an enumerated domain), and
-every per-axis quantity (tile count, largest window, first / last window, sum of windows over
-all tiles, borders clipped) is a table over that index (AddElement); products of per-axis
-quantities use AddMultiplicationEquality.
+last tile (the code generator iterates [start, min(start + t, D))). The model has one Boolean per
+candidate (exactly one true per dim); every per-axis quantity (tile count, largest window, first
+and last window, sum of windows over all tiles, borders clipped) is a table over the candidates,
+so linear in those Booleans; products of per-axis quantities (tile bytes, loads, bytes moved, the
+tile count) use AddMultiplicationEquality.
 
 Model (all cycle figures modelled; integer units of 1 / (16 * bytes_per_cycle) cycle):
 * an operand tile is one DMA transfer: latency + bytes / bytes_per_cycle (README of targets/cluster);
@@ -23,7 +24,8 @@ Model (all cycle figures modelled; integer units of 1 / (16 * bytes_per_cycle) c
 * cycles = compute (MACs * cycles_per_mac + elems * cycles_per_elem, constant) + tile_overhead *
   tiles + first tile's loads + last tile's stores + max(0, other DMA - compute - overheads):
   the per-tile sum of max(0, dma_i - compute_i) with DMA spread evenly over the tiles.
-Ties go to fewer bytes moved. Each alternative loop order of the spec is solved and the best kept.
+Ties go to fewer tiles along inner dims; each alternative loop order of the spec is solved and the
+best kept (ties: fewer bytes moved, then the spec's first order).
 
 The solver runs single-threaded with a deterministic time limit (same answer on every machine
 and run); if it proves nothing in time, greedy halving of the largest tile is the fallback. A node
@@ -44,6 +46,7 @@ from ..ops.tiles import Axis, Dim, Operand, TileSpec, inputs_outputs, tensor
 
 L1, L2 = "L1", "L2"
 BYTE_UNITS = 16   # cost units per byte moved; a cycle is BYTE_UNITS * bytes_per_cycle units
+TIE = 1 << 12     # the objective's weight over the tie-break (which stays below it)
 
 
 @dataclass(frozen=True)
@@ -108,9 +111,10 @@ class Tiling:
     def min_dma_bytes(self) -> int:
         """Each moved operand's part the node reads or writes, moved once: issue 15's minimum."""
         ops, size = {o.name: o for o in self.spec.operands}, {d.name: d.size for d in self.spec.dims}
-        return sum(ops[b.operand].itemsize * int(np.prod([a.touched(size.get(a.dim, 0), full)
-                                                          for a, full in zip(ops[b.operand].axes, ops[b.operand].shape)]))
-                   for b in self.buffers if b.moves)
+
+        def touched(o: Operand) -> int:
+            return o.itemsize * int(np.prod([a.touched(size.get(a.dim, 0), full) for a, full in zip(o.axes, o.shape)]))
+        return sum(touched(ops[b.operand]) for b in self.buffers if b.moves)
 
     def grid(self):
         """Every tile: {dim: (start, size)} in loop order (dims left whole span their full size)."""
@@ -177,7 +181,6 @@ class _Prep:
     ops: list[Operand]
     moved: list[bool]                               # False: kernel scratch, never moved
     tables: list[list[tuple[str | None, list]]]    # per operand, per axis: (dim, table rows)
-
 
 
 def _prepare(spec: TileSpec, homes: dict[str, str], order) -> _Prep:
@@ -327,7 +330,9 @@ def _solve_cp(p: _Prep, cost: Cost, capacity: int | None, limit: float):
         busy = _compute_units(p.spec, cost) + cost.tile_overhead * cost.unit * tiles
         exposed = var(0, dma_hi, "exposed")
         m.Add(exposed >= sum(dma) - sum(first) - sum(last) - busy)
-        m.Minimize(busy + sum(first) + sum(last) + exposed)
+        # ties: fewer tiles along inner dims (longer contiguous rows), so equal layers read alike
+        inner = sum((k + 1) * j * b for k, d in enumerate(p.order) for j, b in enumerate(pick[d]))
+        m.Minimize((busy + sum(first) + sum(last) + exposed) * TIE + inner)
     else:
         m.Minimize(l1)
     s = cp_model.CpSolver()
@@ -448,7 +453,7 @@ class GraphTiling:
     tilings: list[Tiling]
     homes: dict[str, str]
     seconds: float = 0.0
-    solved: int = 0                  # CP-SAT calls (identical nodes are solved once)
+    solved: int = 0                  # distinct searches (nodes of equal shapes and homes share one)
     reserved: dict[str, int] = field(default_factory=dict)   # node -> L1 bytes of resident tensors
 
     @property

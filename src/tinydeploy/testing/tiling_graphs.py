@@ -4,8 +4,9 @@ Weights are zeros and requantization parameters dummies: tiling reads shapes, dt
 geometry only, so these graphs are built directly in the IR (no ONNX, no quantizer), in
 milliseconds.
 
-- `ds_cnn()`: the MLPerf Tiny keyword-spotting DS-CNN (49x10 MFCC input, conv 10x4 stride 2 to
-  64 channels, four depthwise-separable blocks, average pool, 12 classes).
+- MLPerf Tiny's networks: `ds_cnn()` (keyword spotting: 49x10 MFCC input, conv 10x4 stride 2 to
+  64 channels, four depthwise-separable blocks, average pool, 12 classes), `mobilenet_v1()`
+  (visual wake words, 96x96, width 0.25), `resnet8()` (CIFAR-10 32x32).
 - `llm(rows)`: a language-model graph of stories260K's shapes (dim 64, hidden 172, 5 layers,
   8 heads, 4 KV heads, seq_len 512, vocab 512) from generic integer ops: RMS norms, linear layers
   (weights [N, K]), rotary and SwiGLU as elementwise ops, attention as matmuls batched over the KV
@@ -67,11 +68,45 @@ def ds_cnn() -> Graph:
     for i in range(4):
         x = conv(b, f"dw{i}", x, 64, 3, pads=(1, 1, 1, 1), group=64)
         x = conv(b, f"pw{i}", x, 64, 1)
-    x = b.node("QAvgPool", "pool", [x], "pool_y", (1, 64, 1, 1), kernel_shape=[25, 5], m=[1], s=[1], zx=0,
-               zy=0, lo=-128, hi=127, cmin=125, include_pad=0)
-    x = b.node("Reshape", "flatten", [x, b.w("flat_shape", (2,), np.int64)], "flat", (1, 64))
-    b.g.outputs = [linear(b, "fc", x, 12)]
+    return _head(b, x, 12)
+
+
+def _head(b: _B, x, classes: int):
+    """Global average pool, flatten, fully connected."""
+    _, c, h, w = b.g.tensors[x].shape
+    x = b.node("QAvgPool", "pool", [x], "pool_y", (1, c, 1, 1), kernel_shape=[h, w], m=[1], s=[1], zx=0,
+               zy=0, lo=-128, hi=127, cmin=h * w, include_pad=0)
+    x = b.node("Reshape", "flatten", [x, b.w("flat_shape", (2,), np.int64)], "flat", (1, c))
+    b.g.outputs = [linear(b, "fc", x, classes)]
     return b.g
+
+
+def mobilenet_v1(size: int = 96, alpha: float = 0.25, classes: int = 2) -> Graph:
+    """MobileNetV1 (MLPerf Tiny visual wake words: 96x96, width 0.25, 2 classes)."""
+    b = _B("mobilenet_v1")
+    b.g.inputs = [b.t("input", (1, 3, size, size))]
+    ch = lambda c: max(8, int(c * alpha))  # noqa: E731
+    x = conv(b, "conv0", "input", ch(32), 3, stride=2, pads=(0, 0, 1, 1))
+    blocks = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]
+    for i, (c, s) in enumerate(blocks):
+        cin = b.g.tensors[x].shape[1]
+        x = conv(b, f"dw{i}", x, cin, 3, stride=s, pads=(0, 0, 1, 1) if s == 2 else (1, 1, 1, 1), group=cin)
+        x = conv(b, f"pw{i}", x, ch(c), 1)
+    return _head(b, x, classes)
+
+
+def resnet8(classes: int = 10) -> Graph:
+    """ResNet-8 (MLPerf Tiny image classification: 32x32 CIFAR-10)."""
+    b = _B("resnet8")
+    b.g.inputs = [b.t("input", (1, 3, 32, 32))]
+    x = conv(b, "conv0", "input", 16, 3, pads=(1, 1, 1, 1))
+    for i, (c, s) in enumerate([(16, 1), (32, 2), (64, 2)]):
+        y = conv(b, f"b{i}_conv1", x, c, 3, stride=s, pads=(1, 1, 1, 1))
+        y = conv(b, f"b{i}_conv2", y, c, 3, pads=(1, 1, 1, 1))
+        if s != 1:
+            x = conv(b, f"b{i}_short", x, c, 1, stride=s)
+        x = b.node("QAdd", f"b{i}_add", [x, y], f"b{i}_y", b.g.tensors[y].shape)
+    return _head(b, x, classes)
 
 
 def llm(rows: int = 1, dim=64, hidden=172, layers=5, heads=8, kv_heads=4, seq_len=512, vocab=512) -> Graph:
