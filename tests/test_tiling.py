@@ -195,7 +195,7 @@ def test_solver_finds_the_brute_force_optimum(C, H, K, k, stride, l1, home):
             T.solve(spec, home, l1, node="conv", op="QConv")
         return
     t = T.solve(spec, home, l1)
-    assert t.optimal and t.method == "cp-sat"
+    assert t.optimal and t.method in ("cp-sat", "whole")
     assert t.cycles == -(-best // cost.unit)
 
 
@@ -319,3 +319,10 @@ def test_batch_items_get_one_tile_each():
     t = T.solve(T.spec_for(b.g.nodes[0], b.g), {}, 64 * 1024)
     assert t.tiles["N"] == 1 and t.counts["N"] == 3
     check_tiling(t, 64 * 1024)
+
+
+def test_cost_from_a_kernel_description():
+    from tinydeploy.ops.kernels import Kernels
+    c = T.Cost.of(Kernels(), 8, dma_latency=30)
+    assert c.cycles_per_mac == Kernels().direct_fast_per_mac / 8 and c.dma_latency == 30
+    assert T.Cost.of(Kernels(fast=False), 1).cycles_per_mac == Kernels().direct_ref_per_mac

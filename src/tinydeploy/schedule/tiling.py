@@ -42,6 +42,7 @@ import numpy as np
 from ..errors import TinydeployError
 from ..ir import Graph, Node
 from ..ops import registry
+from ..ops.kernels import Kernels
 from ..ops.tiles import Axis, Dim, Operand, TileSpec, inputs_outputs, tensor
 
 L1, L2 = "L1", "L2"
@@ -52,7 +53,9 @@ TIE = 1 << 12     # the objective's weight over the tie-break (which stays below
 @dataclass(frozen=True)
 class Cost:
     """The target's cost figures (modelled). Defaults: the rv32 fast kernels' 2.45 instructions
-    per MAC spread over 8 cores, the cluster DMA's 20 + bytes / 8 cycles per transfer."""
+    per MAC spread over 8 cores; per output or elementwise element ~12 instructions (an estimate:
+    requantization alone is ~6.75, benchmarks/results/rv32_kernels.md) over 8 cores; the cluster
+    DMA's 20 + bytes / 8 cycles per transfer."""
     cycles_per_mac: float = 2.45 / 8
     cycles_per_elem: float = 12 / 8
     tile_overhead: int = 150        # per tile: DMA programming, waits, barrier, loop
@@ -63,6 +66,13 @@ class Cost:
     @property
     def unit(self) -> int:          # cost units per cycle
         return BYTE_UNITS * self.dma_bytes_per_cycle
+
+    @classmethod
+    def of(cls, kernels: Kernels, cores: int, **kw) -> "Cost":
+        """From a target's kernel description, its compute spread over `cores`; `kw`: the DMA and
+        the rest (e.g. dma_latency=cfg.dma_latency, dma_bytes_per_cycle=cfg.dma_bytes_per_cycle)."""
+        per_mac = kernels.direct_fast_per_mac if kernels.fast else kernels.direct_ref_per_mac
+        return cls(**{"cycles_per_mac": per_mac / cores, "cycles_per_elem": 12 / cores, **kw})
 
 
 @dataclass(frozen=True)
@@ -476,16 +486,22 @@ def _signature(spec: TileSpec, homes: dict[str, str]):
     return spec.dims, ops, spec.macs, spec.elems, spec.orders
 
 
+def _activations(graph: Graph):
+    """Activation buffers with their lifetimes (alias groups merged; a node's whole-tensor kernel
+    scratch left out: tiled, each tile's scratch is in its TileSpec)."""
+    from .buffers import graph_buffers
+    bufs, _, _, scratch = graph_buffers(graph)
+    return [b for b in bufs if b.name not in scratch.values()]
+
+
 def resident_bytes(graph: Graph, homes: dict[str, str], align: int = 4) -> list[int]:
     """Per node: bytes of the L1-homed tensors alive at its step (activations by their lifetimes,
     constants and state throughout)."""
-    from .buffers import graph_buffers
     from .liveness import align_up
-    bufs, _, _ = graph_buffers(graph, align)
     always = sum(align_up(t.nbytes, align) for t in graph.tensors.values()
                  if (t.is_const or t.state) and homes.get(t.name) == L1)
     live = [always] * (len(graph.nodes) + 1)
-    for b in bufs:
+    for b in _activations(graph):
         if homes.get(b.name) == L1:
             for k in range(b.start, min(b.end, len(graph.nodes)) + 1):
                 live[k] += align_up(b.size, align)
@@ -522,9 +538,9 @@ def choose_homes(graph: Graph, l1_bytes: int, share: float = 0.5, align: int = 4
     """Home level per tensor: weights and state (the KV cache) in L2; activations in L1 while the
     L1-resident ones alive at any step take at most `share` of L1 (the rest is for tile buffers),
     evicting to L2 the largest one alive at the fullest step until they do."""
-    from .buffers import graph_buffers
+    from .buffers import alias_roots
     from .liveness import align_up
-    bufs, _, root = graph_buffers(graph, align)
+    bufs, root = _activations(graph), alias_roots(graph)
     budget, resident = int(l1_bytes * share), {b.name for b in bufs}
     steps = len(graph.nodes) + 2
     while resident:
