@@ -101,13 +101,16 @@ def check_tiling(t: T.Tiling, capacity: int, cost=T.Cost()):
     for buf in t.buffers:
         op = next(o for o in spec.operands if o.name == buf.operand)
         wins = [T.window(op, tile) for tile in tiles]
+        # the loop nest moves a tile whenever the tiles of the dims the operand depends on change
+        keys = [tuple(tile[d] for d in sorted(op.dims())) for tile in tiles]
         assert buf.bytes >= max(size(w) for w in wins) * op.itemsize
         moving = buf.kind != "scratch"
-        assert buf.copies == (2 if moving and len(set(wins)) > 1 else 1), buf
+        assert buf.copies == (2 if moving and len(set(keys)) > 1 else 1), buf
+        assert buf.copies == 2 or len(set(wins)) == 1 or not moving
         total += buf.bytes * buf.copies + cost.align
-        if moving:   # a transfer whenever the window differs from the previous iteration's
-            loads = [w for i, w in enumerate(wins) if i == 0 or w != wins[i - 1]]
-            assert buf.moves == len(loads), buf
+        if moving:
+            loads = [w for i, w in enumerate(wins) if i == 0 or keys[i] != keys[i - 1]]
+            assert buf.moves == len(loads) >= len(set(wins)), buf
             assert buf.moved_bytes == sum(size(w) for w in loads) * op.itemsize, buf
         else:
             assert buf.moves == 0
@@ -290,6 +293,10 @@ FAMILIES = {
     "concat": _graph("Concat", [("a", (16, 3, 20), I8), ("b", (16, 5, 20), I8)], ("y", (16, 8, 20), I8),
                      dict(axis=1)),
     "transpose": _graph("Transpose", [("x", (8, 30, 20), I8)], ("y", (20, 8, 30), I8), dict(perm=[2, 0, 1])),
+    "bias add": _graph("Add", [("x", (2, 30, 40), F32), ("b", (40,), F32)], ("y", (2, 30, 40), F32), {},
+                       consts=("b",)),
+    "channel mul": _graph("Mul", [("x", (1, 16, 8, 8), F32), ("s", (1, 16, 1, 1), F32)],
+                          ("y", (1, 16, 8, 8), F32), {}, consts=("s",)),
     "lut": _graph("QLut", [("x", (1, 8, 30, 30), I8)], ("y", (1, 8, 30, 30), I8), dict(table=[0] * 256)),
     "gemm with C": _graph("Gemm", [("a", (20, 30), F32), ("w", (30, 40), F32), ("c", (20, 40), F32)],
                           ("y", (20, 40), F32), {}, consts=("w", "c")),

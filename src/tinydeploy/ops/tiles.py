@@ -191,19 +191,39 @@ def matmul_like(node, graph, a: str, b: str, y: str, ta: int, tb: int, extra=(),
 
 
 def elementwise(node, graph, elems_per_item: int = 1, consts=()) -> TileSpec | None:
-    """Elementwise ops over a flat index E: every activation input has the output's size or one
-    element (broadcast scalars); other broadcasts stay untiled (None). `consts`: whole derived
-    constants [(name, bytes)] such as lookup tables."""
+    """Elementwise ops with numpy broadcasting. The output's axes are merged where every operand
+    is either whole or broadcast alike (same-shape operands: one flat axis); the first merged axis,
+    E, is tiled and the others stay whole, so a per-channel or per-column operand moves whole
+    rows of its own. `consts`: whole derived constants [(name, bytes)] such as lookup tables."""
     ins, outs = inputs_outputs(node, graph)
-    size = graph.tensors[outs[0][0]].size
+    oshape = graph.tensors[outs[0][0]].shape
+    keep = [k for k, d in enumerate(oshape) if d != 1]
+    names = [n for n, _ in ins + outs]
+    if any(graph.tensors[n].state for n in names):
+        return None
+
+    def mask(name):   # per kept output axis: does the operand span it (else it is broadcast)
+        shape = (1,) * (len(oshape) - len(graph.tensors[name].shape)) + tuple(graph.tensors[name].shape)
+        return [shape[k] != 1 for k in keep]
+
+    masks = {n: mask(n) for n in names}
+    groups = []   # merged output axes: [size, mask per operand]
+    for j, k in enumerate(keep):
+        col = tuple(masks[n][j] for n in names)
+        if groups and groups[-1][1] == col:
+            groups[-1][0] *= oshape[k]
+        else:
+            groups.append([oshape[k], col])
+    groups = groups or [[1, tuple(True for _ in names)]]
     ops = []
-    for name, kind in ins + outs:
-        n = graph.tensors[name].size
-        if n not in (size, 1) or graph.tensors[name].state:
-            return None
-        ops.append(tensor(graph, name, kind, (Axis("E" if n == size else None),), (n,)))
+    for i, (name, kind) in enumerate(ins + outs):
+        view = tuple(size if col[i] else 1 for size, col in groups)
+        axes = tuple(Axis("E" if j == 0 and col[i] else None) for j, (_, col) in enumerate(groups))
+        ops.append(tensor(graph, name, kind, axes, view))
     ops += [derived(name, (nbytes,), 1, (Axis(),)) for name, nbytes in consts]
-    return TileSpec((Dim("E", size),), tuple(ops), elems=size * elems_per_item)
+    size = graph.tensors[outs[0][0]].size
+    dims = (Dim("E", groups[0][0]), Dim("L", size // groups[0][0], tile=False))
+    return TileSpec(dims, tuple(ops), elems=size * elems_per_item)
 
 
 def rowwise(node, graph, view, elems_per_item: int = 1, consts=()) -> TileSpec | None:
