@@ -333,3 +333,18 @@ def test_cost_from_a_kernel_description():
     c = T.Cost.of(Kernels(), 8, dma_latency=30)
     assert c.cycles_per_mac == Kernels().direct_fast_per_mac / 8 and c.dma_latency == 30
     assert T.Cost.of(Kernels(fast=False), 1).cycles_per_mac == Kernels().direct_ref_per_mac
+
+
+def test_rowwise_ops_with_row_scales_and_a_row_count():
+    """The language model's row ops: [T, D] rows, [T, 2] row scales beside them, a row count and a
+    gain vector whole (QRMSNormDyn's operands)."""
+    from tinydeploy.ops.tiles import rowwise
+    g = _graph("QRMSNormDyn", [("x", (64, 64), np.int16), ("n", (1,), np.int32), ("G", (64,), np.int16)],
+               ("z", (64, 64), I8), {}, consts=("G",))
+    g.tensors["F"] = Tensor("F", (64, 2), np.dtype(np.int32))
+    g.nodes[0].outputs.append("F")
+    t = T.solve(rowwise(g.nodes[0], g, (64, 64, 1)), {}, 2048)
+    check_tiling(t, 2048)
+    rows = {b.operand: b for b in t.buffers}
+    assert t.tiles["O"] < 64 and rows["n"].moves == rows["G"].moves == 1
+    assert rows["F"].bytes == t.tiles["O"] * 2 * 4

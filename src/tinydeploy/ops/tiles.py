@@ -230,13 +230,13 @@ def rowwise(node, graph, view, elems_per_item: int = 1, consts=()) -> TileSpec |
     """Row-wise ops (softmax, normalisations): the rows (outer, inner) of `view` = (outer, L, inner)
     are tiled, each row whole; every activation operand is viewed as (outer, its own row length,
     inner), so row scales beside the rows fit too. `consts`: whole derived constants [(name, bytes)];
-    constant graph inputs (gamma, beta) are whole."""
+    constant graph inputs (gamma, beta) and one-element inputs (a row count) are whole."""
     o, L, i = view
     ins, outs = inputs_outputs(node, graph)
     ops = []
     for name, kind in ins + outs:
         size = graph.tensors[name].size
-        if kind == "const":
+        if kind == "const" or (kind == "in" and size == 1 and o * i > 1):
             ops.append(tensor(graph, name, kind, (Axis(),), (size,)))
         elif size % (o * i):
             return None
