@@ -17,3 +17,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    """Which references quantized models are checked against on this CPU (probed once)."""
+    from tinydeploy.testing import ort_status
+    return ort_status()
