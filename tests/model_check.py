@@ -97,7 +97,7 @@ def check_model(model: onnx.ModelProto, feeds: dict, cc="gcc", extra=None, tol=a
             if is_out:
                 assert mx <= tol(depth) + 1e-6, f"output {name} at depth {depth}: {mx} LSB from the {label} " \
                                                 f"(allowed {tol(depth)})"
-    return c, stats["exact reference"]
+    return c, next(iter(stats.values()))   # against the primary reference
 
 
 def _stats(c, env, ref, dep, scales, model_outputs):
