@@ -28,9 +28,11 @@ def _qlinear_conv(act, wt, seed, extreme=False):
     xz, wz = (act(0), wt(0)) if extreme else (act(ai.min + 130), wt(wi.min + 128))
     inits = {"xs": np.float32(r.uniform(0.01, 0.05)), "xz": np.asarray(xz), "w": w,
              "ws": r.uniform(0.002, 0.02, 6).astype(np.float32), "wz": np.full(6, wz, wt),
-             "ys": np.float32(r.uniform(2.5, 15) if extreme else r.uniform(0.1, 0.4)), "yz": np.asarray(act(ai.min + 128)),
+             "ys": np.float32(r.uniform(2.5, 15) if extreme else r.uniform(0.1, 0.4)),
+             "yz": np.asarray(act(ai.min + 128)),
              "b": r.integers(-5000, 5000, 6).astype(np.int32)}
-    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], ["y"], pads=[1, 1, 1, 1])
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], ["y"],
+                            pads=[1, 1, 1, 1])
     m = _model(node, [helper.make_tensor_value_info("x", _TP[np.dtype(act)], list(x.shape))],
                helper.make_tensor_value_info("y", _TP[np.dtype(act)], [1, 6, 5, 5]), inits)
     return m, {"x": x}, inits
@@ -44,8 +46,9 @@ def _exact_qlinear_conv(x, inits):
     acc = np.einsum("nchwij,kcij->nkhw", win, w) + inits["b"][None, :, None, None].astype(np.int64)
     lo, hi = np.iinfo(inits["yz"].dtype).min, np.iinfo(inits["yz"].dtype).max
     out = np.empty(acc.shape, np.int64)
+    xs, ys = Fraction(float(inits["xs"])), Fraction(float(inits["ys"]))
     for idx, a in np.ndenumerate(acc):
-        v = Fraction(int(a)) * Fraction(float(inits["xs"])) * Fraction(float(inits["ws"][idx[1]])) / Fraction(float(inits["ys"]))
+        v = Fraction(int(a)) * xs * Fraction(float(inits["ws"][idx[1]])) / ys
         out[idx] = min(max(round(v) + int(inits["yz"]), lo), hi)   # round(Fraction): half to even
     return out
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import platform
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -26,7 +27,7 @@ from .quant import ort_reference
 # integer-product ops and the positions of their two operands' zero points (or operands)
 _PRODUCTS = {"QLinearConv": (2, 5), "QLinearMatMul": (2, 5), "QGemm": (2, 5), "MatMulInteger": (0, 1),
              "ConvInteger": (0, 1)}
-_MIXED = {frozenset((TensorProto.UINT8, TensorProto.INT8))}
+_U8S8 = frozenset((TensorProto.UINT8, TensorProto.INT8))
 MS = "com.microsoft"
 
 
@@ -137,12 +138,13 @@ def mixed_sign_products(model: onnx.ModelProto) -> list[str]:
     for n in g.node:
         if n.op_type in _PRODUCTS:
             pair = frozenset(types.get(n.input[i]) if i < len(n.input) else None for i in _PRODUCTS[n.op_type])
-            if pair in _MIXED or None in pair:
+            if pair == _U8S8 or None in pair:
                 hits.append(n.name or n.output[0])
     return hits
 
 
 def ort_is_exact(model: onnx.ModelProto) -> bool:
+    """Whether onnxruntime computes `model` exactly on this CPU."""
     return ort_u8s8_exact() or not mixed_sign_products(model)
 
 
@@ -169,7 +171,7 @@ def ort_status() -> str:
     """One line for the test report header: which references the run compares with."""
     import onnxruntime as ort
 
-    flags = open("/proc/cpuinfo").read() if platform.system() == "Linux" else ""
+    flags = Path("/proc/cpuinfo").read_text() if platform.system() == "Linux" else ""
     cpu = "VNNI" if "vnni" in flags else "AVX2" if " avx2" in flags else platform.machine()
     if ort_u8s8_exact():
         return f"onnxruntime {ort.__version__} u8xs8: exact ({cpu}): every quantized model also checked against ORT"
