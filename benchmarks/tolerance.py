@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Measure the integer kernels' error against onnxruntime (ORT_DISABLE_ALL): per op kind over many
-random quantization parameters, per model of the fixed set, and per output depth over random
-models. Prints the markdown tables of docs/tolerance.md.
+"""Measure the integer kernels' error against the exact reference (tinydeploy.testing.reference: QDQ
+semantics in float64, the same on every CPU): per op kind over many random quantization parameters,
+per model of the fixed set, and per output depth over random models. Prints the markdown tables of
+docs/tolerance.md.
 
     python benchmarks/tolerance.py [--random 200]      (~2 min)
 
-Errors are in output LSB: golden − onnxruntime on the quantized output (golden == host C bit for
+Errors are in output LSB: golden − reference on the quantized output (golden == host C bit for
 bit is what the test suite checks, so the golden model stands for every target).
 """
 from __future__ import annotations
@@ -19,10 +20,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from helpers import compile_model, ort_run  # noqa: E402
+from helpers import compile_model  # noqa: E402
 from ops_testlib import Cases  # noqa: E402
 
 from tinydeploy.golden import run_graph  # noqa: E402
+from tinydeploy.testing import reference  # noqa: E402
 
 
 def _ops(b: Cases, kind: str, r):
@@ -83,7 +85,7 @@ def op_table(cases_per_kind: int = 40) -> str:
                 outs.append(b.q_out(y, float(np.exp(r.uniform(np.log(0.02), np.log(0.3)))), int(r.integers(-20, 20))))
         model = b.model()
         c = compile_model(model)
-        gold, ref = run_graph(c.graph, b.feeds), ort_run(model, b.feeds)
+        gold, ref = run_graph(c.graph, b.feeds), reference(model, b.feeds)
         d = np.concatenate([(gold[o].astype(np.int64) - ref[o].astype(np.int64)).reshape(-1) for o in outs])
         rows.append(f"| {kind} | {d.size} | {np.abs(d).max()} | {d.mean():+.4f} | {np.mean(d != 0):.4f} |")
     return "\n".join(rows)

@@ -10,7 +10,8 @@ For every model NAME it writes into OUT_DIR:
     NAME.float.onnx                   the float model
     NAME.inputs.npz                   one input feed (keys = graph input names)
     NAME.<fmt>.<act><wt>.<pt|pc>.onnx the quantized model, e.g. cnn.qdq.u8i8.pc.onnx
-    NAME.<config>.expected.npz        its onnxruntime reference outputs for NAME.inputs.npz
+    NAME.<config>.expected.npz        its exact reference outputs for NAME.inputs.npz (tinydeploy.testing.reference:
+                                      QDQ semantics in float64, the same on every CPU)
     NAME.<config>.txt                 its node listing (dtypes, shapes, scales, zero points)
 Then e.g.: tinydeploy run OUT/cnn.qdq.u8i8.pc.onnx --inputs OUT/cnn.inputs.npz --outputs o.npz
 Needs onnxruntime (pip install -e '.[test]').
@@ -50,7 +51,7 @@ def build_set(out: Path, names: list[str], n_random: int, configs, seed: int, n_
             tag = T.config_name(*cfg)
             q = T.quantize(model, calib, fmt=fmt, activation=act, weight=wt, per_channel=pc)
             onnx.save(q, out / f"{name}.{tag}.onnx")
-            np.savez(out / f"{name}.{tag}.expected.npz", **T.ort_reference(q, feeds))
+            np.savez(out / f"{name}.{tag}.expected.npz", **T.reference(q, feeds))
             (out / f"{name}.{tag}.txt").write_text(patterns.listing(q, feeds) + "\n")
         print(f"{name}: float + {len(configs)} quantized variants", file=sys.stderr)
 

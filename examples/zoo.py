@@ -7,7 +7,7 @@ this module re-exports it for scripts run from a checkout:
     import zoo
     model = zoo.cnn()
     qmodel = zoo.quantize(model, fmt="qdq", activation="uint8", weight="int8", per_channel=True)
-    outputs = zoo.ort_reference(qmodel, zoo.random_inputs(qmodel)[0])
+    outputs = zoo.reference(qmodel, zoo.random_inputs(qmodel)[0])
 """
 
 import os

@@ -17,3 +17,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    """Which references quantized models are checked against on this CPU (probed once)."""
+    from tinydeploy.testing import ort_status
+    return ort_status()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if config.get_verbosity() < 0:   # -q hides the header: say it at the end instead
+        from tinydeploy.testing import ort_status
+        terminalreporter.write_line(ort_status())

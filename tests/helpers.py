@@ -1,4 +1,4 @@
-"""Shared test plumbing: compile an ONNX model, run golden / host, compare with ONNX Runtime."""
+"""Shared test plumbing: compile an ONNX model, run golden / host, run ONNX Runtime."""
 from __future__ import annotations
 
 import tempfile
@@ -11,6 +11,7 @@ import onnx
 from tinydeploy.compiler import compile_graph, emit_c
 from tinydeploy.frontend.onnx_import import import_model
 from tinydeploy.golden import run_graph
+from tinydeploy.testing import ort_reference
 
 
 # REPORT.json's fields on every route (BRIEF section 3; driver.base_report), per layer too
@@ -28,14 +29,9 @@ def check_report_schema(rep: dict) -> None:
 
 
 def ort_run(model: onnx.ModelProto, inputs: dict) -> dict:
-    """ONNX Runtime with graph optimizations disabled: the reference of BRIEF section 4."""
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(None, inputs)))
+    """ONNX Runtime with graph optimizations disabled: the reference of float graphs (quantized graphs
+    use tinydeploy.testing.references, BRIEF section 4)."""
+    return ort_reference(model, inputs)
 
 
 def compile_model(model: onnx.ModelProto, shapes: dict | None = None):

@@ -1,5 +1,6 @@
-"""Whole-model checks for quantized ONNX models: golden vs host C, golden vs ONNX Runtime per
-quantized tensor, with each tensor's depth (compute layers on the longest path from an input).
+"""Whole-model checks for quantized ONNX models: golden vs host C, golden vs the exact reference
+(and onnxruntime where it is exact, tinydeploy.testing.references) per quantized tensor, with each
+tensor's depth (compute layers on the longest path from an input).
 
 Bit-exactness is required for every output whose computation is integer-only (ancestors are integer
 kernels, data movement, and the QuantizeLinear / DequantizeLinear edges, which are exact IEEE
@@ -18,6 +19,7 @@ from onnx import numpy_helper
 from tinydeploy.compiler import emit_c
 from tinydeploy.golden import run_graph
 from helpers import compile_model
+from tinydeploy.testing import references
 
 MOVE = {"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "QuantizeLinear",
         "DequantizeLinear", "U8ToS8", "S8ToU8", "Concat", "Slice", "Split", "Gather"}
@@ -36,22 +38,6 @@ def depths(model: onnx.ModelProto) -> dict[str, int]:
         for o in n.output:
             d[o] = base + step
     return d
-
-
-def ort_all(model: onnx.ModelProto, feeds) -> dict[str, np.ndarray]:
-    """onnxruntime (ORT_DISABLE_ALL) with every node output exposed."""
-    from tinydeploy.testing import ort_session
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    have = {o.name for o in probe.graph.output}
-    for n in probe.graph.node:
-        for o in n.output:
-            if o and o not in have:
-                probe.graph.output.append(onnx.ValueInfoProto(name=o))
-                have.add(o)
-    sess = ort_session(probe)
-    names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, feeds)))
 
 
 def output_scales(model: onnx.ModelProto) -> dict[str, float]:
@@ -94,7 +80,7 @@ def check_model(model: onnx.ModelProto, feeds: dict, cc="gcc", extra=None, tol=a
     with tempfile.TemporaryDirectory() as tmp:
         proj = emit_c(c, Path(tmp) / "c")
         host = runner.run(proj, c.graph, feeds, Path(tmp), cc=cc, extra=extra)
-    ref = ort_all(model, feeds)
+    refs = references(model, feeds, intermediates=True)
     model_outputs = {o.name for o in model.graph.output}
     dep, scales, exact = depths(model), output_scales(model), exact_outputs(c.graph)
     for o in c.graph.outputs:
@@ -105,6 +91,17 @@ def check_model(model: onnx.ModelProto, feeds: dict, cc="gcc", extra=None, tol=a
             err = np.abs(env[o].astype(np.float64) - host[o]) / (s or 1.0)
             assert err.max(initial=0) <= (1.0 + 1e-6 if s else 1e-4 * (1 + np.abs(env[o]).max())), \
                 f"output {o}: float path differs from golden by {err.max()}"
+    stats = {label: _stats(c, env, ref, dep, scales, model_outputs) for label, ref in refs.items()}
+    for label, st in stats.items():
+        for name, depth, mx, _, _, is_out in st:
+            if is_out:
+                assert mx <= tol(depth) + 1e-6, f"output {name} at depth {depth}: {mx} LSB from the {label} " \
+                                                f"(allowed {tol(depth)})"
+    return c, next(iter(stats.values()))   # against the primary reference
+
+
+def _stats(c, env, ref, dep, scales, model_outputs):
+    """(tensor, depth, max |LSB|, mean signed LSB, n, is graph output) of golden against `ref`."""
     stats = []
     for name, r in ref.items():
         ours, shift = (env.get(name), 0) if name in env and env[name].dtype == r.dtype else (env.get(name + "__s8"), 128)
@@ -118,7 +115,4 @@ def check_model(model: onnx.ModelProto, feeds: dict, cc="gcc", extra=None, tol=a
             continue
         stats.append((name, dep.get(name, 0), float(np.abs(d).max(initial=0)), float(d.mean()) if d.size else 0.0,
                       d.size, name in c.graph.outputs or name + "__s8" in c.graph.outputs or name in model_outputs))
-    for name, depth, mx, _, _, is_out in stats:
-        if is_out:
-            assert mx <= tol(depth) + 1e-6, f"output {name} at depth {depth}: {mx} LSB from onnxruntime (allowed {tol(depth)})"
-    return c, stats
+    return stats

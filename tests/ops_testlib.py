@@ -4,7 +4,7 @@
     x = b.act((2, 8), scale=0.05, zp=3)              # int8 graph input -> DequantizeLinear
     w = b.weight(np.int8 array, scale, zp, axis)     # int8 initializer -> DequantizeLinear
     b.q_out(b.op("MatMul", x, w), scale=0.1, zp=-2)  # -> QuantizeLinear -> int8 graph output
-    b.check()                                        # golden == host C bit for bit, vs ORT in LSB
+    b.check()                                        # golden == host C bit for bit, vs the references in LSB
 
 Integer outputs are compared in LSB directly (the output is the quantized tensor itself).
 """
@@ -14,7 +14,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from helpers import golden_and_host, ort_run
+from helpers import golden_and_host
+from tinydeploy.testing import references
 
 _ONNX = {np.dtype(np.int8): TensorProto.INT8, np.dtype(np.uint8): TensorProto.UINT8,
          np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int32): TensorProto.INT32}
@@ -115,30 +116,36 @@ class Cases:
         return m
 
     def run(self, cc="gcc", extra=None):
-        """(compiled, golden, host, ort) outputs."""
+        """(compiled, golden, host, {reference label: outputs}) (tinydeploy.testing.references)."""
         model = self.model()
         c, gold, host = golden_and_host(model, self.feeds, cc=cc, extra=extra)
-        return c, gold, host, ort_run(model, self.feeds)
+        return c, gold, host, references(model, self.feeds)
 
     def check(self, max_lsb=1, rtol=1e-4, atol=1e-5, cc="gcc", extra=None, mean_lsb=0.25):
-        """Asserts host == golden (bitwise for integers) and golden vs ORT; returns per-output
-        stats {label or name: (max |LSB|, mean signed LSB, count)} for integer outputs."""
-        c, gold, host, ref = self.run(cc, extra)
+        """Asserts host == golden (bitwise for integers) and golden vs each reference; returns per-output
+        stats {label or name: (max |LSB|, mean signed LSB, count)} for integer outputs, against the
+        first reference (the exact one for quantized graphs)."""
+        c, gold, host, refs = self.run(cc, extra)
         stats = {}
         for name, kind in self.kinds.items():
-            g, h, r = gold[name], host[name], ref[name]
-            assert g.shape == r.shape, (name, self.labels[name], g.shape, r.shape)
+            g, h = gold[name], host[name]
             if kind == "f":
                 np.testing.assert_allclose(h, g, rtol=rtol, atol=atol, err_msg=f"{name} {self.labels[name]} host")
-                np.testing.assert_allclose(g, r, rtol=rtol, atol=atol, err_msg=f"{name} {self.labels[name]} ORT")
-                continue
-            assert np.array_equal(g, h), f"{name} ({self.labels[name]}): host C differs from golden"
-            d = g.astype(np.int64) - r.astype(np.int64)
-            stats[self.labels[name] or name] = (int(np.abs(d).max(initial=0)), float(d.mean()) if d.size else 0.0, d.size)
-            if kind == "q":
-                assert np.abs(d).max(initial=0) <= max_lsb, f"{name} ({self.labels[name]}): {np.abs(d).max()} LSB"
-                if d.size >= 64:
-                    assert abs(d.mean()) <= mean_lsb, f"{name} ({self.labels[name]}): mean error {d.mean():.3f} LSB"
             else:
-                assert np.array_equal(g, r), f"{name} ({self.labels[name]}): integer op differs from ORT"
+                assert np.array_equal(g, h), f"{name} ({self.labels[name]}): host C differs from golden"
+            for ref_label, ref in refs.items():
+                r, what = ref[name], f"{name} ({self.labels[name]}) vs {ref_label}"
+                assert g.shape == r.shape, (what, g.shape, r.shape)
+                if kind == "f":
+                    np.testing.assert_allclose(g, r, rtol=rtol, atol=atol, err_msg=what)
+                    continue
+                d = g.astype(np.int64) - r.astype(np.int64)
+                stats.setdefault(self.labels[name] or name,
+                                 (int(np.abs(d).max(initial=0)), float(d.mean()) if d.size else 0.0, d.size))
+                if kind == "q":
+                    assert np.abs(d).max(initial=0) <= max_lsb, f"{what}: {np.abs(d).max()} LSB"
+                    if d.size >= 64:
+                        assert abs(d.mean()) <= mean_lsb, f"{what}: mean error {d.mean():.3f} LSB"
+                else:
+                    assert np.array_equal(g, r), f"{what}: integer op differs"
         return c, stats

@@ -1,4 +1,5 @@
-"""The README's user story: make and quantize the test models, `tinydeploy run` reproduces ORT."""
+"""The README's user story: make and quantize the test models, `tinydeploy run` reproduces the
+exact reference (the *.expected.npz that make_models.py writes)."""
 import json
 import subprocess
 import sys
@@ -12,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("name,config,target", [("cnn", "qdq.u8i8.pc", "host"),
                                                 ("transformer_block", "qoperator.u8i8.pc", "rv32")])
-def test_make_models_then_run_matches_onnxruntime(name, config, target, tmp_path):
+def test_make_models_then_run_matches_reference(name, config, target, tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "examples" / "make_models.py"), str(tmp_path), "--only", name,
                         "--configs", config], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

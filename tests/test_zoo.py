@@ -97,7 +97,7 @@ def test_quantized_builders_run_close_to_float(name, cfg, floats):
     q = _quant(m, cfg)
     onnx.checker.check_model(q)
     feeds = T.random_inputs(m, seed=7)[0]
-    ref, out = T.ort_reference(m, feeds), T.ort_reference(q, feeds)
+    ref, out = T.ort_reference(m, feeds), T.reference(q, feeds)
     for k in ref:
         assert out[k].dtype == np.float32 and out[k].shape == ref[k].shape
         # Sanity only (not a compiler tolerance): quantization must not be broken.
@@ -270,7 +270,7 @@ def test_make_models_cli(tmp_path):
     q = onnx.load(tmp_path / "mlp.qdq.u8i8.pc.onnx")
     feeds = dict(np.load(tmp_path / "mlp.inputs.npz"))
     want = dict(np.load(tmp_path / "mlp.qdq.u8i8.pc.expected.npz"))
-    got = T.ort_reference(q, feeds)
+    got = T.reference(q, feeds)
     assert want.keys() == got.keys() and all(np.array_equal(want[k], got[k]) for k in want)
     bad = subprocess.run([sys.executable, str(script), str(tmp_path), "--configs", "qdq.s8"], capture_output=True)
     assert bad.returncode != 0

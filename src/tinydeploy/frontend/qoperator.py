@@ -16,8 +16,9 @@ MS = "com.microsoft"
 
 
 class _Rewriter:
-    def __init__(self, g: onnx.GraphProto):
+    def __init__(self, g: onnx.GraphProto, scale_dtype):
         self.g = g
+        self.scale_dtype = scale_dtype
         self.inits = {i.name: i for i in g.initializer}
         self.new: list[onnx.NodeProto] = []
         self.count = 0
@@ -44,7 +45,7 @@ class _Rewriter:
     def bias_scale(self, node: onnx.NodeProto, xs: str, ws: str) -> str:
         a, b = (self.value(node, xs), self.value(node, ws))
         name = self.fresh("bias_scale")
-        self.g.initializer.append(numpy_helper.from_array((a * b).astype(np.float32), name))
+        self.g.initializer.append(numpy_helper.from_array(a.astype(self.scale_dtype) * b, name))
         return name
 
     def value(self, node: onnx.NodeProto, name: str) -> np.ndarray:
@@ -104,11 +105,13 @@ def _rewrite(rw: _Rewriter, n: onnx.NodeProto) -> bool:
     return True
 
 
-def normalize_qoperator(model: onnx.ModelProto) -> onnx.ModelProto:
+def normalize_qoperator(model: onnx.ModelProto, scale_dtype=np.float32) -> onnx.ModelProto:
+    """The QDQ form of `model` (in place). Bias scales are x_scale · w_scale rounded to `scale_dtype`:
+    float32 as a QDQ file holds them; float64 keeps the product exact (the testing reference)."""
     g = model.graph
     if not any(n.op_type.startswith("QLinear") or n.op_type == "QGemm" for n in g.node):
         return model
-    rw = _Rewriter(g)
+    rw = _Rewriter(g, scale_dtype)
     for n in g.node:
         rw.name = n.name
         if not _rewrite(rw, n):

@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from .quant import ort_session, random_inputs
+from .quant import ort_reference, random_inputs
 
 _QDQ = {"QuantizeLinear", "DequantizeLinear"}
 _SHORT = {"float32": "f32", "int8": "i8", "uint8": "u8", "int32": "i32", "int64": "i64"}
@@ -24,18 +24,8 @@ def _short(dt) -> str:
 def tensor_types(model: onnx.ModelProto, feeds=None) -> dict[str, tuple[str, tuple[int, ...]]]:
     """name -> (short dtype, shape) for initializers and every node output."""
     out = {t.name: (_short(numpy_helper.to_array(t).dtype), tuple(t.dims)) for t in model.graph.initializer}
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    have = {o.name for o in probe.graph.output}
-    for nd in probe.graph.node:
-        for o in nd.output:
-            if o and o not in have:
-                probe.graph.output.append(onnx.ValueInfoProto(name=o))
-                have.add(o)
     feeds = feeds or random_inputs(model, seed=0)[0]
-    sess = ort_session(probe)
-    names = [o.name for o in sess.get_outputs()]
-    for n, v in zip(names, sess.run(names, feeds)):
+    for n, v in ort_reference(model, feeds, intermediates=True).items():
         out[n] = (_short(v.dtype), tuple(v.shape))
     for n, v in feeds.items():
         out[n] = (_short(v.dtype), tuple(v.shape))

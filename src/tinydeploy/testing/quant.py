@@ -147,8 +147,23 @@ def ort_session(model: onnx.ModelProto):
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
-def ort_reference(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Runs `model` once in the reference configuration; returns outputs by name."""
-    sess = ort_session(model)
+def with_every_output(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `model` whose graph outputs include every node output (types left to the runtime)."""
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    have = {o.name for o in probe.graph.output}
+    for n in probe.graph.node:
+        for o in n.output:
+            if o and o not in have:
+                probe.graph.output.append(onnx.ValueInfoProto(name=o))
+                have.add(o)
+    return probe
+
+
+def ort_reference(model: onnx.ModelProto, inputs: dict[str, np.ndarray],
+                  intermediates: bool = False) -> dict[str, np.ndarray]:
+    """Runs `model` once in the reference configuration; returns outputs by name (with
+    `intermediates`, every node output)."""
+    sess = ort_session(with_every_output(model) if intermediates else model)
     names = [o.name for o in sess.get_outputs()]
     return dict(zip(names, sess.run(names, inputs)))
