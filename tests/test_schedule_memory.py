@@ -347,11 +347,11 @@ def test_greedy_is_fast_on_10k_buffers():
     rng = random.Random(0)
     sizes, lives = [64, 256, 1000, 4096, 16384, 50000], [1, 1, 1, 2, 2, 3, 5, 8, 30, 200]
     bufs = [B(f"b{i}", rng.choice(sizes), i, i + rng.choice(lives)) for i in range(10_000)]
-    t = time.perf_counter()
+    t = time.process_time()  # CPU time: other processes on a shared machine do not count
     p = plan_greedy(bufs)
-    elapsed = time.perf_counter() - t
+    elapsed = time.process_time() - t
     check_plan(bufs, p)
-    assert elapsed < 2.0, elapsed  # ~0.25 s measured; slack for a loaded machine
+    assert elapsed < 2.0, elapsed  # ~0.25 s measured
 
 
 # ---------------------------------------------------------------- reports
