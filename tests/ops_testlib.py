@@ -149,3 +149,62 @@ class Cases:
                 else:
                     assert np.array_equal(g, r), f"{what}: integer op differs"
         return c, stats
+
+
+class IrCases:
+    """Ops with no ONNX form (the integer ops with run-time row scales): an ir.Graph built node by
+    node, run by the golden model and as host C (one build); ``run`` returns both, every output.
+
+        b = IrCases("rope")
+        v = b.input("v", int16 array); p = b.input("pos", np.array([3], np.int32))
+        y = b.node("QRoPE", [v, p, "", b.const("cos", c), b.const("sin", s)], (v_shape, np.int16), head_size=8)
+        gold, host = b.run()
+    """
+
+    def __init__(self, name: str):
+        from tinydeploy.ir import Graph
+        self.g = Graph(name, {}, [], [], [])
+        self.feeds: dict[str, np.ndarray] = {}
+
+    def _tensor(self, name, shape, dtype, data=None, state=False) -> str:
+        from tinydeploy.ir import Tensor
+        self.g.tensors[name] = Tensor(name, tuple(shape), np.dtype(dtype), data, state=state)
+        return name
+
+    def input(self, name: str, value) -> str:
+        value = np.asarray(value)
+        self.feeds[name] = value
+        self.g.inputs.append(name)
+        return self._tensor(name, value.shape, value.dtype)
+
+    def const(self, name: str, value) -> str:
+        value = np.ascontiguousarray(value)
+        return self._tensor(name, value.shape, value.dtype, value)
+
+    def state(self, name: str, shape, dtype) -> str:
+        return self._tensor(name, shape, dtype, state=True)
+
+    def node(self, op: str, inputs, *outs, out: bool = True, **attrs):
+        """outs: (shape, dtype) per output; every output is a graph output unless out=False."""
+        from tinydeploy.ir import Node
+        names = [f"{op.lower()}{len(self.g.nodes)}_{k}" for k in range(len(outs))]
+        for name, (shape, dtype) in zip(names, outs):
+            self._tensor(name, shape, dtype)
+        self.g.nodes.append(Node(op, f"{op.lower()}{len(self.g.nodes)}", list(inputs), names, attrs))
+        if out:
+            self.g.outputs += names
+        return names[0] if len(names) == 1 else names
+
+    def run(self, cc: str = "gcc", extra=None):
+        import copy
+        import tempfile
+        from pathlib import Path
+
+        from tinydeploy.compiler import compile_graph, emit_c
+        from tinydeploy.golden import run_graph
+        from tinydeploy.targets.host import runner
+        gold = run_graph(copy.deepcopy(self.g), self.feeds)
+        c = compile_graph(copy.deepcopy(self.g))
+        with tempfile.TemporaryDirectory() as tmp:
+            host = runner.run(emit_c(c, Path(tmp) / "c"), c.graph, self.feeds, Path(tmp), cc=cc, extra=extra)
+        return gold, host

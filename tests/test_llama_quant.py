@@ -8,9 +8,11 @@ import pytest
 
 from tinydeploy.models import bundled_path
 from tinydeploy.models.llama import FloatLlama, load_default
-from tinydeploy.models.llama.intmath import (EXP2_Q15, bitlen, exp2_neg_q15, inv_sqrt_scale,
-                                             quantize_vec, rope_q14, rope_tables_q14, rshift_round,
-                                             scale_from_float, scale_to_float, sigmoid_q15)
+from tinydeploy.ops.intmath import (bitlen, inv_sqrt_scale, quantize_vec, rshift_round, scale_from_float,
+                                    scale_to_float)
+from tinydeploy.ops.rope import rope, tables as rope_tables_q14
+from tinydeploy.ops.softmax import EXP2_Q15, exp2_neg_q15
+from tinydeploy.ops.swiglu import sigmoid_q15
 from tinydeploy.models.llama.intmodel import IntLlama, calibrate
 from tinydeploy.models.llama.quant_study import float_logits, sample_sequences, teacher_forced
 
@@ -56,7 +58,7 @@ def test_tables():
     assert np.abs(sigmoid_q15(h, 11) - sig).max() <= 2
     cos, sin = rope_tables_q14(8, 512)
     v = np.array([[1000, 0, 0, 1000, 5, 5, 300, -300]] * 2)
-    r = rope_q14(v, cos[[0, 100]], sin[[0, 100]], 8)
+    r = rope(v, cos[[0, 100]], sin[[0, 100]], 8)
     assert r[0].tolist() == v[0].tolist()
     ang = 100 * 1.0
     assert abs(r[1, 0] - 1000 * math.cos(ang)) <= 1 and abs(r[1, 1] - 1000 * math.sin(ang)) <= 1

@@ -124,3 +124,19 @@ def test_binary_golden_is_correctly_rounded(op, sa, sb, sy, za, zb, zy, seed):
     off = y != ref
     assert np.abs(y - ref).max() <= 1
     assert np.all(np.abs(np.abs(exact[off] - np.floor(exact[off])) - 0.5) < 1e-3), exact[off]
+
+
+def test_add_sat_rows():
+    """QAddSat: int16 rows added in place, saturated (not wrapped) at the bit width; first n rows."""
+    from ops_testlib import IrCases
+    r = np.random.default_rng(12)
+    x, y = (r.integers(-32768, 32768, (5, 24)).astype(np.int16) for _ in range(2))
+    b = IrCases("add_sat")
+    o16 = b.node("QAddSat", [b.input("x", x), b.input("y", y), b.input("n", np.array([4], np.int32))],
+                 ((5, 24), np.int16), bits=16)
+    o12 = b.node("QAddSat", [b.input("x2", x // 16), b.input("y2", y // 16), ""], ((5, 24), np.int16), bits=12)
+    gold, host = b.run()
+    np.testing.assert_array_equal(gold[o16][:4], host[o16][:4])
+    np.testing.assert_array_equal(gold[o12], host[o12])
+    np.testing.assert_array_equal(gold[o16], np.clip(x.astype(int) + y, -32768, 32767))
+    np.testing.assert_array_equal(gold[o12], np.clip(x // 16 + y // 16, -2048, 2047))

@@ -108,3 +108,32 @@ def test_qlayernorm_golden_is_correctly_rounded(D, sx, zx, sy, zy, eps, rms, see
     off = y != ref
     assert np.abs(y - ref).max() <= 1
     assert np.all(np.abs(np.abs(exact[off] - np.floor(exact[off])) - 0.5) < 0.02), exact[off]
+
+
+def test_rmsnorm_dyn_rows():
+    """QRMSNormDyn (int16 rows -> int8 + run-time row scale): host C == golden on the first n rows
+    (a zero row and full-range rows included); z8 * F is x * gamma / rms(x) within the int8 rounding
+    of the row and the 2^-13 error of the integer 1/sqrt."""
+    from ops_testlib import IrCases
+    from tinydeploy.ops.intmath import scale_from_float
+    from tinydeploy.ops.linear import row_scales
+    r = np.random.default_rng(44)
+    T, D, eps = 6, 64, 40
+    x = r.integers(-32768, 32768, (T, D)).astype(np.int16)
+    x[1] = 0
+    x[2] = r.integers(-3, 4, D)
+    G = r.integers(8000, 32767, D).astype(np.int16)  # gamma = G * 2^-14
+    b = IrCases("rmsnorm")
+    z8, F = b.node("QRMSNormDyn", [b.input("x", x), b.input("n", np.array([5], np.int32)), b.const("G", G)],
+                   ((T, D), np.int8), ((T, 2), np.int32), epsn=eps, c=scale_from_float(np.sqrt(D) * 2.0**-14 / 127),
+                   qmax=127)
+    gold, host = b.run()
+    for o in (z8, F):
+        np.testing.assert_array_equal(gold[o][:5], host[o][:5])
+    m, e = row_scales(gold[F])
+    got = gold[z8] * (m * 2.0 ** -e.astype(float))[:, None]
+    xf = x.astype(np.float64)
+    real = xf * G * 2.0**-14 / np.sqrt(((xf * xf).sum(axis=1, keepdims=True) + eps) / D)
+    row = np.abs(real).max(axis=1, keepdims=True)
+    assert (np.abs(got - real) <= row * (0.5 / 127 + 2**-12)).all()
+    assert not gold[z8][1].any()

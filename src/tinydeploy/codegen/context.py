@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..ir import Graph
+from ..ops import registry
 from .ctext import c_array_body, ctype, scratch_layout
 
 if TYPE_CHECKING:
@@ -58,6 +59,26 @@ class EmitContext:
     def begin_layer(self, node: str, offset: int = 0, nbytes: int = 0) -> None:
         """The node about to emit and its scratch buffer in the arena, as the memory plan placed it."""
         self._layer = (node, offset, nbytes, 0)
+
+    def rows(self, node) -> str:
+        """C expression of a row-wise node's run-time row count (ops/registry.py)."""
+        i = registry.get(node).rows
+        n = node.inputs[i] if i < len(node.inputs) else ""
+        return f"{self.ptr(n)}[0]" if n else str(self.graph.tensors[node.outputs[0]].shape[0])
+
+    def pos(self, node) -> str:
+        """C expression of the position of a row-wise node's row 0."""
+        return f"{self.ptr(node.inputs[registry.get(node).pos])}[0]"
+
+    def copy_in(self, node) -> str:
+        """For a kernel that works in place on output 0: copies input 0's rows there first, unless
+        the planner put both at the same place."""
+        o, i = node.outputs[0], node.inputs[0]
+        if self.offsets.get(o) == self.offsets.get(i):
+            return ""
+        t = self.graph.tensors[i]
+        return (f"__builtin_memcpy({self.ptr(o)}, {self.ptr(i)}, (size_t)({self.rows(node)}) * "
+                f"{t.nbytes // max(t.shape[0], 1)});\n")
 
     def end_layer(self) -> None:
         node, _, planned, used = self._layer

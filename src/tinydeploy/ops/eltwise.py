@@ -11,6 +11,8 @@ Integer formulas (runtime/kernels/eltwise.h, TFLite-style for Add):
     QMul:  y = clamp(requant((a - za)(b - zb), M, S) + zy, lo, hi),  M·2^-S = sa·sb / sy.
 Every kernel reads its operands at index k before writing y[k], so the output may take input 0's
 bytes (inplace; the planner checks that input 0 dies here and is as large as the output).
+QAddSat: x + y saturated to a signed `bits`-bit integer, on int16 rows with the same scale (a
+residual stream); row-wise, in place (runtime/kernels/eltwise_int.h).
 Div, Pow and Mod stay float in quantized graphs (scalar-constant forms become lookup tables in
 passes/lut.py); inputs with per-channel quantization fall back to float too.
 """
@@ -234,3 +236,16 @@ def _emit_q(node, graph, ctx) -> str:
 for _q in _QOP.values():
     register(_q, emit=_emit_q, header="eltwise.h", inplace=True, tiling=elementwise,
              macs=lambda n, g: prod(g.tensors[n.outputs[0]].shape) if n.op == "QMul" else 0)(_qgolden)
+
+
+def _emit_add_sat(node, g, ctx) -> str:
+    x, y, _ = node.inputs
+    return (ctx.copy_in(node) + f"td_add_sat_s16({ctx.ptr(node.outputs[0])}, {ctx.ptr(y)}, {ctx.rows(node)}, "
+            f"{g.tensors[x].shape[1]}, {node.attrs['bits']});")
+
+
+@register("QAddSat", emit=_emit_add_sat, inplace=True, rows=2, header="eltwise_int.h")
+def qadd_sat(node, graph, args):
+    x, y, _ = args
+    lim = (1 << (node.attrs["bits"] - 1)) - 1
+    return [np.clip(x.astype(np.int64) + y, -lim - 1, lim).astype(x.dtype)]

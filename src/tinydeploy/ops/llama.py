@@ -1,7 +1,7 @@
 """Integer SLM ops of the llama2.c architecture (graphs built by ``models/llama/graph.py``).
 
-Goldens call the one integer implementation in ``models/llama/intops.py`` (also used by
-``IntLlama``); the C kernels are in ``runtime/kernels/llama.h``. Row-wise tensors are [T, ...] with
+Goldens call the generic integer ops' functions (ops/embedding.py, norm, linear, rope, attention,
+swiglu; also used by ``IntLlama``); the C kernels are in ``runtime/kernels/llama.h``. Row-wise tensors are [T, ...] with
 a static T (1 for decode, P for prefill) and a run-time row count ``n`` (graph input): C computes
 the first n rows only; goldens compute every row (rows >= n are padding and never read), except
 Attention, which stores and attends for the first n rows only (zeros beyond). A per-row vector
@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models.llama import intops
-from ..models.llama.intmath import I64
+from . import attention as att
+from .embedding import embed as _embed
+from .intmath import I64, quantize_rows, sat
+from .linear import cached_weight, linear as _linear
+from .norm import rmsnorm_dyn
+from .rope import rope as _rope
+from .swiglu import swiglu as _swiglu
 from .registry import register
 
 H = "llama.h"
-_WEFF: dict[int, tuple] = {}
 
 
 def _weff(w8, mw):
-    key = id(w8)
-    hit = _WEFF.get(key)
-    if hit is None or hit[0] is not w8:
-        hit = _WEFF[key] = (w8, intops.effective_weight(w8, mw))
-    return hit[1]
+    return cached_weight(w8, mw)
 
 
 def _F(f):
@@ -68,7 +68,7 @@ def _rows_macs(node, graph):
               f"{node.attrs['bits']}, {ctx.ptr(node.outputs[0])});"))
 def embed(node, graph, args):
     tok, _, w8, mw = args
-    return [intops.embed(_weff(w8, mw), tok, node.attrs["c"], node.attrs["bits"]).astype(np.int16)]
+    return [_embed(_weff(w8, mw), tok, node.attrs["c"], node.attrs["bits"]).astype(np.int16)]
 
 
 @register("LlamaRMSNormQ", header=H,
@@ -78,7 +78,7 @@ def embed(node, graph, args):
               f"{node.attrs['qmax']}, {ctx.ptr(node.outputs[0])}, {ctx.ptr(node.outputs[1])});"))
 def rmsnorm(node, graph, args):
     x, _, G = args
-    z8, F = intops.rmsnorm_q8(x, np.asarray(G, I64), node.attrs["epsn"], node.attrs["c"], node.attrs["qmax"])
+    z8, F = rmsnorm_dyn(x, np.asarray(G, I64), node.attrs["epsn"], node.attrs["c"], node.attrs["qmax"])
     return [z8.astype(np.int8), _F(F)]
 
 
@@ -90,7 +90,7 @@ def rmsnorm(node, graph, args):
               f"{ctx.ptr(node.outputs[0])}, {int(node.attrs['bits'] > 16)});"))
 def linear(node, graph, args):
     x8, F, _, w8, mw = args
-    out = intops.linear(x8, _Fpair(F), _weff(w8, mw), node.attrs["c"], node.attrs["bits"])
+    out = _linear(x8, _Fpair(F), _weff(w8, mw), node.attrs["c"], node.attrs["bits"])
     return [out.astype(np.int32 if node.attrs["bits"] > 16 else np.int16)]
 
 
@@ -107,7 +107,7 @@ def rope(node, graph, args):
     c = np.zeros((T, cos.shape[1]), I64)
     s = np.zeros((T, cos.shape[1]), I64)
     c[:end - p], s[:end - p] = cos[p:end], sin[p:end]
-    return [intops.rope(v, c, s, node.attrs["head_size"]).astype(np.int16)]
+    return [_rope(v, c, s, node.attrs["head_size"]).astype(np.int16)]
 
 
 ATT_SCRATCH = "tdl_att_scratch"  # one buffer shared by all attention layers (they run in turn)
@@ -145,11 +145,11 @@ def attention(node, graph, args):
     q, k, v, pos, n, kc, vc, kq, vq, mk, mv, _ = args
     a, l, p, n = node.attrs, node.attrs["layer"], int(pos[0]), int(n[0])
     end = p + n
-    k8, v8 = intops.kv_store(k[:n], v[:n], _Fpair(kq), _Fpair(vq))
+    k8, v8 = att.kv_store(k[:n], v[:n], _Fpair(kq), _Fpair(vq))
     kc[l, p:end], vc[l, p:end] = k8, v8
-    att = intops.attention(q[:n], kc[l, :end].astype(I64), vc[l, :end].astype(I64), p, mk, mv,
-                           a["c_score"], a["head_size"], a["kv_mul"], a["softmax_bits"])
-    a8, F = intops.dyn_q8(att, a["c_dyn"], a["qmax"])
+    o = att.attention(q[:n], kc[l, :end].astype(I64), vc[l, :end].astype(I64), p, mk, mv,
+                      a["c_score"], a["head_size"], a["softmax_bits"])
+    a8, F = quantize_rows(o, a["c_dyn"], a["qmax"])
     T, D = q.shape
     out8, outF = np.zeros((T, D), np.int8), np.zeros((T, 2), np.int32)
     out8[:n], outF[:n] = a8, _F(F)
@@ -164,8 +164,7 @@ def attention(node, graph, args):
               f"{ctx.ptr(node.outputs[1])});"))
 def swiglu(node, graph, args):
     h1, h3, _, _tab = args
-    g8, F = intops.dyn_q8(intops.swiglu(h1, h3, node.attrs["frac_bits"]), node.attrs["c_dyn"],
-                          node.attrs["qmax"])
+    g8, F = quantize_rows(_swiglu(h1, h3, node.attrs["frac_bits"]), node.attrs["c_dyn"], node.attrs["qmax"])
     return [g8.astype(np.int8), _F(F)]
 
 
@@ -176,7 +175,7 @@ def swiglu(node, graph, args):
               f"{_shape(g, node.inputs[0])[1]}, {node.attrs['bits']});"))
 def residual_add(node, graph, args):
     x, y, _ = args
-    return [intops.residual_add(x, y, node.attrs["bits"]).astype(np.int16)]
+    return [sat(np.asarray(x, I64) + y, node.attrs["bits"]).astype(np.int16)]
 
 
 @register("LlamaLastRow", header=H,

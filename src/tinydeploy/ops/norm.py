@@ -13,6 +13,11 @@ Integer derivation, per row of D int8 values x_i (scale sx, zero point zx), in x
 Errors: R 2^-16 relative, N 2^-17 absolute, Mg 2^-31 relative: together < 0.01 LSB, so the result
 is the correctly rounded real LN except near rounding ties (measured: docs/tolerance.md).
 Limits (else float fallback): D ≤ 4096, scales that keep Sg ≥ 20 and E·2^16 < 2^60.
+
+QRMSNormDyn: RMSNorm of int16 rows into int8 rows with a run-time scale per row (the input of
+QLinearDyn). z = x * G (G: gamma mantissas), (z8, M) = quantize_vec(z), T = sum x² + epsn, and the
+row scale F = M * (1/sqrt(T)) * c with c = sqrt(D) 2^-Eg / qmax: 1/rms is one number per row, so it
+goes into F instead of into every element (intmath.inv_sqrt_scale: relative error < 2^-13).
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import numpy as np
 
 from ..errors import TinydeployError
 from ..ir import Node
+from .intmath import I64, inv_sqrt_scale, quantize_vec, scale_mul, scale_norm
 from .quant import act_range
 from .registry import prod, register
 
@@ -212,3 +218,30 @@ def _emit_q(node, graph, ctx) -> str:
     bq = ctx.array(node.name + "_bq", np.asarray(a["Bq"], np.int64))
     return (f"td_layernorm_s8({ctx.ptr(node.inputs[0])}, {ctx.ptr(node.outputs[0])}, {rows}, {D}, {a['rms']}, "
             f"{a['zx']}, INT64_C({a['E16']}), {mg}, {bq}, {a['Sg']}, {a['lo']}, {a['hi']});")
+
+
+# ---- int16 -> int8 with a run-time row scale --------------------------------------------------------
+def rmsnorm_dyn(x, G, epsn: int, c, qmax: int):
+    """(z8, F): quantize_vec(x * G) and the row scale F = M * inv_sqrt(sum x^2 + epsn) * c."""
+    x = np.asarray(x, I64)
+    z8, M = quantize_vec(x * np.asarray(G, I64), qmax)
+    T = np.maximum((x * x).sum(axis=-1) + epsn, 1)
+    return z8, scale_mul(scale_mul(scale_norm(M, 0), inv_sqrt_scale(T)), c)
+
+
+def _emit_dyn(node, g, ctx) -> str:
+    from .linear import c_scale
+    x, _, G = node.inputs
+    a = node.attrs
+    return (f"td_rmsnorm_dyn({ctx.ptr(x)}, {ctx.rows(node)}, {g.tensors[x].shape[1]}, {ctx.ptr(G)}, "
+            f"INT64_C({a['epsn']}), {c_scale(a['c'])}, {a['qmax']}, {ctx.ptr(node.outputs[0])}, "
+            f"{ctx.ptr(node.outputs[1])});")
+
+
+@register("QRMSNormDyn", header="norm.h", rows=1, macs=_macs, emit=_emit_dyn)
+def qrmsnorm_dyn(node, graph, args):
+    from .linear import scale_tensor
+    x, _, G = args
+    a = node.attrs
+    z8, F = rmsnorm_dyn(x, G, a["epsn"], a["c"], a["qmax"])
+    return [z8.astype(np.int8), scale_tensor(F)]

@@ -1,7 +1,9 @@
 """Fixed-point arithmetic shared by every integer kernel, in numpy, mirroring runtime/kernels/td_common.h.
 
-requant(acc, M, S) = (acc * M + 2^(S-1)) >> S with 64-bit product: one rounding (half up).
-A real multiplier r is represented as M * 2^-S with M in [2^30, 2^31).
+requant(acc, M, S) = (acc * M + 2^(S-1)) >> S with 64-bit product: one rounding (half up). This is
+the compiler's one requantization formula. A compile-time multiplier r is M * 2^-S with M in
+[2^30, 2^31) (``quantize_multiplier``); scales formed at run time use the same formula with a
+15-bit mantissa (ops/intmath.py says why).
 """
 from __future__ import annotations
 
@@ -33,12 +35,19 @@ def quantize_multiplier(real, what: str = "requantization") -> tuple[np.ndarray,
     return m.astype(np.int32), s.astype(np.int32)
 
 
+def rshift_round(x, s):
+    """Round-half-up right shift by s (s <= 0: left shift). Elementwise, broadcasting."""
+    x, s = np.asarray(x, np.int64), np.asarray(s, np.int64)
+    if np.all(s > 0):  # the common case, without the masking below
+        return (x + np.left_shift(np.int64(1), s - 1)) >> s
+    sr = np.maximum(s, 0)
+    half = np.where(s > 0, np.left_shift(np.int64(1), np.maximum(sr - 1, 0)), 0)
+    return np.where(s > 0, np.right_shift(x + half, sr), np.left_shift(x, np.maximum(-s, 0)))
+
+
 def requant(acc: np.ndarray, m: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """Exact C semantics: 64-bit product, add half, arithmetic shift right."""
-    acc = np.asarray(acc, np.int64)
-    m = np.asarray(m, np.int64)
-    s = np.asarray(s, np.int64)
-    return (acc * m + (np.int64(1) << (s - 1))) >> s
+    """Exact C semantics: 64-bit product, add half, arithmetic shift right (S <= 0: shift left)."""
+    return rshift_round(np.asarray(acc, np.int64) * np.asarray(m, np.int64), s)
 
 
 def zero_point_scalar(node, graph, i: int) -> int:

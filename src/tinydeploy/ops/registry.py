@@ -7,6 +7,13 @@ input 0 reinterpreted, no code at all; `scratch`: bytes its kernel needs while i
 target's kernel description, which the memory plan places like any buffer and `ctx.scratch` hands
 out; `tiling`: how the node may be cut into tiles for a small fast memory, a TileSpec of
 ops/tiles.py, or None where it runs on whole tensors).
+
+Row-wise ops (`rows` set) take a leading row axis on every activation input and output, and row r
+of the outputs depends only on rows <= r of the inputs (rows < r only through state the op wrote
+while computing them, as attention does with its KV cache). Their kernels compute the first n rows,
+n the value of input `rows` (all rows when that input is omitted); `pos` names an input holding the
+position of row 0. Such ops can run on blocks of rows (passes/row_blocks.py), so their `emit` takes
+the row count and position from `ctx.rows(node)` and `ctx.pos(node)`.
 """
 from __future__ import annotations
 
@@ -39,6 +46,8 @@ class OpDef:
     header: str | None = None   # runtime header (relative to runtime/) the emitted call needs
     scratch: Callable[["Node", "Graph", "Kernels"], int] | None = None  # bytes live only during the node
     tiling: Callable[["Node", "Graph"], "TileSpec | None"] | None = None   # schedule/tiling.py
+    rows: int | None = None     # row-wise op: index of its run-time row-count input (see above)
+    pos: int | None = None      # row-wise op: index of its input holding the position of row 0
 
 
 OPS: dict[str, OpDef] = {}

@@ -5,14 +5,20 @@ indexed by (max - x), a uint32 sum, one 32-bit division per row for a fixed-poin
 already contains 1/sy, and one rounding per output. Measured against onnxruntime (float softmax,
 round half to even): max 1 LSB, mean signed error ~0 (docs/tolerance.md).
 Opset < 13 semantics (softmax over the flattened trailing dims from `axis`) are honoured.
+
+``softmax_exp2``: the integer softmax inside QAttentionKV (ops/attention.py), whose score scale is
+known only at run time: exp by a 1/256-octave table of 2^-x, Q15 probabilities.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from ..errors import TinydeployError
 from ..ir import Node
-from .quant import act_range
+from .intmath import scale_apply
+from .quant import act_range, rshift_round
 from .registry import prod, register
 
 Q_EXP = 15          # table scale: e of the row maximum is 2^15
@@ -124,3 +130,30 @@ def qsoftmax(node, graph, args):
     sh = np.uint64(a["Sc"]) + r
     y = ((e * inv + (np.uint64(1) << (sh - np.uint64(1)))) >> sh).astype(np.int64) + a["zy"]
     return [np.clip(y, a["lo"], a["hi"]).astype(np.int8).reshape(x.shape)]
+
+
+# ---- integer softmax with a run-time score scale (QAttentionKV) -----------------------------------
+EXP_FRAC_BITS = 8  # exponent resolution of the exp2 table: 1/256 octave
+EXP2_Q15 = np.array([math.floor(32768 * 2.0 ** (-j / 256) + 0.5) for j in range(256)], np.int64)
+
+
+def exp2_neg_q15(e8):
+    """2^(-e8 / 256) in Q15 for integer e8 >= 0: EXP2_Q15[e8 & 255] >> (e8 >> 8), 0 beyond 2^-15."""
+    e8 = np.asarray(e8, np.int64)
+    n = e8 >> EXP_FRAC_BITS
+    return np.where(n > 15, 0, EXP2_Q15[e8 & 255] >> np.minimum(n, 15))
+
+
+def softmax_exp2(acc, visible, G, bits: int):
+    """Softmax over the last axis of integer scores whose unit, times 256 log2(e), is the run-time
+    scale G = (m, e), each broadcasting against acc[..., :1]:
+        e8 = requant(max - acc, G)          (1/256 octaves below the maximum of the visible scores)
+        w  = 2^(-e8 / 256) in Q15           (EXP2_Q15; sum w < 2^25 for up to 1024 scores)
+        p  = rshift_round(w (2^46 // sum w), 47 - bits)   in Q(bits - 1)
+    Positions where ``visible`` is False get p = 0. C: runtime/kernels/attention.h."""
+    acc = np.asarray(acc, np.int64)
+    amax = np.where(visible, acc, np.iinfo(np.int64).min).max(axis=-1, keepdims=True)
+    d = np.where(visible, amax - acc, 0)
+    w = np.where(visible, exp2_neg_q15(scale_apply(d, G)), 0)
+    recip = (np.int64(1) << 46) // w.sum(axis=-1, keepdims=True)
+    return rshift_round(w * recip, 46 - (bits - 1))

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import Graph, Node, Tensor
-from .intmath import EXP2_Q15, SIGMOID_Q15
+from ...ops.softmax import EXP2_Q15
+from ...ops.swiglu import SIGMOID_Q15
 from ...ops.llama_block import attn_scratch, ffn_scratch, scratch_bytes
 from .intmodel import IntLlama
 

@@ -2,7 +2,9 @@
 
 ``IntLlama.__init__`` is the host (compile) side: it turns float scales into integer constants.
 ``forward_many`` is the target side: integer arithmetic only (int64 here; the bounds in comments say
-where C needs 64 bits). Primitives and their exact formulas: ``intmath``. Per row (token):
+where C needs 64 bits), calling the goldens of the compiler's generic integer ops (ops/embedding,
+norm, linear, rope, attention, swiglu; primitives and their exact formulas: ops/intmath.py), so the
+compiled graph (graph.py) and this model compute the same numbers by construction. Per row (token):
 
   residual   x: int16, static scale 2^-a_res (calibrated, 2x headroom), saturating adds
   embedding  x = sat16(apply(w8 * mw, C_emb))             (C_emb = 2^-Ew / 2^-a_res)
@@ -32,9 +34,14 @@ import numpy as np
 
 from tinydeploy.errors import TinydeployError
 
+from ...ops import attention as att
+from ...ops.embedding import embed
+from ...ops.intmath import I64, quantize_rows, sat, scale_apply, scale_from_float, scale_norm
+from ...ops.linear import linear
+from ...ops.norm import rmsnorm_dyn
+from ...ops.rope import rope, tables as rope_tables
+from ...ops.swiglu import swiglu
 from .checkpoint import LlamaConfig, LlamaWeights, QuantizedTensor
-from .intmath import I64, rope_tables_q14, sat, scale_apply, scale_from_float, scale_norm
-from . import intops as ops
 from .sampling import SamplerParams, XorShiftRng, generate_tokens, sample
 
 MATS = ("wq", "wk", "wv", "wo", "w1", "w2", "w3")
@@ -164,7 +171,7 @@ class IntLlama:
             l = int(np.argmin(self.a["h1"]))
             raise TinydeployError(f"layer {l}: w1 outputs reach {calib.h1[l]:.4g} on calibration text; the "
                                   f"integer SiLU takes at most {2**15 / 2**5 / design.int16_headroom:g}")
-        self.cos, self.sin = rope_tables_q14(hs, self.seq_len, cfg.rope_theta)
+        self.cos, self.sin = rope_tables(hs, self.seq_len, cfg.rope_theta)
         self.kq, self.vq, self.mk, self.mv = [], [], [], []
         for l in range(L):
             # a channel never seen non-zero gets a tiny scale rather than a division by zero
@@ -208,7 +215,7 @@ class IntLlama:
 
     def _rmsnorm_q8(self, x, name: str, l: int):
         """int8 input of the matmul after RMSNorm and its per-row vector scale F."""
-        return ops.rmsnorm_q8(x, self.G[name, l], self.epsn, self.c["norm", name, l], self.qmax)
+        return rmsnorm_dyn(x, self.G[name, l], self.epsn, self.c["norm", name, l], self.qmax)
 
     def _site_q8(self, x, site: str, l: int):
         """int8 matmul input at a site with a static unit: per-vector absmax, or static scale."""
@@ -216,11 +223,11 @@ class IntLlama:
             x8 = sat(scale_apply(x, self.c["static_q", site, l]), self.d.act_bits)
             m, e = self.c["static_f", site, l]
             return x8, (np.full(len(x), m, I64), np.full(len(x), e, I64))
-        return ops.dyn_q8(x, self.c["dyn", site, l], self.qmax)
+        return quantize_rows(x, self.c["dyn", site, l], self.qmax)
 
     def _mm(self, x8, F, name: str, l: int, bits: int):
         """matmul + output requantization to the static scale of (name, l), saturated to bits."""
-        return ops.linear(x8, F, self.W[name][l], self.c["out", name, l], bits)
+        return linear(x8, F, self.W[name][l], self.c["out", name, l], bits)
 
     def forward_many(self, tokens, start_pos: int) -> np.ndarray:
         """int32 Q8 logits [T, vocab] for tokens at positions start_pos.. (prefill or one step)."""
@@ -230,26 +237,25 @@ class IntLlama:
         assert 0 < T and 0 <= start_pos and end <= self.seq_len
         hs = cfg.head_size
         cos, sin = self.cos[start_pos:end], self.sin[start_pos:end]
-        x = ops.embed(self.emb, tokens, c["emb"], rb)
+        x = embed(self.emb, tokens, c["emb"], rb)
         for l in range(cfg.n_layers):
             xb, F = self._rmsnorm_q8(x, "att", l)
-            q = ops.rope(self._mm(xb, F, "wq", l, 16), cos, sin, hs)
-            k = ops.rope(self._mm(xb, F, "wk", l, 16), cos, sin, hs)
+            q = rope(self._mm(xb, F, "wq", l, 16), cos, sin, hs)
+            k = rope(self._mm(xb, F, "wk", l, 16), cos, sin, hs)
             v = self._mm(xb, F, "wv", l, 16)
-            k8, v8 = ops.kv_store(k, v, self.kq[l], self.vq[l])
+            k8, v8 = att.kv_store(k, v, self.kq[l], self.vq[l])
             self.key_cache[l, start_pos:end], self.value_cache[l, start_pos:end] = k8, v8
-            a = ops.attention(q, self.key_cache[l, :end], self.value_cache[l, :end], start_pos,
-                              self.mk[l], self.mv[l], c["score", l], hs, cfg.kv_mul,
-                              self.d.softmax_bits)
+            a = att.attention(q, self.key_cache[l, :end], self.value_cache[l, :end], start_pos,
+                              self.mk[l], self.mv[l], c["score", l], hs, self.d.softmax_bits)
             a8, Fa = self._site_q8(a, "wo_in", l)
-            x = ops.residual_add(x, self._mm(a8, Fa, "wo", l, rb), rb)
+            x = sat(x + self._mm(a8, Fa, "wo", l, rb), rb)
             xb, F = self._rmsnorm_q8(x, "ffn", l)
             h1 = self._mm(xb, F, "w1", l, 16)
             h3 = self._mm(xb, F, "w3", l, 16)
-            g8, Fg = self._site_q8(ops.swiglu(h1, h3, self.a["h1"][l]), "w2_in", l)
-            x = ops.residual_add(x, self._mm(g8, Fg, "w2", l, rb), rb)
+            g8, Fg = self._site_q8(swiglu(h1, h3, self.a["h1"][l]), "w2_in", l)
+            x = sat(x + self._mm(g8, Fg, "w2", l, rb), rb)
         xb, F = self._rmsnorm_q8(x, "final", 0)
-        return ops.linear(xb, F, self.cls, c["logits"], 32)
+        return linear(xb, F, self.cls, c["logits"], 32)
 
     def forward(self, token: int, pos: int) -> np.ndarray:
         return self.forward_many([token], pos)[0]

@@ -3,6 +3,7 @@
 #define TD_NORM_H
 #include "td_common.h"
 #include "eltwise.h"   /* TD_SQRTF */
+#include "td_dynq.h"
 
 /* y = (x - mean) / sqrt(var + eps) * gamma + beta;  rms: y = x / sqrt(mean(x^2) + eps) * gamma */
 static inline void td_layernorm_f32(const float *x, const float *gamma, const float *beta, float *y,
@@ -71,6 +72,42 @@ static inline void td_layernorm_s8(const int8_t *x, int8_t *y, int rows, int D, 
             const int64_t v = (N * Mg[i] + Bq[i] + half) >> Sg;
             yr[i] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
         }
+    }
+}
+
+/* QRMSNormDyn (ops/norm.py): int16 rows -> int8 z8 = quantize(x * G) and the run-time scale
+ * F = M * (1 / rms) * c per row (1/rms is one scalar per row, so it goes into F, not into z8). */
+/* floor(sqrt(t)) for t < 2^32, bit by bit */
+static inline uint32_t td_isqrt(uint32_t t)
+{
+    uint32_t r = 0, b = (uint32_t)1 << 30;
+    while (b > t) b >>= 2;
+    while (b) {
+        if (t >= r + b) { t -= r + b; r = (r >> 1) + b; } else { r >>= 1; }
+        b >>= 2;
+    }
+    return r;
+}
+static inline td_scale td_inv_sqrt(int64_t T)
+{
+    int32_t d = td_bitlen((uint64_t)T) - 29;
+    d += d & 1;
+    int64_t t = d >= 0 ? T >> d : T << (-d);
+    int64_t s = td_isqrt((uint32_t)t);
+    return td_scale_norm((((int64_t)1 << 44) + s / 2) / s, 44 + d / 2);
+}
+static inline void td_rmsnorm_dyn(const int16_t *x, int n, int D, const int16_t *G, int64_t epsn,
+                                  td_scale c, int32_t qmax, int8_t *z8, int32_t *F)
+{
+    int32_t z[D];
+    for (int t = 0; t < n; t++) {
+        const int16_t *xr = x + t * D;
+        int64_t ss = epsn;
+        for (int i = 0; i < D; i++) { z[i] = (int32_t)xr[i] * G[i]; ss += (uint32_t)((int32_t)xr[i] * xr[i]); }
+        if (ss < 1) ss = 1;
+        int64_t M = td_quantize_vec32(z, D, qmax, z8 + t * D, 0);
+        td_scale f = td_scale_mul(td_scale_mul(td_scale_norm(M, 0), td_inv_sqrt(ss)), c);
+        F[2 * t] = f.m; F[2 * t + 1] = f.e;
     }
 }
 #endif

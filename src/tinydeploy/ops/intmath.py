@@ -1,13 +1,15 @@
-"""Integer primitives of the all-integer llama design (numpy golden; the C runtime copies them).
+"""Run-time scales: the fixed-point arithmetic of the integer ops whose activation scales are
+computed on the target (per row, from the row's own absmax), in numpy; runtime/kernels/td_dynq.h is
+the C twin. Every function is exact integer arithmetic on int64; tables and compile-time constants
+are computed on the host in float64 and stored as integers.
 
-Every function here is exact integer arithmetic on int64 (no float on the run-time path); tables
-and static constants are computed once on the host in float64 and stored as integers.
-
-Rounding: ``rshift_round(x, s) = (x + 2^(s-1)) >> s`` for s > 0 (arithmetic shift = floor, so this
-is round half up, also for negatives: -2.5 -> -2), and ``x << -s`` for s <= 0.
-
-A *scale* is an integer pair (m, e) meaning the real number m * 2^-e; normalised scales have
-2^14 <= m < 2^15 (15-bit mantissa), e any integer. Applying it to an integer x: rshift_round(x*m, e).
+A *scale* (m, e) is the multiplier/shift pair of ops/quant.py applied the same way, one rounding
+half up: ``rshift_round(x * m, e) = (x * m + 2^(e-1)) >> e`` (``x << -e`` for e <= 0).
+Compile-time multipliers (``quant.quantize_multiplier``) carry a 31-bit mantissa: they scale an
+int32 accumulator once. Run-time scales are products of a per-row absmax and a compile-time scale,
+formed on the target, so they are normalised to a 15-bit mantissa (2^14 <= m < 2^15): the product
+of two scales then fits 32 bits, ``x * m`` stays within 64 bits for |x| < 2^47, and the RV32
+kernels can apply them in 32-bit words (td_dynq.h). Same formula, two mantissa widths.
 """
 
 from __future__ import annotations
@@ -16,19 +18,11 @@ import math
 
 import numpy as np
 
+from .quant import requant, rshift_round
+
 I64 = np.int64
 QSHIFT = 47  # reciprocal precision of quantize_vec: |x * r| <= qmax * 2^47 < 2^63
 MANT_BITS = 15
-
-
-def rshift_round(x, s):
-    """Round-half-up right shift by s (s <= 0: left shift). Elementwise, broadcasting."""
-    x, s = np.asarray(x, I64), np.asarray(s, I64)
-    if np.all(s > 0):  # the common case, without the masking below
-        return (x + np.left_shift(I64(1), s - 1)) >> s
-    sr = np.maximum(s, 0)
-    half = np.where(s > 0, np.left_shift(I64(1), np.maximum(sr - 1, 0)), 0)
-    return np.where(s > 0, np.right_shift(x + half, sr), np.left_shift(x, np.maximum(-s, 0)))
 
 
 def bitlen(v):
@@ -76,7 +70,7 @@ def scale_apply(x, s):
     C: the product is int64 (checked here: numpy would wrap silently)."""
     x = np.asarray(x, I64)
     assert int(np.abs(x).max(initial=0)) * int(np.max(s[0])) < 1 << 62, "scale_apply overflow"
-    return rshift_round(x * s[0], s[1])
+    return requant(x, s[0], s[1])
 
 
 def quantize_vec(x, qmax: int = 127):
@@ -92,6 +86,13 @@ def quantize_vec(x, qmax: int = 127):
     r = (I64(qmax) << QSHIFT) // np.maximum(M, 1)
     q = np.right_shift(x * r[..., None] + (I64(1) << (QSHIFT - 1)), QSHIFT)
     return np.clip(q, -qmax, qmax), M
+
+
+def quantize_rows(x, c, qmax: int):
+    """Per-row quantization of an integer tensor whose unit is the compile-time scale c:
+    (x8, F) with F = M * c the row's run-time scale (M its absmax), x ~ x8 * F."""
+    x8, M = quantize_vec(x, qmax)
+    return x8, scale_mul(scale_norm(M, 0), c)
 
 
 def isqrt_floor(t):
@@ -113,63 +114,6 @@ def inv_sqrt_scale(T):
     t = np.where(d >= 0, np.right_shift(T, np.maximum(d, 0)), np.left_shift(T, np.maximum(-d, 0)))
     s = isqrt_floor(t)
     return scale_norm(((I64(1) << 44) + s // 2) // s, 44 + d // 2)
-
-
-# ----------------------------------------------------------------------------- tables (host)
-
-EXP_FRAC_BITS = 8  # exponent resolution of the exp2 table: 1/256 octave
-EXP2_Q15 = np.array([math.floor(32768 * 2.0 ** (-j / 256) + 0.5) for j in range(256)], I64)
-
-
-def exp2_neg_q15(e8):
-    """2^(-e8 / 256) in Q15 for integer e8 >= 0: EXP2_Q15[e8 & 255] >> (e8 >> 8), 0 beyond 2^-15."""
-    e8 = np.asarray(e8, I64)
-    n = e8 >> EXP_FRAC_BITS
-    return np.where(n > 15, 0, EXP2_Q15[e8 & 255] >> np.minimum(n, 15))
-
-
-SIG_STEP_BITS = 5  # table step 1/32
-SIG_RANGE = 16  # covers [-16, 16]; saturates outside
-SIGMOID_Q15 = np.array([math.floor(32768 / (1 + math.exp(-(i / 32 - SIG_RANGE))) + 0.5)
-                        for i in range(2 * SIG_RANGE * 32 + 1)], I64)
-
-
-def sigmoid_q15(h, frac_bits: int):
-    """sigmoid of h * 2^-frac_bits in Q15, by the 1025-entry table with linear interpolation.
-
-        k = frac_bits - 5 (>= 0): idx = (h >> k) + 512, f = h & (2^k - 1)
-        idx < 0 -> 0; idx >= 1024 -> 32768;
-        else T[idx] + rshift_round((T[idx+1] - T[idx]) * f, k)"""
-    h = np.asarray(h, I64)
-    k = frac_bits - SIG_STEP_BITS
-    assert k >= 0, "SiLU input needs at least 5 fractional bits"
-    idx = (h >> k) + SIG_RANGE * 32
-    f = h & ((1 << k) - 1)
-    i = np.clip(idx, 0, len(SIGMOID_Q15) - 2)
-    lo, hi = SIGMOID_Q15[i], SIGMOID_Q15[i + 1]
-    val = lo + rshift_round((hi - lo) * f, k)
-    return np.where(idx < 0, 0, np.where(idx >= len(SIGMOID_Q15) - 1, 32768, val))
-
-
-ROPE_BITS = 14
-
-
-def rope_tables_q14(head_size: int, seq_len: int, theta: float = 10000.0):
-    """cos/sin [seq_len, head_size/2] in Q14 (round half up), frequency 1/theta^(2i/head_size)."""
-    freq = 1.0 / theta ** (np.arange(0, head_size, 2) / head_size)
-    ang = np.arange(seq_len)[:, None] * freq[None, :]
-    return (np.floor(np.cos(ang) * 2**ROPE_BITS + 0.5).astype(I64),
-            np.floor(np.sin(ang) * 2**ROPE_BITS + 0.5).astype(I64))
-
-
-def rope_q14(v, cos, sin, head_size: int):
-    """Rotate consecutive pairs of each head: v [T, n*head_size] int, cos/sin [T, head_size/2]."""
-    T = v.shape[0]
-    p = np.asarray(v, I64).reshape(T, -1, head_size // 2, 2)
-    c, s = cos[:, None, :], sin[:, None, :]
-    a = rshift_round(p[..., 0] * c - p[..., 1] * s, ROPE_BITS)
-    b = rshift_round(p[..., 0] * s + p[..., 1] * c, ROPE_BITS)
-    return np.stack([a, b], axis=-1).reshape(v.shape)
 
 
 def sat(x, bits: int):

@@ -1,0 +1,91 @@
+"""QAttentionKV: causal (grouped-query) attention of int16 rows over an int8 KV cache kept as state.
+
+    inputs  q int16 [T, D], k, v int16 [T, KV] (rotated keys, values), pos (position of row 0),
+            n (row count), kcache, vcache int8 [L, S, KV] (state: layer ``layer``'s rows, updated
+            in place), kq, vq int32 [KV, 2] (per-channel scales into the cache), mk, mv int16 [KV]
+            (the cache scales' mantissas), exp2 int32 [256] (softmax.EXP2_Q15)
+    attrs   layer, head_size, c_score, softmax_bits, c (output unit), qmax
+    outputs a8 int8 [T, D], F int32 [T, 2]: the attention output with its run-time row scale
+
+Per row t at position p = pos + t: the cache rows p get sat8(requant(k, kq)), sat8(requant(v, vq));
+then per head h (sharing KV head h // (D / KV)):
+    u = q_h * mk, (u16, Mu) = quantize_vec(u, 32767)      scores acc_s = u16 . k8_s, s <= p
+    p_s = softmax_exp2(acc, Mu * c_score)                   Q(softmax_bits - 1) (ops/softmax.py)
+    a_h = (sum_s p_s v8_s) * mv                             |a| < 2^37
+and (a8, F) = quantize_rows(a, c, qmax). Causal row-wise: row t reads cache rows < p that earlier
+rows (or earlier calls) wrote, so rows can run in blocks as long as they run in order. The cost
+depends on the run-time position, so MACs are reported as 0. C: runtime/kernels/attention.h, with
+one row of scores as scratch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..codegen.ctext import scratch_layout
+from .intmath import I64, int_bmm, quantize_rows, quantize_vec, sat, scale_apply, scale_mul, scale_norm
+from .linear import c_scale, row_scales, scale_tensor
+from .registry import register
+from .softmax import softmax_exp2
+
+
+def kv_store(k, v, kq, vq):
+    """int8 cache rows of rotated keys and values (per-channel scales (m [KV], e [KV]))."""
+    return sat(scale_apply(k, kq), 8), sat(scale_apply(v, vq), 8)
+
+
+def attention(q, k8, v8, start_pos: int, mk, mv, c_score, head_size: int, softmax_bits: int):
+    """Rows q [T, D] at positions start_pos.. over the caches k8, v8 [end, KV] (already holding
+    these rows) -> the output a [T, D] (int64) before its per-row quantization."""
+    T, end = q.shape[0], k8.shape[0]
+    hs = head_size
+    nkv = k8.shape[1] // hs
+    km = q.shape[1] // k8.shape[1]
+    nh = nkv * km
+    visible = np.arange(end)[None, :] <= (start_pos + np.arange(T))[:, None]
+    kc, vc = k8.reshape(end, nkv, hs), v8.reshape(end, nkv, hs)
+    u = np.asarray(q, I64).reshape(T, nh, hs) * np.repeat(np.asarray(mk, I64).reshape(nkv, hs), km, axis=0)
+    u16, Mu = quantize_vec(u, 32767)
+    G = scale_mul(scale_norm(Mu, 0), c_score)  # [T, nh]
+    kh = np.repeat(kc, km, axis=1).transpose(1, 2, 0)  # [nh, hs, end]
+    acc = int_bmm(u16.transpose(1, 0, 2), kh)  # [nh, T, end]
+    p = softmax_exp2(acc, visible, (G[0].T[..., None], G[1].T[..., None]), softmax_bits)
+    vh = np.repeat(vc, km, axis=1).transpose(1, 0, 2)  # [nh, end, hs]
+    o = int_bmm(p, vh)  # [nh, T, hs], |o| < 2^22
+    a = o.transpose(1, 0, 2) * np.repeat(np.asarray(mv, I64).reshape(nkv, hs), km, axis=0)
+    return a.reshape(T, nh * hs)
+
+
+def _scratch_pieces(node, g):
+    return [(np.int32, g.tensors[node.inputs[5]].shape[1])]  # one head's scores, one per cache position
+
+
+def _scratch(node, g, kernels) -> int:
+    return scratch_layout(_scratch_pieces(node, g))[1]
+
+
+def _emit(node, g, ctx):
+    q, k, v, _, _, kc, vc, kq, vq, mk, mv, exp2 = node.inputs
+    a = node.attrs
+    D, KV = g.tensors[q].shape[1], g.tensors[k].shape[1]
+    S = g.tensors[kc].shape[1]
+    off = a["layer"] * S * KV
+    return (f"td_attention_kv({ctx.ptr(q)}, {ctx.ptr(k)}, {ctx.ptr(v)}, {ctx.pos(node)}, {ctx.rows(node)}, "
+            f"{D}, {KV}, {a['head_size']}, {ctx.ptr(kc)} + {off}, {ctx.ptr(vc)} + {off}, {ctx.ptr(kq)}, "
+            f"{ctx.ptr(vq)}, {ctx.ptr(mk)}, {ctx.ptr(mv)}, {ctx.ptr(exp2)}, {c_scale(a['c_score'])}, "
+            f"{46 - (a['softmax_bits'] - 1)}, {c_scale(a['c'])}, {a['qmax']}, {ctx.scratch(_scratch_pieces(node, g))[0]}, "
+            f"{ctx.ptr(node.outputs[0])}, {ctx.ptr(node.outputs[1])});")
+
+
+@register("QAttentionKV", emit=_emit, rows=4, pos=3, scratch=_scratch, header="attention.h")
+def qattention_kv(node, graph, args):
+    q, k, v, pos, n, kc, vc, kq, vq, mk, mv, _ = args
+    a, l, p, n = node.attrs, node.attrs["layer"], int(pos[0]), int(n[0])
+    end = p + n
+    kc[l, p:end], vc[l, p:end] = kv_store(k[:n], v[:n], row_scales(kq), row_scales(vq))
+    att = attention(q[:n], kc[l, :end].astype(I64), vc[l, :end].astype(I64), p, mk, mv, a["c_score"],
+                    a["head_size"], a["softmax_bits"])
+    a8, F = quantize_rows(att, a["c"], a["qmax"])
+    T, D = q.shape
+    out8, outF = np.zeros((T, D), np.int8), np.zeros((T, 2), np.int32)
+    out8[:n], outF[:n] = a8, scale_tensor(F)
+    return [out8, outF]

@@ -1,0 +1,157 @@
+/* QLinearDyn (ops/linear.py): int8 rows with a run-time scale F times int8 weights with Q8_0 group
+ * scales (groups of 32 over the flattened [rows, cols] weight, so they may straddle rows), requantized
+ * to a static output scale; bit-exact C of ops/linear.py. Works on the first n rows. */
+#ifndef TD_LINEAR_DYN_H
+#define TD_LINEAR_DYN_H
+#include "td_dynq.h"
+
+/* acc += x * b. On RISC-V one asm statement keeps mul and add together (as in td_fast.h): left to
+ * itself clang issues all products of an unrolled step before their adds and spills them. */
+#if defined(__riscv) && !defined(TD_NO_ASM)
+#define TD_LD_MAC(acc, x, b) do { int32_t t_;                                                      \
+        __asm__ volatile("mul %1, %2, %3\n\tadd %0, %0, %1" : "+r"(acc), "=&r"(t_) : "r"(x), "r"(b)); } while (0)
+#define TD_LD_BARRIER() __asm__ volatile("" ::: "memory")
+#else
+#define TD_LD_MAC(acc, x, b) ((acc) += (x) * (b))
+#define TD_LD_BARRIER() do { } while (0)
+#endif
+/* one column o of 4 weight rows against one activation */
+#define TD_LD_COL(o) do { int32_t x_ = xp[(o)];                                                 \
+        TD_LD_MAC(p0, x_, (int32_t)w0[(o)]); TD_LD_MAC(p1, x_, (int32_t)w1[(o)]);                      \
+        TD_LD_MAC(p2, x_, (int32_t)w2[(o)]); TD_LD_MAC(p3, x_, (int32_t)w3[(o)]); } while (0)
+#define TD_LD_COL4(o) do { TD_LD_COL((o)); TD_LD_COL((o) + 1); TD_LD_COL((o) + 2);             \
+        TD_LD_COL((o) + 3); TD_LD_BARRIER(); } while (0)
+
+static inline void td_linear_dyn_out(void *out, int out32, int idx, int64_t acc, td_scale s, int bits)
+{
+    int64_t v = td_rescale(acc, s, bits);
+    if (out32) ((int32_t *)out)[idx] = (int32_t)v;
+    else ((int16_t *)out)[idx] = (int16_t)v;
+}
+/* Fast path for cols == 64 (e.g. a model dimension of 64: every linear layer of stories260K but w2):
+ * 8 rows per pass, whole rows of 2 groups of 32 (a row never straddles groups), one weight pointer
+ * with constant offsets r * 64 + o (immediates), so each activation load feeds 8 MACs and the 8 int32
+ * group partials stay in registers. The partials of both groups are combined per row after the
+ * pass: acc = m[2j] p_0 + m[2j + 1] p_1 as in the generic path (integer sums in another order: the
+ * same value to the bit). */
+#define TD_LD8_COL(o) do { int32_t x_ = xp[(o)];                                                 \
+        TD_LD_MAC(p0, x_, (int32_t)w[(o)]); TD_LD_MAC(p1, x_, (int32_t)w[64 + (o)]);                   \
+        TD_LD_MAC(p2, x_, (int32_t)w[128 + (o)]); TD_LD_MAC(p3, x_, (int32_t)w[192 + (o)]);            \
+        TD_LD_MAC(p4, x_, (int32_t)w[256 + (o)]); TD_LD_MAC(p5, x_, (int32_t)w[320 + (o)]);            \
+        TD_LD_MAC(p6, x_, (int32_t)w[384 + (o)]); TD_LD_MAC(p7, x_, (int32_t)w[448 + (o)]);            \
+        TD_LD_BARRIER(); } while (0)
+#define TD_LD8_COL4(o) do { TD_LD8_COL((o)); TD_LD8_COL((o) + 1); TD_LD8_COL((o) + 2);             \
+        TD_LD8_COL((o) + 3); } while (0)
+
+/* rows % 8 == 0, cols == 64; one row of activations xr, output scale s */
+__attribute__((noinline)) static void td_linear_dyn_c64(const int8_t *xr, const int8_t *w8,
+                                                        const int16_t *mw, int rows, td_scale s,
+                                                        int bits, void *out, int out32, int o0)
+{
+    int32_t part[2][8];
+    for (int j = 0; j < rows; j += 8) {
+        const int8_t *w = w8 + j * 64, *xp = xr;
+        for (int g = 0; g < 2; g++) {
+            int32_t p0 = 0, p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0;
+            TD_LD8_COL4(0); TD_LD8_COL4(4); TD_LD8_COL4(8); TD_LD8_COL4(12);
+            TD_LD8_COL4(16); TD_LD8_COL4(20); TD_LD8_COL4(24); TD_LD8_COL4(28);
+            int32_t *pg = part[g];
+            pg[0] = p0; pg[1] = p1; pg[2] = p2; pg[3] = p3; pg[4] = p4; pg[5] = p5; pg[6] = p6; pg[7] = p7;
+            w += 32; xp += 32;
+        }
+        const int16_t *m = mw + 2 * j;
+        for (int r = 0; r < 8; r++) {
+            int64_t acc = (int64_t)m[2 * r] * part[0][r] + (int64_t)m[2 * r + 1] * part[1][r];
+            td_linear_dyn_out(out, out32, o0 + j + r, acc, s, bits);
+        }
+    }
+}
+
+/* out[t, j] = sat(apply(sum_g mw_g sum_{i in g} x8_i w8_ji, F_t * c)), groups of 32 over the
+ * flattened [rows, cols] weight (they may straddle rows).
+ * Fast path: 4 rows per pass that share their group borders (rows P apart, P = 32 / gcd(cols, 32):
+ * row j + P starts P * cols / 32 groups after row j at the same offset within a group), so each
+ * activation load feeds 4 MACs; int32 partial sums per group (|sum| <= 32 * 127 * 128 < 2^31), one
+ * 64-bit multiply by the group mantissa per group and row; whole groups fully unrolled. Integer
+ * sums in another order: the result is the same to the bit. */
+__attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int32_t *F, int n, const int8_t *w8,
+                                                    const int16_t *mw, int rows, int cols, td_scale c, int bits,
+                                                    void *out, int out32)
+{
+    int gcd = cols & 31 ? (cols & -cols) : 32;
+    int P = 32 / gcd;
+    int fast = rows % (4 * P) == 0;
+    int32_t gstep = P * cols / 32; /* groups between rows j and j + P */
+    for (int t = 0; t < n; t++) {
+        const int8_t *xr = x8 + t * cols;
+        td_scale f = {F[2 * t], F[2 * t + 1]};
+        td_scale s = td_scale_mul(f, c);
+        int j0 = 0;
+        if (cols == 64 && rows >= 8) { /* P = 1: rows 8k.. by the 4-row path or one by one */
+            j0 = rows & ~7;
+            td_linear_dyn_c64(xr, w8, mw, j0, s, bits, out, out32, t * rows);
+        }
+        if (fast) {
+            for (int jb = j0; jb < rows; jb += 4 * P)
+                for (int r = 0; r < P; r++) {
+                    int j = jb + r;
+                    int32_t base = j * cols;
+                    const int8_t *w0 = w8 + base, *w1 = w0 + P * cols, *w2 = w1 + P * cols,
+                                 *w3 = w2 + P * cols;
+                    const int8_t *xp = xr;
+                    int64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+                    int i = 0;
+                    while (i < cols) {
+                        int32_t g = (base + i) >> 5;
+                        int end = ((g + 1) << 5) - base;
+                        if (end > cols) end = cols;
+                        int len = end - i;
+                        int32_t p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+                        if (len == 32) {
+                            TD_LD_COL4(0); TD_LD_COL4(4); TD_LD_COL4(8); TD_LD_COL4(12);
+                            TD_LD_COL4(16); TD_LD_COL4(20); TD_LD_COL4(24); TD_LD_COL4(28);
+                            xp += 32; w0 += 32; w1 += 32; w2 += 32; w3 += 32;
+                        } else {
+                            int k = 0;
+                            for (; k + 4 <= len; k += 4) {
+                                TD_LD_COL4(0);
+                                xp += 4; w0 += 4; w1 += 4; w2 += 4; w3 += 4;
+                            }
+                            for (; k < len; k++) {
+                                TD_LD_COL(0);
+                                xp++; w0++; w1++; w2++; w3++;
+                            }
+                        }
+                        const int16_t *m = mw + g;
+                        a0 += (int64_t)m[0] * p0;
+                        a1 += (int64_t)m[gstep] * p1;
+                        a2 += (int64_t)m[2 * gstep] * p2;
+                        a3 += (int64_t)m[3 * gstep] * p3;
+                        i = end;
+                    }
+                    int o = t * rows + j;
+                    td_linear_dyn_out(out, out32, o, a0, s, bits);
+                    td_linear_dyn_out(out, out32, o + P, a1, s, bits);
+                    td_linear_dyn_out(out, out32, o + 2 * P, a2, s, bits);
+                    td_linear_dyn_out(out, out32, o + 3 * P, a3, s, bits);
+                }
+            j0 = rows;
+        }
+        for (int j = j0; j < rows; j++) {
+            int32_t base = j * cols;
+            const int8_t *wr = w8 + base;
+            int64_t acc = 0;
+            int i = 0;
+            while (i < cols) {
+                int32_t g = (base + i) >> 5;
+                int end = ((g + 1) << 5) - base;
+                if (end > cols) end = cols;
+                int32_t part = 0;
+                for (; i < end; i++) part += (int32_t)xr[i] * wr[i];
+                acc += (int64_t)mw[g] * part;
+            }
+            td_linear_dyn_out(out, out32, t * rows + j, acc, s, bits);
+        }
+    }
+}
+#endif

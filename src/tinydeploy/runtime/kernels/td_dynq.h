@@ -1,0 +1,136 @@
+/* Run-time scales: C twin of ops/intmath.py, bit for bit. A scale (m, e) = m * 2^-e is applied as
+ * td_requant64 (td_common.h): one rounding, half up; run-time scales keep a 15-bit mantissa
+ * (2^14 <= m < 2^15) so a product of two fits 32 bits. The *_32 / word functions return the same
+ * value to the bit as the 64-bit formula they replace (RV32 has no 64-bit registers). */
+#ifndef TD_DYNQ_H
+#define TD_DYNQ_H
+#include <stdint.h>
+#include "td_common.h"
+
+typedef struct { int32_t m, e; } td_scale;
+
+/* round-half-up right shift (s <= 0: left shift) */
+static inline int64_t td_rsr(int64_t x, int32_t s)
+{
+    return s > 0 ? (x + ((int64_t)1 << (s - 1))) >> s : (int64_t)((uint64_t)x << (-s));
+}
+static inline int64_t td_sat(int64_t x, int bits)
+{
+    int64_t lim = (bits >= 64) ? INT64_MAX : (((int64_t)1 << (bits - 1)) - 1);
+    return x > lim ? lim : (x < -lim - 1 ? -lim - 1 : x);
+}
+static inline int32_t td_bitlen(uint64_t v)
+{
+    int32_t b = 0;
+    while (v) { b++; v >>= 1; }
+    return b;
+}
+static inline td_scale td_scale_norm(int64_t m, int32_t e)
+{
+    td_scale r = {0, 0};
+    if (m <= 0) return r;
+    int32_t sh = td_bitlen((uint64_t)m) - 15;
+    int64_t m2 = td_rsr(m, sh);
+    int32_t carry = m2 >= (1 << 15);
+    if (carry) m2 >>= 1;
+    r.m = (int32_t)m2;
+    r.e = e - sh - carry;
+    return r;
+}
+static inline td_scale td_scale_mul(td_scale a, td_scale b)
+{
+    return td_scale_norm((int64_t)a.m * b.m, a.e + b.e);
+}
+static inline int64_t td_scale_apply(int64_t x, td_scale s) { return td_requant64(x, s.m, s.e); }
+static inline int64_t td_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* per-vector symmetric quantization of int64 values; returns the absmax M (intmath.quantize_vec) */
+static inline int64_t td_quantize_vec(const int64_t *x, int n, int32_t qmax, void *out, int out16)
+{
+    int64_t M = 0;
+    for (int i = 0; i < n; i++) { int64_t a = x[i] < 0 ? -x[i] : x[i]; if (a > M) M = a; }
+    int64_t r = ((int64_t)qmax << 47) / (M > 0 ? M : 1);
+    for (int i = 0; i < n; i++) {
+        int64_t q = (x[i] * r + ((int64_t)1 << 46)) >> 47;
+        q = q > qmax ? qmax : (q < -qmax ? -qmax : q);
+        if (out16) ((int16_t *)out)[i] = (int16_t)q; else ((int8_t *)out)[i] = (int8_t)q;
+    }
+    return M;
+}
+/* int8 row and its run-time scale F = M * c (intmath.quantize_rows) */
+static inline void td_quantize_row(const int64_t *x, int n, td_scale c, int32_t qmax, int8_t *q, int32_t *F)
+{
+    td_scale f = td_scale_mul(td_scale_norm(td_quantize_vec(x, n, qmax, q, 0), 0), c);
+    F[0] = f.m; F[1] = f.e;
+}
+
+/* a * b as two 32-bit words (hi, lo) of the unsigned 64-bit product */
+typedef struct { uint32_t hi, lo; } td_u64w;
+static inline td_u64w td_mulu(uint32_t a, uint32_t b)
+{
+    uint64_t p = (uint64_t)a * b;
+    td_u64w r = {(uint32_t)(p >> 32), (uint32_t)p};
+    return r;
+}
+/* min(rsr(P, e), cap) for an unsigned product P < 2^63 and 1 <= e <= 63, in 32-bit words (the same
+ * value as the 64-bit td_rsr whenever that is below cap) */
+static inline uint32_t td_rsr_u(td_u64w P, int e, uint32_t cap)
+{
+    uint32_t r;
+    if (e > 32) {
+        r = (P.hi + ((uint32_t)1 << (e - 33))) >> (e - 32); /* P.hi < 2^31: no wrap */
+    } else {
+        uint32_t R = (uint32_t)1 << (e - 1), lo = P.lo + R, hi = P.hi + (lo < R);
+        if (e < 32 && (hi >> e)) return cap;
+        r = (e == 32 ? hi : (hi << (32 - e))) | ((lo >> 1) >> (e - 1));
+    }
+    return r < cap ? r : cap;
+}
+
+/* td_quantize_vec for int32 x (the same q to the bit): r = (qmax << 47) / M < 2^54 is split into
+ * 32-bit words rh, rl; hi = floor(x r / 2^32) = x rh + floor(x rl / 2^32) fits 32 bits
+ * (|x r| <= qmax 2^47), and (x r + 2^46) >> 47 = (hi + 2^14) >> 15 since 2^46 only touches the high
+ * word. |q| <= qmax without clamping (|x| <= M). */
+static inline int64_t td_quantize_vec32(const int32_t *x, int n, int32_t qmax, void *out, int out16)
+{
+    uint32_t M = 0;
+    for (int i = 0; i < n; i++) { uint32_t a = x[i] < 0 ? -(uint32_t)x[i] : (uint32_t)x[i]; if (a > M) M = a; }
+    uint64_t r = ((uint64_t)qmax << 47) / (M > 0 ? M : 1);
+    int32_t rh = (int32_t)(r >> 32);
+    uint32_t rl = (uint32_t)r;
+    for (int i = 0; i < n; i++) {
+        int32_t hi = x[i] * rh + (int32_t)(((int64_t)x[i] * (int64_t)rl) >> 32);
+        int32_t q = (hi + (1 << 14)) >> 15;
+        if (out16) ((int16_t *)out)[i] = (int16_t)q; else ((int8_t *)out)[i] = (int8_t)q;
+    }
+    return M;
+}
+static inline void td_quantize_row32(const int32_t *x, int n, td_scale c, int32_t qmax, int8_t *q, int32_t *F)
+{
+    td_scale f = td_scale_mul(td_scale_norm(td_quantize_vec32(x, n, qmax, q, 0), 0), c);
+    F[0] = f.m; F[1] = f.e;
+}
+/* sat(rsr(acc * s.m, s.e), bits) for 0 <= s.m < 2^15 and |acc| < 2^42 (a linear layer with up to
+ * 4096 columns: |acc| <= (cols / 32 + 2) * 2^15 * 2^19), from 32-bit words of the product P:
+ * for 27 <= e the result fits 32 bits, so it is the high word shifted (e > 32: the rounding constant
+ * only touches the high word) or the two words shifted after adding 2^(e-1) with its carry
+ * (27 <= e <= 32). Other exponents take the 64-bit path. The same value to the bit. */
+static inline int64_t td_rescale(int64_t acc, td_scale s, int bits)
+{
+    if (s.e >= 27 && s.e < 63) {
+        uint32_t lo = (uint32_t)acc, m = (uint32_t)s.m;
+        int32_t hi = (int32_t)(acc >> 32);
+        int32_t ph = (int32_t)((uint32_t)hi * m + (uint32_t)(((uint64_t)lo * m) >> 32));
+        int32_t r;
+        if (s.e > 32) {
+            r = (ph + (1 << (s.e - 33))) >> (s.e - 32);
+        } else {
+            uint32_t pl = lo * m, R = (uint32_t)1 << (s.e - 1), pl2 = pl + R;
+            uint32_t ph2 = (uint32_t)ph + (pl2 < R);
+            r = (int32_t)((ph2 << (32 - s.e)) | ((pl2 >> 1) >> (s.e - 1)));
+        }
+        return td_sat(r, bits);
+    }
+    return td_sat(td_scale_apply(acc, s), bits);
+}
+#endif
