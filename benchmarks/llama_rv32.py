@@ -18,18 +18,9 @@ TEXT = ("Once upon a time, there was a little girl named Lily. She loved to play
         "said, \"Lily, let's go to the park.\" They went to the park and played")
 
 
-def _rows() -> int:
-    from tinydeploy.models.llama.graph import BLOCK_ROWS
+def _block_rows() -> int:
+    from tinydeploy.passes.row_blocks import BLOCK_ROWS
     return BLOCK_ROWS
-
-
-def _block_scratch() -> int:
-    from tinydeploy.models.llama.graph import BLOCK_ROWS
-    from tinydeploy.models.llama.generate import load_model
-    from tinydeploy.ops.llama_block import attn_scratch, ffn_scratch, scratch_bytes
-    cfg = load_model()[0].cfg
-    R, D, KV, Hd = BLOCK_ROWS, cfg.dim, cfg.kv_dim, cfg.hidden_dim
-    return max(scratch_bytes(attn_scratch(R, D, KV)), scratch_bytes(ffn_scratch(R, D, Hd))) + 4 * cfg.seq_len
 
 
 def decode_macs(cfg, pos: int) -> int:
@@ -80,9 +71,10 @@ def main() -> None:
               f"- Plan: constants (int8 weights, int16 group mantissas, norm gains, RoPE tables, exp/sigmoid "
               f"tables) {mp['weights']:,} B; int8 KV cache {mp['state']:,} B (.bss); activation arena "
               f"{mp['SRAM']:,} B for a prefill chunk of {mem['prefill_rows']} rows (the largest that fits; "
-              f"decode runs through the same graph with n = 1) plus one static scratch (.bss) of "
-              f"{_block_scratch():,} B for the {_rows()}-row blocks inside the fused layer halves and the int32 "
-              f"attention scores; tokenizer pieces in .rodata; plan lower "
+              f"decode runs through the same graph with n = 1): the residual stream for all rows, the rest "
+              f"of a layer for one block of {_block_rows()} rows (the layers run as one row-blocked region, "
+              f"passes/row_blocks.py) and the int32 scores of one attention head ({4 * cfg.seq_len:,} B of "
+              f"node scratch, planned like any buffer); tokenizer pieces in .rodata; plan lower "
               f"bound of the arena {mem['memory_lower_bound']['SRAM']:,} B.", "",
               "## Per op kind, one decode step (rv32imc, mean over the sampled run's decode steps)", "",
               "| op | instructions/step | share | MACs/step | instr/MAC |", "| --- | ---: | ---: | ---: | ---: |"]

@@ -11,6 +11,7 @@ from .ir import Graph
 from .ops.kernels import Kernels, debug_overrides
 from .passes import lower
 from .schedule import MemoryPlan, plan
+from .schedule.blocks import regions
 from .schedule.buffers import graph_buffers
 
 
@@ -23,6 +24,7 @@ class Compiled:
     offsets: dict[str, int]      # every activation tensor → arena offset
     scratch: dict[int, tuple[int, int]]  # node index → (arena offset, bytes) of its scratch
     kernels: Kernels             # the target's kernel variants (debug overrides applied)
+    regions: list                # row blocks (schedule/blocks.py), as the plan sized their buffers
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -54,7 +56,7 @@ def compile_graph(graph: Graph, exact: bool = False, time_limit_s: float = 5.0,
     t2 = time.perf_counter()
     size = {b.name: b.size for b in buffers}
     return Compiled(graph, mp, buffers, hints, tensor_offsets(graph, mp.offsets, roots),
-                    {k: (mp.offsets[b], size[b]) for k, b in scratch.items()}, kernels,
+                    {k: (mp.offsets[b], size[b]) for k, b in scratch.items()}, kernels, regions(graph, roots),
                     {"passes": t1 - t0, "memory_plan": t2 - t1})
 
 
@@ -69,4 +71,4 @@ def compile_onnx(path: str | Path, shapes: dict | None = None, exact: bool = Fal
 
 
 def emit_c(c: Compiled, out_dir: Path, prefix: str = "td_") -> CProject:
-    return generate(c.graph, c.offsets, c.plan.arena_bytes, out_dir, prefix, c.kernels, c.scratch)
+    return generate(c.graph, c.offsets, c.plan.arena_bytes, out_dir, prefix, c.kernels, c.scratch, c.regions)

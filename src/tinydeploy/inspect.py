@@ -1,25 +1,33 @@
-"""`tinydeploy inspect`: the lowered graph, the memory plan (table + timeline) and MACs per layer."""
+"""`tinydeploy inspect`: the lowered graph, row blocks, the memory plan (table + timeline) and MACs per
+layer."""
 from __future__ import annotations
 
 from .compiler import Compiled
 from .ops.registry import get, node_macs
 from .schedule import plan_table, timeline_ascii
+from .schedule.blocks import node_region, regions
+from .schedule.buffers import alias_roots
 
 
 def describe(c: Compiled) -> str:
     g, lines = c.graph, []
     lines.append(f"graph {g.name}: {len(g.nodes)} nodes, inputs {g.inputs}, outputs {g.outputs}")
     lines.append("")
-    lines.append(f"{'#':>3}  {'node':<32} {'op':<16} {'output':<28} {'shape':<18} {'dtype':<8} {'MACs':>10}")
+    lines.append(f"{'#':>3}  {'node':<32} {'op':<16} {'output':<28} {'shape':<18} {'dtype':<8} {'MACs':>10}  block")
     total = 0
     for k, n in enumerate(g.nodes):
         t = g.tensors[n.outputs[0]]
         macs = node_macs(n, g)
         total += macs
         kind = " (alias)" if get(n).alias else ""
+        mark = node_region(n)
         lines.append(f"{k:>3}  {n.name[:32]:<32} {n.op + kind:<16} {n.outputs[0][:28]:<28} "
-                     f"{'x'.join(map(str, t.shape)):<18} {str(t.dtype):<8} {macs:>10,}")
+                     f"{'x'.join(map(str, t.shape)):<18} {str(t.dtype):<8} {macs:>10,}  "
+                     + ("" if mark is None else f"r{mark[0]}"))
     lines.append(f"total MACs: {total:,}")
+    for r in regions(g, alias_roots(g)):
+        lines.append(f"row block r{r.index}: nodes {r.steps[0] - 1}-{r.steps[1] - 1} run on {r.block} of "
+                     f"{r.count or r.rows} rows at a time; {len(r.internal)} buffers hold {r.block} rows")
     lines.append("")
     p = c.plan
     lines.append(f"memory plan ({p.method}): arena {p.arena_bytes:,} bytes, lower bound {p.lower_bound:,}, "

@@ -26,6 +26,7 @@ class EmitContext:
         self._names: dict[str, str] = {}
         self._const_done: dict[str, str] = {}
         self._layer = ("", 0, 0, 0)  # node name, planned scratch offset and bytes, bytes handed out
+        self.block = None           # the schedule.blocks.Region being emitted (C variables r_, b_)
 
     def ident(self, hint: str) -> str:
         """A fresh C identifier from any string."""
@@ -54,21 +55,35 @@ class EmitContext:
             if name not in self._const_done:
                 self._const_done[name] = self.array(name, t.data)
             return self._const_done[name]
-        return f"(({ctype(t.dtype)} *)({self.prefix}arena + {self.offsets[name]}))"
+        p = f"(({ctype(t.dtype)} *)({self.prefix}arena + {self.offsets[name]}))"
+        if self.block is not None and name in self.block.external:  # row r_ of a whole tensor
+            return f"({p} + r_ * {t.size // t.shape[0]})"
+        return p
 
     def begin_layer(self, node: str, offset: int = 0, nbytes: int = 0) -> None:
         """The node about to emit and its scratch buffer in the arena, as the memory plan placed it."""
         self._layer = (node, offset, nbytes, 0)
 
     def rows(self, node) -> str:
-        """C expression of a row-wise node's run-time row count (ops/registry.py)."""
+        """C expression of a row-wise node's run-time row count (ops/registry.py): b_ in a row block."""
+        if self.block is not None:
+            return "b_"
         i = registry.get(node).rows
         n = node.inputs[i] if i < len(node.inputs) else ""
         return f"{self.ptr(n)}[0]" if n else str(self.graph.tensors[node.outputs[0]].shape[0])
 
     def pos(self, node) -> str:
-        """C expression of the position of a row-wise node's row 0."""
-        return f"{self.ptr(node.inputs[registry.get(node).pos])}[0]"
+        """C expression of the position of a row-wise node's row 0 (of the block's row r_)."""
+        p = f"{self.ptr(node.inputs[registry.get(node).pos])}[0]"
+        return f"({p} + r_)" if self.block is not None else p
+
+    def open_block(self, region) -> str:
+        """The loop over blocks of a region: rows [r_, r_ + b_)."""
+        n = f"{self.ptr(region.count)}[0]" if region.count else str(region.rows)
+        self.block = region
+        R = region.block
+        return (f"for (int32_t r_ = 0, n_ = {n}; r_ < n_; r_ += {R}) {{  /* row block {region.index}: "
+                f"{R} rows at a time */\nconst int32_t b_ = n_ - r_ < {R} ? n_ - r_ : {R};\n")
 
     def copy_in(self, node) -> str:
         """For a kernel that works in place on output 0: copies input 0's rows there first, unless

@@ -80,13 +80,21 @@ def tensor_offsets(graph: Graph, plan_offsets: dict[str, int], roots: dict[str, 
 
 
 def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: Path, prefix: str = "td_",
-             kernels: Kernels | None = None, scratch: dict[int, tuple[int, int]] | None = None) -> CProject:
-    """`scratch`: node index → (arena offset, bytes) of the node's planned scratch (compiler.Compiled)."""
+             kernels: Kernels | None = None, scratch: dict[int, tuple[int, int]] | None = None,
+             regions=()) -> CProject:
+    """`scratch`: node index → (arena offset, bytes) of the node's planned scratch; `regions`: the row
+    blocks as the memory plan sized them (schedule/blocks.py; compiler.Compiled has both)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = EmitContext(graph, offsets, prefix, kernels or Kernels())
     layers = []
+    blocks = {r.index: r for r in regions}
     for k, node in enumerate(graph.nodes):
         op = registry.get(node)
+        mark = node.attrs.get("_block")  # [region, rows per block] (passes/row_blocks.py)
+        if ctx.block is not None and (mark is None or mark[0] != ctx.block.index):
+            layers[-1]["post"] += "}"
+            ctx.block = None
+        pre = ctx.open_block(blocks[mark[0]]) if mark is not None and ctx.block is None else ""
         if op.alias and not graph.tensors[node.inputs[0]].is_const:
             if op.emit:     # an alias has no code; its emit only checks the node is compilable
                 op.emit(node, graph, ctx)
@@ -99,8 +107,10 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
             raise TinydeployError(f"node {node.name}: operator {node.op} has no C kernel (only constant "
                                   f"inputs are supported, which fold at compile time)")
         ctx.end_layer()
-        layers.append({"name": node.name, "op": node.op, "code": code,
+        layers.append({"name": node.name, "op": node.op, "code": code, "pre": pre, "post": "", "block": mark is not None,
                        "macs": registry.node_macs(node, graph)})
+    if ctx.block is not None:
+        layers[-1]["post"] += "}"
 
     def io(names):
         return [{"name": n, "offset": offsets[n], "bytes": graph.tensors[n].nbytes,

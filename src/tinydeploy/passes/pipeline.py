@@ -10,6 +10,7 @@ from .lower_qdq import lower_qdq
 from .lut import lower_luts
 from .split_to_slices import split_to_slices
 from .to_int8 import to_int8
+from .row_blocks import row_blocks
 from .validate_ops import validate_ops
 
 PASSES = [
@@ -23,6 +24,7 @@ PASSES = [
     split_to_slices,    # Split of a dequantized tensor → one Slice per output, each lowered alone
     lower_qdq,          # DequantizeLinear → op → QuantizeLinear  →  integer kernels
     fuse_activation,    # Relu / Clip into the producing float kernel
+    row_blocks,         # runs of row-wise ops -> regions computed in blocks of rows (a schedule)
 ]
 
 

@@ -3,21 +3,25 @@ node that needs scratch (its kernel's padded copies, transform tiles, ...), in-p
 
 Step k+1 runs node k; graph inputs are live from step 0, graph outputs past the last step; a node's
 scratch lives at its step only. An alias op (Reshape, Flatten, …) makes its output the same bytes
-as its input: one group, one buffer.
+as its input: one group, one buffer; so does an in-place node of a row block whose input dies there
+(schedule/blocks.py). Inside a row block, internal buffers hold one block of rows and external ones
+live through the whole block loop (a node's scratch, used within one block, stays at its step).
 """
 from __future__ import annotations
 
 from ..ir import Graph
 from ..ops import registry
 from ..ops.kernels import Kernels
+from .blocks import block_aliases, regions
 from .liveness import Buffer, InPlace
 
 
 def alias_roots(graph: Graph) -> dict[str, str]:
     """tensor name → name of the buffer that holds it."""
     root: dict[str, str] = {}
+    merged = block_aliases(graph)
     for node in graph.nodes:
-        if registry.get(node).alias and not graph.tensors[node.inputs[0]].is_const:
+        if (registry.get(node).alias and not graph.tensors[node.inputs[0]].is_const) or node.outputs[0] in merged:
             root[node.outputs[0]] = root.get(node.inputs[0], node.inputs[0])
     return root
 
@@ -49,7 +53,13 @@ def graph_buffers(graph: Graph, kernels: Kernels | None = None
         end[r(o)] = last + 1
     for n in graph.inputs:  # an input nobody reads still needs its bytes
         end.setdefault(r(n), 0)
-    buffers = [Buffer(n, graph.tensors[n].nbytes, start[n], end[n]) for n in start]
+    nbytes = {n: graph.tensors[n].nbytes for n in start}
+    for reg in regions(graph, root):
+        for n in reg.internal:  # one block of rows
+            nbytes[n] = nbytes[n] // reg.rows * reg.block
+        for n in {r(e) for e in reg.external}:  # other blocks use other rows: live through the loop
+            start[n], end[n] = min(start[n], reg.steps[0]), max(end[n], reg.steps[1])
+    buffers = [Buffer(n, nbytes[n], start[n], end[n]) for n in start]
     scratch = {}
     for k, node in enumerate(graph.nodes, start=1):
         size = registry.node_scratch(node, graph, kernels or Kernels())
