@@ -22,10 +22,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..codegen.ctext import scratch_layout
+from ..errors import TinydeployError
 from .intmath import I64, int_bmm, quantize_rows, quantize_vec, sat, scale_apply, scale_mul, scale_norm
 from .linear import c_scale, row_scales, scale_tensor
 from .registry import register
 from .softmax import softmax_exp2
+
+MAX_SEQ = 1 << 16  # softmax weights (<= 2^15 each) sum in 32 bits
 
 
 def kv_store(k, v, kq, vq):
@@ -68,6 +71,9 @@ def _emit(node, g, ctx):
     a = node.attrs
     D, KV = g.tensors[q].shape[1], g.tensors[k].shape[1]
     S = g.tensors[kc].shape[1]
+    if S > MAX_SEQ:
+        raise TinydeployError(f"node {node.name} (QAttentionKV): a cache of {S} positions; the C kernel sums "
+                              f"softmax weights in 32 bits, up to {MAX_SEQ} positions")
     off = a["layer"] * S * KV
     return (f"td_attention_kv({ctx.ptr(q)}, {ctx.ptr(k)}, {ctx.ptr(v)}, {ctx.pos(node)}, {ctx.rows(node)}, "
             f"{D}, {KV}, {a['head_size']}, {ctx.ptr(kc)} + {off}, {ctx.ptr(vc)} + {off}, {ctx.ptr(kq)}, "

@@ -4,6 +4,16 @@
 #define TD_ATTENTION_H
 #include "td_dynq.h"
 
+/* sat8(rsr(x m, e)) of an int16 x by a compile-time scale (m < 2^15): in 32 bits for 1 <= e <= 30
+ * (|x m| < 2^30, so adding 2^(e-1) cannot overflow) */
+static inline int8_t td_cache8(int16_t x, const int32_t *s)
+{
+    int32_t m = s[0], e = s[1], v;
+    if (e >= 1 && e <= 30) v = ((int32_t)x * m + (1 << (e - 1))) >> e;
+    else v = (int32_t)td_sat(td_rsr((int64_t)x * m, e), 32);
+    return (int8_t)(v > 127 ? 127 : (v < -128 ? -128 : v));
+}
+
 /* Causal GQA attention over the int8 cache of one layer (kc, vc: [max_seq][KV]); first stores the
  * n new rows at pos.. (per-channel scales kq, vq), then attends over pos + t + 1 positions. */
 static inline void td_attention_kv(const int16_t *q, const int16_t *k, const int16_t *v, int32_t pos,
@@ -19,9 +29,8 @@ static inline void td_attention_kv(const int16_t *q, const int16_t *k, const int
     int16_t u16[hs];
     for (int t = 0; t < n; t++)
         for (int i = 0; i < KV; i++) {
-            td_scale sk = {kq[2 * i], kq[2 * i + 1]}, sv = {vq[2 * i], vq[2 * i + 1]};
-            kc[(pos + t) * KV + i] = (int8_t)td_sat(td_scale_apply(k[t * KV + i], sk), 8);
-            vc[(pos + t) * KV + i] = (int8_t)td_sat(td_scale_apply(v[t * KV + i], sv), 8);
+            kc[(pos + t) * KV + i] = td_cache8(k[t * KV + i], kq + 2 * i);
+            vc[(pos + t) * KV + i] = td_cache8(v[t * KV + i], vq + 2 * i);
         }
     for (int t = 0; t < n; t++) {
         int end = pos + t + 1;
@@ -30,7 +39,7 @@ static inline void td_attention_kv(const int16_t *q, const int16_t *k, const int
             for (int c = 0; c < hs; c++) ub[c] = (int32_t)q[t * D + h * hs + c] * mk[off + c];
             int64_t Mu = td_quantize_vec32(ub, hs, 32767, u16, 1);
             td_scale G = td_scale_mul(td_scale_norm(Mu, 0), c_score);
-            int32_t amax = INT32_MIN, fastG = G.e >= 1 && G.e <= 63;
+            int32_t amax = INT32_MIN;
             if (hs == 8) {
                 int32_t u0 = u16[0], u1 = u16[1], u2 = u16[2], u3 = u16[3], u4 = u16[4], u5 = u16[5],
                         u6 = u16[6], u7 = u16[7];
@@ -50,25 +59,28 @@ static inline void td_attention_kv(const int16_t *q, const int16_t *k, const int
                     if (acc > amax) amax = acc;
                 }
             }
-            int64_t sum = 0;
-            /* d = amax - acc in [0, 2^26): e8 = rsr(d G.m, G.e) >= 0; only e8 < 16 * 256 matters */
+            /* weights w = 2^(-e8/256) in Q15, e8 = rsr(d G.m, G.e) for d = amax - acc in [0, 2^26);
+             * w = 0 from e8 = 16 * 256 on. sum < end 2^15 fits 32 bits (end <= 2^16, checked by the op) */
+            uint32_t sum = 0, gm2 = td_mulhr_m((uint32_t)G.m, G.e);
 #define TD_SOFTMAX_W(E8) do { for (int s = 0; s < end; s++) {                                   \
                 uint32_t e8 = (E8);                                                              \
-                int32_t nsh = (int32_t)(e8 >> 8);                                                \
-                int32_t w = nsh > 15 ? 0 : exp2t[e8 & 255] >> nsh;                               \
+                int32_t w = e8 >= (16 << 8) ? 0 : exp2t[e8 & 255] >> (e8 >> 8);                 \
                 scratch[s] = w;                                                                  \
-                sum += w; } } while (0)
-            if (fastG) TD_SOFTMAX_W(td_rsr_u(td_mulu(amax - scratch[s], G.m), G.e, 16 << 8));
+                sum += (uint32_t)w; } } while (0)
+            if (gm2) TD_SOFTMAX_W(td_mulhr((uint32_t)(amax - scratch[s]), gm2));
+            else if (G.e >= 33 && G.e <= 63) /* the low word cannot carry into the result */
+                TD_SOFTMAX_W((uint32_t)((td_mulu((uint32_t)(amax - scratch[s]), (uint32_t)G.m).hi +
+                                         ((uint32_t)1 << (G.e - 33))) >> (G.e - 32)));
             else TD_SOFTMAX_W((uint32_t)td_min64(td_scale_apply((int64_t)amax - scratch[s], G), 16 << 8));
 #undef TD_SOFTMAX_W
-            int64_t recip = ((int64_t)1 << 46) / sum; /* sum >= 2^15 (the maximum's weight): < 2^32 */
+            /* p = rsr(w recip, sm_shift) in Q15: sum >= 2^15 (the maximum's weight), so recip <= 2^31 */
+            uint32_t recip = (uint32_t)td_udiv64((uint64_t)1 << 46, sum), pm2 = td_mulhr_m(recip, sm_shift);
             int32_t o[hs];
             for (int c = 0; c < hs; c++) o[c] = 0;
-            if (hs == 8 && recip < ((int64_t)1 << 32) && sm_shift >= 1 && sm_shift <= 63) {
+            if (hs == 8 && pm2) {
                 int32_t o0 = 0, o1 = 0, o2 = 0, o3 = 0, o4 = 0, o5 = 0, o6 = 0, o7 = 0;
                 for (int s = 0; s < end; s++) {
-                    int32_t p = (int32_t)td_rsr_u(td_mulu((uint32_t)scratch[s], (uint32_t)recip), sm_shift,
-                                                   UINT32_MAX);
+                    int32_t p = (int32_t)td_mulhr((uint32_t)scratch[s], pm2);
                     const int8_t *vr = vc + s * KV + off;
                     o0 += p * vr[0]; o1 += p * vr[1]; o2 += p * vr[2]; o3 += p * vr[3];
                     o4 += p * vr[4]; o5 += p * vr[5]; o6 += p * vr[6]; o7 += p * vr[7];

@@ -94,7 +94,7 @@ static inline td_scale td_inv_sqrt(int64_t T)
     d += d & 1;
     int64_t t = d >= 0 ? T >> d : T << (-d);
     int64_t s = td_isqrt((uint32_t)t);
-    return td_scale_norm((((int64_t)1 << 44) + s / 2) / s, 44 + d / 2);
+    return td_scale_norm((int64_t)td_udiv64(((uint64_t)1 << 44) + (uint64_t)(s / 2), (uint64_t)s), 44 + d / 2);
 }
 static inline void td_rmsnorm_dyn(const int16_t *x, int n, int D, const int16_t *G, int64_t epsn,
                                   td_scale c, int32_t qmax, int8_t *z8, int32_t *F)

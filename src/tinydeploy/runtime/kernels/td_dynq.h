@@ -19,11 +19,45 @@ static inline int64_t td_sat(int64_t x, int bits)
     int64_t lim = (bits >= 64) ? INT64_MAX : (((int64_t)1 << (bits - 1)) - 1);
     return x > lim ? lim : (x < -lim - 1 ? -lim - 1 : x);
 }
-static inline int32_t td_bitlen(uint64_t v)
+static inline int32_t td_bitlen(uint64_t v)  /* bits of v (0 for 0), by binary search */
 {
     int32_t b = 0;
-    while (v) { b++; v >>= 1; }
-    return b;
+    uint32_t w = (uint32_t)(v >> 32);
+    if (w) b = 32; else w = (uint32_t)v;
+    if (w >> 16) { b += 16; w >>= 16; }
+    if (w >> 8) { b += 8; w >>= 8; }
+    if (w >> 4) { b += 4; w >>= 4; }
+    if (w >> 2) { b += 2; w >>= 2; }
+    if (w >> 1) { b += 1; w >>= 1; }
+    return b + (int32_t)w;
+}
+/* floor(n / d), d > 0. For d < 2^32 from 32-bit divisions (RV32M has no 64-bit divide; libgcc's
+ * takes ~100 instructions): the high word's quotient, then the rest r:lo (r < d) in two base-2^16
+ * digits against d shifted to its top bit (Knuth's algorithm D: each estimated digit is at most 2
+ * too large, corrected against the divisor's low half). */
+static inline uint64_t td_udiv64(uint64_t n, uint64_t d)
+{
+    if (d >> 32) return n / d;
+    uint32_t dv = (uint32_t)d, nh = (uint32_t)(n >> 32), lo = (uint32_t)n;
+    uint32_t qh = nh / dv, r = nh - qh * dv;
+    int32_t s = 32 - td_bitlen(dv);
+    uint32_t dn = dv << s, dh = dn >> 16, dl = dn & 0xFFFF;
+    uint32_t n1 = s ? (r << s) | (lo >> (32 - s)) : r, n0 = lo << s;
+    uint32_t q1 = n1 / dh, rh = n1 - q1 * dh;
+    while (q1 >> 16 || q1 * dl > ((rh << 16) | (n0 >> 16))) {
+        q1--;
+        rh += dh;
+        if (rh >> 16) break;
+    }
+    uint32_t n21 = (n1 << 16) + (n0 >> 16) - q1 * dn;
+    uint32_t q0 = n21 / dh;
+    rh = n21 - q0 * dh;
+    while (q0 >> 16 || q0 * dl > ((rh << 16) | (n0 & 0xFFFF))) {
+        q0--;
+        rh += dh;
+        if (rh >> 16) break;
+    }
+    return ((uint64_t)qh << 32) | (q1 << 16 | q0);
 }
 static inline td_scale td_scale_norm(int64_t m, int32_t e)
 {
@@ -44,15 +78,20 @@ static inline td_scale td_scale_mul(td_scale a, td_scale b)
 static inline int64_t td_scale_apply(int64_t x, td_scale s) { return td_requant64(x, s.m, s.e); }
 static inline int64_t td_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* per-vector symmetric quantization of int64 values; returns the absmax M (intmath.quantize_vec) */
+/* per-vector symmetric quantization of int64 values (|x| < 2^40); returns the absmax M
+ * (intmath.quantize_vec): r = (qmax << 47) / M, q = (x r + 2^46) >> 47, |q| <= qmax as |x| <= M.
+ * |x r| <= qmax 2^47 < 2^63, so x r is its low 64 bits, formed from 32-bit words (hi = xl rh +
+ * xh rl + the high word of xl rl), and 2^46 only touches the high word: q = (hi + 2^14) >> 15. */
 static inline int64_t td_quantize_vec(const int64_t *x, int n, int32_t qmax, void *out, int out16)
 {
     int64_t M = 0;
     for (int i = 0; i < n; i++) { int64_t a = x[i] < 0 ? -x[i] : x[i]; if (a > M) M = a; }
-    int64_t r = ((int64_t)qmax << 47) / (M > 0 ? M : 1);
+    uint64_t r = td_udiv64((uint64_t)qmax << 47, (uint64_t)(M > 0 ? M : 1));
+    uint32_t rh = (uint32_t)(r >> 32), rl = (uint32_t)r;
     for (int i = 0; i < n; i++) {
-        int64_t q = (x[i] * r + ((int64_t)1 << 46)) >> 47;
-        q = q > qmax ? qmax : (q < -qmax ? -qmax : q);
+        uint32_t xl = (uint32_t)x[i], xh = (uint32_t)((uint64_t)x[i] >> 32);
+        int32_t hi = (int32_t)(xl * rh + xh * rl + (uint32_t)(((uint64_t)xl * rl) >> 32));
+        int32_t q = (hi + (1 << 14)) >> 15;
         if (out16) ((int16_t *)out)[i] = (int16_t)q; else ((int8_t *)out)[i] = (int8_t)q;
     }
     return M;
@@ -64,6 +103,18 @@ static inline void td_quantize_row(const int64_t *x, int n, td_scale c, int32_t 
     F[0] = f.m; F[1] = f.e;
 }
 
+/* rsr(x * m, e) in 32-bit words for x < 2^31 when m2 = td_mulhr_m(m, e) is nonzero (1 <= e <= 32 and
+ * m << (32 - e) < 2^32): (x m + 2^(e-1)) >> e = (x m2 + 2^31) >> 32 = hi(x m2) + bit 31 of lo(x m2) */
+static inline uint32_t td_mulhr_m(uint32_t m, int32_t e)
+{
+    return e >= 1 && e <= 32 && ((uint64_t)m << (32 - e)) >> 32 == 0 ? m << (32 - e) : 0;
+}
+static inline uint32_t td_mulhr(uint32_t x, uint32_t m2)
+{
+    uint64_t p = (uint64_t)x * m2;
+    return (uint32_t)(p >> 32) + ((uint32_t)p >> 31);
+}
+
 /* a * b as two 32-bit words (hi, lo) of the unsigned 64-bit product */
 typedef struct { uint32_t hi, lo; } td_u64w;
 static inline td_u64w td_mulu(uint32_t a, uint32_t b)
@@ -72,21 +123,6 @@ static inline td_u64w td_mulu(uint32_t a, uint32_t b)
     td_u64w r = {(uint32_t)(p >> 32), (uint32_t)p};
     return r;
 }
-/* min(rsr(P, e), cap) for an unsigned product P < 2^63 and 1 <= e <= 63, in 32-bit words (the same
- * value as the 64-bit td_rsr whenever that is below cap) */
-static inline uint32_t td_rsr_u(td_u64w P, int e, uint32_t cap)
-{
-    uint32_t r;
-    if (e > 32) {
-        r = (P.hi + ((uint32_t)1 << (e - 33))) >> (e - 32); /* P.hi < 2^31: no wrap */
-    } else {
-        uint32_t R = (uint32_t)1 << (e - 1), lo = P.lo + R, hi = P.hi + (lo < R);
-        if (e < 32 && (hi >> e)) return cap;
-        r = (e == 32 ? hi : (hi << (32 - e))) | ((lo >> 1) >> (e - 1));
-    }
-    return r < cap ? r : cap;
-}
-
 /* td_quantize_vec for int32 x (the same q to the bit): r = (qmax << 47) / M < 2^54 is split into
  * 32-bit words rh, rl; hi = floor(x r / 2^32) = x rh + floor(x rl / 2^32) fits 32 bits
  * (|x r| <= qmax 2^47), and (x r + 2^46) >> 47 = (hi + 2^14) >> 15 since 2^46 only touches the high
@@ -95,7 +131,7 @@ static inline int64_t td_quantize_vec32(const int32_t *x, int n, int32_t qmax, v
 {
     uint32_t M = 0;
     for (int i = 0; i < n; i++) { uint32_t a = x[i] < 0 ? -(uint32_t)x[i] : (uint32_t)x[i]; if (a > M) M = a; }
-    uint64_t r = ((uint64_t)qmax << 47) / (M > 0 ? M : 1);
+    uint64_t r = td_udiv64((uint64_t)qmax << 47, M > 0 ? M : 1);
     int32_t rh = (int32_t)(r >> 32);
     uint32_t rl = (uint32_t)r;
     for (int i = 0; i < n; i++) {
