@@ -78,21 +78,29 @@ static inline td_scale td_scale_mul(td_scale a, td_scale b)
 static inline int64_t td_scale_apply(int64_t x, td_scale s) { return td_requant64(x, s.m, s.e); }
 static inline int64_t td_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* per-vector symmetric quantization of int64 values (|x| < 2^40); returns the absmax M
- * (intmath.quantize_vec): r = (qmax << 47) / M, q = (x r + 2^46) >> 47, |q| <= qmax as |x| <= M.
- * |x r| <= qmax 2^47 < 2^63, so x r is its low 64 bits, formed from 32-bit words (hi = xl rh +
- * xh rl + the high word of xl rl), and 2^46 only touches the high word: q = (hi + 2^14) >> 15. */
+/* Per-vector symmetric quantization (intmath.quantize_vec): r = (qmax << 47) / M for the absmax M,
+ * q = (x r + 2^46) >> 47, |q| <= qmax as |x| <= M. |x r| <= qmax 2^47 < 2^63, so x r is its low 64
+ * bits, formed from 32-bit words: hi = x rh + high word of (x rl), and 2^46 only touches the high
+ * word: q = (hi + 2^14) >> 15. */
+static inline uint64_t td_quantize_recip(int32_t qmax, uint64_t M)
+{
+    return td_udiv64((uint64_t)qmax << 47, M > 0 ? M : 1);
+}
+static inline void td_quantize_put(void *out, int out16, int i, int32_t hi)
+{
+    int32_t q = (hi + (1 << 14)) >> 15;
+    if (out16) ((int16_t *)out)[i] = (int16_t)q; else ((int8_t *)out)[i] = (int8_t)q;
+}
+/* int64 x (|x| < 2^40; x rh's high word and xh rl enter mod 2^32); returns M */
 static inline int64_t td_quantize_vec(const int64_t *x, int n, int32_t qmax, void *out, int out16)
 {
     int64_t M = 0;
     for (int i = 0; i < n; i++) { int64_t a = x[i] < 0 ? -x[i] : x[i]; if (a > M) M = a; }
-    uint64_t r = td_udiv64((uint64_t)qmax << 47, (uint64_t)(M > 0 ? M : 1));
+    uint64_t r = td_quantize_recip(qmax, (uint64_t)M);
     uint32_t rh = (uint32_t)(r >> 32), rl = (uint32_t)r;
     for (int i = 0; i < n; i++) {
         uint32_t xl = (uint32_t)x[i], xh = (uint32_t)((uint64_t)x[i] >> 32);
-        int32_t hi = (int32_t)(xl * rh + xh * rl + (uint32_t)(((uint64_t)xl * rl) >> 32));
-        int32_t q = (hi + (1 << 14)) >> 15;
-        if (out16) ((int16_t *)out)[i] = (int16_t)q; else ((int8_t *)out)[i] = (int8_t)q;
+        td_quantize_put(out, out16, i, (int32_t)(xl * rh + xh * rl + (uint32_t)(((uint64_t)xl * rl) >> 32)));
     }
     return M;
 }
@@ -123,22 +131,16 @@ static inline td_u64w td_mulu(uint32_t a, uint32_t b)
     td_u64w r = {(uint32_t)(p >> 32), (uint32_t)p};
     return r;
 }
-/* td_quantize_vec for int32 x (the same q to the bit): r = (qmax << 47) / M < 2^54 is split into
- * 32-bit words rh, rl; hi = floor(x r / 2^32) = x rh + floor(x rl / 2^32) fits 32 bits
- * (|x r| <= qmax 2^47), and (x r + 2^46) >> 47 = (hi + 2^14) >> 15 since 2^46 only touches the high
- * word. |q| <= qmax without clamping (|x| <= M). */
+/* td_quantize_vec for int32 x (the same q to the bit; hi = x rh + the high word of x rl fits 32 bits) */
 static inline int64_t td_quantize_vec32(const int32_t *x, int n, int32_t qmax, void *out, int out16)
 {
     uint32_t M = 0;
     for (int i = 0; i < n; i++) { uint32_t a = x[i] < 0 ? -(uint32_t)x[i] : (uint32_t)x[i]; if (a > M) M = a; }
-    uint64_t r = td_udiv64((uint64_t)qmax << 47, M > 0 ? M : 1);
+    uint64_t r = td_quantize_recip(qmax, M);
     int32_t rh = (int32_t)(r >> 32);
     uint32_t rl = (uint32_t)r;
-    for (int i = 0; i < n; i++) {
-        int32_t hi = x[i] * rh + (int32_t)(((int64_t)x[i] * (int64_t)rl) >> 32);
-        int32_t q = (hi + (1 << 14)) >> 15;
-        if (out16) ((int16_t *)out)[i] = (int16_t)q; else ((int8_t *)out)[i] = (int8_t)q;
-    }
+    for (int i = 0; i < n; i++)
+        td_quantize_put(out, out16, i, x[i] * rh + (int32_t)(((int64_t)x[i] * (int64_t)rl) >> 32));
     return M;
 }
 static inline void td_quantize_row32(const int32_t *x, int n, td_scale c, int32_t qmax, int8_t *q, int32_t *F)
