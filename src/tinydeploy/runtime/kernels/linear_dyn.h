@@ -22,10 +22,10 @@
 #define TD_LD_COL4(o) do { TD_LD_COL((o)); TD_LD_COL((o) + 1); TD_LD_COL((o) + 2);             \
         TD_LD_COL((o) + 3); TD_LD_BARRIER(); } while (0)
 
-static inline void td_linear_dyn_out(void *out, int out32, int idx, int64_t acc, td_scale s, int bits)
+static inline void td_linear_dyn_out(void *out, int out32, int idx, int64_t acc, td_rescale_t rq)
 {
-    int64_t v = td_rescale(acc, s, bits);
-    if (out32) ((int32_t *)out)[idx] = (int32_t)v;
+    int32_t v = td_rescale(acc, rq);
+    if (out32) ((int32_t *)out)[idx] = v;
     else ((int16_t *)out)[idx] = (int16_t)v;
 }
 /* Fast path for cols == 64 (e.g. a model dimension of 64: every linear layer of stories260K but w2):
@@ -45,9 +45,10 @@ static inline void td_linear_dyn_out(void *out, int out32, int idx, int64_t acc,
 
 /* rows % 8 == 0, cols == 64; one row of activations xr, output scale s */
 __attribute__((noinline)) static void td_linear_dyn_c64(const int8_t *xr, const int8_t *w8,
-                                                        const int16_t *mw, int rows, td_scale s,
-                                                        int bits, void *out, int out32, int o0)
+                                                        const int16_t *mw, int rows, td_scale s, int bits,
+                                                        void *out, int out32, int o0)
 {
+    const td_rescale_t rq = td_rescale_plan(s, bits);
     int32_t part[2][8];
     for (int j = 0; j < rows; j += 8) {
         const int8_t *w = w8 + j * 64, *xp = xr;
@@ -62,7 +63,7 @@ __attribute__((noinline)) static void td_linear_dyn_c64(const int8_t *xr, const 
         const int16_t *m = mw + 2 * j;
         for (int r = 0; r < 8; r++) {
             int64_t acc = (int64_t)m[2 * r] * part[0][r] + (int64_t)m[2 * r + 1] * part[1][r];
-            td_linear_dyn_out(out, out32, o0 + j + r, acc, s, bits);
+            td_linear_dyn_out(out, out32, o0 + j + r, acc, rq);
         }
     }
 }
@@ -86,6 +87,7 @@ __attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int3
         const int8_t *xr = x8 + t * cols;
         td_scale f = {F[2 * t], F[2 * t + 1]};
         td_scale s = td_scale_mul(f, c);
+        const td_rescale_t rq = td_rescale_plan(s, bits);
         int j0 = 0;
         if (cols == 64 && rows >= 8) { /* P = 1: rows 8k.. by the 4-row path or one by one */
             j0 = rows & ~7;
@@ -130,10 +132,10 @@ __attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int3
                         i = end;
                     }
                     int o = t * rows + j;
-                    td_linear_dyn_out(out, out32, o, a0, s, bits);
-                    td_linear_dyn_out(out, out32, o + P, a1, s, bits);
-                    td_linear_dyn_out(out, out32, o + 2 * P, a2, s, bits);
-                    td_linear_dyn_out(out, out32, o + 3 * P, a3, s, bits);
+                    td_linear_dyn_out(out, out32, o, a0, rq);
+                    td_linear_dyn_out(out, out32, o + P, a1, rq);
+                    td_linear_dyn_out(out, out32, o + 2 * P, a2, rq);
+                    td_linear_dyn_out(out, out32, o + 3 * P, a3, rq);
                 }
             j0 = rows;
         }
@@ -150,7 +152,7 @@ __attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int3
                 for (; i < end; i++) part += (int32_t)xr[i] * wr[i];
                 acc += (int64_t)mw[g] * part;
             }
-            td_linear_dyn_out(out, out32, t * rows + j, acc, s, bits);
+            td_linear_dyn_out(out, out32, t * rows + j, acc, rq);
         }
     }
 }

@@ -148,27 +148,39 @@ static inline void td_quantize_row32(const int32_t *x, int n, td_scale c, int32_
     td_scale f = td_scale_mul(td_scale_norm(td_quantize_vec32(x, n, qmax, q, 0), 0), c);
     F[0] = f.m; F[1] = f.e;
 }
-/* sat(rsr(acc * s.m, s.e), bits) for 0 <= s.m < 2^15 and |acc| < 2^42 (a linear layer with up to
- * 4096 columns: |acc| <= (cols / 32 + 2) * 2^15 * 2^19), from 32-bit words of the product P:
- * for 27 <= e the result fits 32 bits, so it is the high word shifted (e > 32: the rounding constant
- * only touches the high word) or the two words shifted after adding 2^(e-1) with its carry
- * (27 <= e <= 32). Other exponents take the 64-bit path. The same value to the bit. */
-static inline int64_t td_rescale(int64_t acc, td_scale s, int bits)
+/* sat_bits(rsr(acc * s.m, s.e)) for 0 <= s.m < 2^15 and |acc| < 2^42 (a linear layer with up to
+ * 4096 columns: |acc| <= (cols / 32 + 2) * 2^15 * 2^19), planned once per row of outputs. From the
+ * 32-bit words of P = acc * m (|P| < 2^57): for 33 <= e <= 63 the rounding constant only touches the
+ * high word, r = (hi(P) + 2^(e-33)) >> (e-32); for 27 <= e <= 32 the result still fits 32 bits and is
+ * both words shifted after adding 2^(e-1) with its carry. Other exponents take the 64-bit path. */
+typedef struct { td_scale s; int32_t mode, rnd, lo, hi; } td_rescale_t;
+static inline td_rescale_t td_rescale_plan(td_scale s, int bits)
 {
-    if (s.e >= 27 && s.e < 63) {
-        uint32_t lo = (uint32_t)acc, m = (uint32_t)s.m;
-        int32_t hi = (int32_t)(acc >> 32);
-        int32_t ph = (int32_t)((uint32_t)hi * m + (uint32_t)(((uint64_t)lo * m) >> 32));
-        int32_t r;
-        if (s.e > 32) {
-            r = (ph + (1 << (s.e - 33))) >> (s.e - 32);
+    td_rescale_t p;
+    p.s = s;
+    p.mode = s.e >= 33 && s.e <= 63 ? 1 : (s.e >= 27 && s.e <= 32 ? 2 : 0);
+    p.rnd = p.mode == 1 ? 1 << (s.e - 33) : 0;
+    p.hi = bits >= 32 ? INT32_MAX : (1 << (bits - 1)) - 1;
+    p.lo = -p.hi - 1;
+    return p;
+}
+static inline int32_t td_rescale(int64_t acc, td_rescale_t p)
+{
+    int32_t r;
+    if (p.mode) {
+        uint32_t lo = (uint32_t)acc, m = (uint32_t)p.s.m;
+        int32_t ph = (int32_t)((uint32_t)(acc >> 32) * m + (uint32_t)(((uint64_t)lo * m) >> 32));
+        if (p.mode == 1) {
+            r = (ph + p.rnd) >> (p.s.e - 32);
         } else {
-            uint32_t pl = lo * m, R = (uint32_t)1 << (s.e - 1), pl2 = pl + R;
+            uint32_t pl = lo * m, R = (uint32_t)1 << (p.s.e - 1), pl2 = pl + R;
             uint32_t ph2 = (uint32_t)ph + (pl2 < R);
-            r = (int32_t)((ph2 << (32 - s.e)) | ((pl2 >> 1) >> (s.e - 1)));
+            r = (int32_t)((ph2 << (32 - p.s.e)) | ((pl2 >> 1) >> (p.s.e - 1)));
         }
-        return td_sat(r, bits);
+    } else {
+        int64_t v = td_scale_apply(acc, p.s);
+        r = (int32_t)(v < p.lo ? p.lo : (v > p.hi ? p.hi : v));
     }
-    return td_sat(td_scale_apply(acc, s), bits);
+    return r < p.lo ? p.lo : (r > p.hi ? p.hi : r);
 }
 #endif
