@@ -103,9 +103,15 @@ static inline void td_rmsnorm_dyn(const int16_t *x, int n, int D, const int16_t 
     for (int t = 0; t < n; t++) {
         const int16_t *xr = x + t * D;
         int64_t ss = epsn;
-        for (int i = 0; i < D; i++) { z[i] = (int32_t)xr[i] * G[i]; ss += (uint32_t)((int32_t)xr[i] * xr[i]); }
+        uint32_t M = 0;
+        for (int i = 0; i < D; i++) {
+            z[i] = (int32_t)xr[i] * G[i];
+            ss += (uint32_t)((int32_t)xr[i] * xr[i]);
+            uint32_t a = td_abs32(z[i]);
+            M = a > M ? a : M;
+        }
         if (ss < 1) ss = 1;
-        int64_t M = td_quantize_vec32(z, D, qmax, z8 + t * D, 0);
+        td_quantize_vec32m(z, D, M, qmax, z8 + t * D, 0);
         td_scale f = td_scale_mul(td_scale_mul(td_scale_norm(M, 0), td_inv_sqrt(ss)), c);
         F[2 * t] = f.m; F[2 * t + 1] = f.e;
     }

@@ -12,6 +12,7 @@ static inline void td_swiglu_dyn(const int16_t *h1, const int16_t *h3, int n, in
     int k = frac_bits - 5;
     int32_t half = k > 0 ? 1 << (k - 1) : 0;
     for (int t = 0; t < n; t++) {
+        uint32_t M = 0;
         for (int i = 0; i < H; i++) {
             int32_t h = h1[t * H + i];
             int32_t idx = (h >> k) + 512, f = h & ((1 << k) - 1), sv;
@@ -20,8 +21,10 @@ static inline void td_swiglu_dyn(const int16_t *h1, const int16_t *h3, int n, in
             else sv = sig[idx] + (((sig[idx + 1] - sig[idx]) * f + half) >> k);
             int32_t silu = (h * sv + (1 << 14)) >> 15;
             g[i] = silu * h3[t * H + i];
+            uint32_t a = td_abs32(g[i]);
+            M = a > M ? a : M;
         }
-        td_quantize_row32(g, H, c, qmax, g8 + t * H, F + 2 * t);
+        td_quantize_row32m(g, H, M, c, qmax, g8 + t * H, F + 2 * t);
     }
 }
 #endif

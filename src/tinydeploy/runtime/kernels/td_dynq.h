@@ -131,21 +131,30 @@ static inline td_u64w td_mulu(uint32_t a, uint32_t b)
     td_u64w r = {(uint32_t)(p >> 32), (uint32_t)p};
     return r;
 }
-/* td_quantize_vec for int32 x (the same q to the bit; hi = x rh + the high word of x rl fits 32 bits) */
-static inline int64_t td_quantize_vec32(const int32_t *x, int n, int32_t qmax, void *out, int out16)
+/* td_quantize_vec for int32 x (the same q to the bit; hi = x rh + the high word of x rl fits 32 bits),
+ * given the absmax M (kernels find it while they compute x) */
+static inline void td_quantize_vec32m(const int32_t *x, int n, uint32_t M, int32_t qmax, void *out, int out16)
 {
-    uint32_t M = 0;
-    for (int i = 0; i < n; i++) { uint32_t a = x[i] < 0 ? -(uint32_t)x[i] : (uint32_t)x[i]; if (a > M) M = a; }
     uint64_t r = td_quantize_recip(qmax, M);
     int32_t rh = (int32_t)(r >> 32);
     uint32_t rl = (uint32_t)r;
     for (int i = 0; i < n; i++)
         td_quantize_put(out, out16, i, x[i] * rh + (int32_t)(((int64_t)x[i] * (int64_t)rl) >> 32));
+}
+static inline uint32_t td_abs32(int32_t x) { return x < 0 ? -(uint32_t)x : (uint32_t)x; }
+static inline int64_t td_quantize_vec32(const int32_t *x, int n, int32_t qmax, void *out, int out16)
+{
+    uint32_t M = 0;
+    for (int i = 0; i < n; i++) { uint32_t a = td_abs32(x[i]); if (a > M) M = a; }
+    td_quantize_vec32m(x, n, M, qmax, out, out16);
     return M;
 }
-static inline void td_quantize_row32(const int32_t *x, int n, td_scale c, int32_t qmax, int8_t *q, int32_t *F)
+/* int8 row of int32 x with absmax M and its run-time scale F = M * c */
+static inline void td_quantize_row32m(const int32_t *x, int n, uint32_t M, td_scale c, int32_t qmax, int8_t *q,
+                                      int32_t *F)
 {
-    td_scale f = td_scale_mul(td_scale_norm(td_quantize_vec32(x, n, qmax, q, 0), 0), c);
+    td_quantize_vec32m(x, n, M, qmax, q, 0);
+    td_scale f = td_scale_mul(td_scale_norm(M, 0), c);
     F[0] = f.m; F[1] = f.e;
 }
 /* sat_bits(rsr(acc * s.m, s.e)) for 0 <= s.m < 2^15 and |acc| < 2^42 (a linear layer with up to
