@@ -68,3 +68,25 @@ def test_qsoftmax_golden_is_correctly_rounded(L, sx, sy, seed):
     off = y != ref
     assert np.abs(y - ref).max() <= 1
     assert np.all(np.abs(np.abs(exact[off] - np.floor(exact[off])) - 0.5) < 0.02), exact[off]
+
+
+def test_softmax_exp2_against_float():
+    """softmax_exp2 (QAttentionKV's integer softmax, run-time score scale): Q15 probabilities within
+    0.3 % + 2 LSB of the float softmax, masked positions 0, an all-equal row uniform."""
+    import math
+
+    from tinydeploy.ops.intmath import scale_from_float, scale_to_float
+    from tinydeploy.ops.softmax import softmax_exp2
+    r = np.random.default_rng(9)
+    acc = r.integers(-2**25, 2**25, (4, 300))
+    acc[3] = 12345
+    unit = 3e-7  # one score step in natural-log units
+    G = scale_from_float(unit * math.log2(math.e) * 256)
+    visible = np.ones(acc.shape, bool)
+    visible[1, 150:] = False
+    p = softmax_exp2(acc, visible, (np.full((4, 1), G[0]), np.full((4, 1), G[1])), 16)
+    x = np.where(visible, acc * unit * scale_to_float(G) / (unit * math.log2(math.e) * 256), -np.inf)
+    ref = np.exp(x - x.max(axis=1, keepdims=True))
+    ref = ref / ref.sum(axis=1, keepdims=True) * 2**15
+    assert np.all(np.abs(p - ref) <= ref * 3e-3 + 2)
+    assert not p[1, 150:].any() and np.ptp(p[3]) == 0

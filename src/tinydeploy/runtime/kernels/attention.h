@@ -1,8 +1,10 @@
 /* QAttentionKV (ops/attention.py): causal attention over an int8 KV cache at a run-time position;
- * bit-exact C of ops/attention.py. scratch: pos + n int32 (the scores of one head). */
+ * bit-exact C of ops/attention.py. scratch: pos + n int32 (the scores, then the softmax weights of
+ * one head). The cache holds at most 2^16 positions (checked by the op). */
 #ifndef TD_ATTENTION_H
 #define TD_ATTENTION_H
 #include "td_dynq.h"
+#include "softmax.h" /* td_softmax_exp2_w */
 
 /* sat8(rsr(x m, e)) of an int16 x by a compile-time scale (m < 2^15): in 32 bits for 1 <= e <= 30
  * (|x m| < 2^30, so adding 2^(e-1) cannot overflow) */
@@ -59,20 +61,7 @@ static inline void td_attention_kv(const int16_t *q, const int16_t *k, const int
                     if (acc > amax) amax = acc;
                 }
             }
-            /* weights w = 2^(-e8/256) in Q15, e8 = rsr(d G.m, G.e) for d = amax - acc in [0, 2^26);
-             * w = 0 from e8 = 16 * 256 on. sum < end 2^15 fits 32 bits (end <= 2^16, checked by the op) */
-            uint32_t sum = 0, gm2 = td_mulhr_m((uint32_t)G.m, G.e);
-#define TD_SOFTMAX_W(E8) do { for (int s = 0; s < end; s++) {                                   \
-                uint32_t e8 = (E8);                                                              \
-                int32_t w = e8 >= (16 << 8) ? 0 : exp2t[e8 & 255] >> (e8 >> 8);                 \
-                scratch[s] = w;                                                                  \
-                sum += (uint32_t)w; } } while (0)
-            if (gm2) TD_SOFTMAX_W(td_mulhr((uint32_t)(amax - scratch[s]), gm2));
-            else if (G.e >= 33 && G.e <= 63) /* the low word cannot carry into the result */
-                TD_SOFTMAX_W((uint32_t)((td_mulu((uint32_t)(amax - scratch[s]), (uint32_t)G.m).hi +
-                                         ((uint32_t)1 << (G.e - 33))) >> (G.e - 32)));
-            else TD_SOFTMAX_W((uint32_t)td_min64(td_scale_apply((int64_t)amax - scratch[s], G), 16 << 8));
-#undef TD_SOFTMAX_W
+            uint32_t sum = td_softmax_exp2_w(scratch, end, amax, G, exp2t);
             /* p = rsr(w recip, sm_shift) in Q15: sum >= 2^15 (the maximum's weight), so recip <= 2^31 */
             uint32_t recip = (uint32_t)td_udiv64((uint64_t)1 << 46, sum), pm2 = td_mulhr_m(recip, sm_shift);
             int32_t o[hs];

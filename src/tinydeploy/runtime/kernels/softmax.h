@@ -2,6 +2,7 @@
 #ifndef TD_SOFTMAX_H
 #define TD_SOFTMAX_H
 #include "td_common.h"
+#include "td_dynq.h"
 #if defined(__STDC_HOSTED__) && __STDC_HOSTED__
 #include <math.h>
 #else
@@ -62,5 +63,27 @@ static inline void td_softmax_s8(const int8_t *x, int8_t *y, int outer, int L, i
                 yr[l * inner] = (int8_t)td_clamp((int32_t)((p + half) >> sh) + zy, lo, hi);
             }
         }
+}
+
+/* softmax.softmax_exp2, the weights: scores s[0..n) with maximum amax become w = 2^(-e8/256) in Q15
+ * (in place), e8 = rsr((amax - s) G.m, G.e) the distance to the maximum in 1/256 octaves, w = 0 from
+ * e8 = 16 * 256 on; returns sum w (< n 2^15: 32 bits for n <= 2^16). For d = amax - s < 2^31 e8
+ * comes from 32-bit words (td_mulhr), or for 33 <= G.e <= 63 from the high word alone (the low word
+ * cannot carry into the result). The probabilities are rsr(w (2^46 / sum), 47 - bits). */
+static inline uint32_t td_softmax_exp2_w(int32_t *s, int n, int32_t amax, td_scale G, const int32_t *exp2t)
+{
+    uint32_t sum = 0, gm2 = td_mulhr_m((uint32_t)G.m, G.e);
+#define TD_SOFTMAX_W(E8) do { for (int i = 0; i < n; i++) {                                     \
+            uint32_t e8 = (E8);                                                                  \
+            int32_t w = e8 >= (16 << 8) ? 0 : exp2t[e8 & 255] >> (e8 >> 8);                     \
+            s[i] = w;                                                                            \
+            sum += (uint32_t)w; } } while (0)
+    if (gm2) TD_SOFTMAX_W(td_mulhr((uint32_t)(amax - s[i]), gm2));
+    else if (G.e >= 33 && G.e <= 63)
+        TD_SOFTMAX_W((uint32_t)((td_mulu((uint32_t)(amax - s[i]), (uint32_t)G.m).hi + ((uint32_t)1 << (G.e - 33)))
+                                >> (G.e - 32)));
+    else TD_SOFTMAX_W((uint32_t)td_min64(td_scale_apply((int64_t)amax - s[i], G), 16 << 8));
+#undef TD_SOFTMAX_W
+    return sum;
 }
 #endif
