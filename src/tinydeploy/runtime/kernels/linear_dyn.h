@@ -68,6 +68,50 @@ __attribute__((noinline)) static void td_linear_dyn_c64(const int8_t *xr, const 
     }
 }
 
+/* Prefill (several rows of activations) with cols == 64 and rows % 4 == 0: 4 activation rows x 4
+ * weight rows per pass, so each load (4 of x, 4 of w per column) feeds 4 MACs: 2.5 instructions per
+ * MAC in the loop instead of 3.1 for one row. The same group partials per row, combined as in
+ * td_linear_dyn_c64 (the same value to the bit). */
+#define TD_LD44_W(k, W, P0, P1, P2, P3) do { int32_t w_ = w[(W)];                                 \
+        TD_LD_MAC(P0, x0, w_); TD_LD_MAC(P1, x1, w_); TD_LD_MAC(P2, x2, w_); TD_LD_MAC(P3, x3, w_); } while (0)
+#define TD_LD44_COL(o) do { int32_t x0 = xp[(o)], x1 = xp[64 + (o)], x2 = xp[128 + (o)], x3 = xp[192 + (o)]; \
+        TD_LD44_W(0, (o), p00, p10, p20, p30); TD_LD44_W(1, 64 + (o), p01, p11, p21, p31);            \
+        TD_LD44_W(2, 128 + (o), p02, p12, p22, p32); TD_LD44_W(3, 192 + (o), p03, p13, p23, p33);      \
+        TD_LD_BARRIER(); } while (0)
+
+__attribute__((noinline)) static void td_linear_dyn_c64x4(const int8_t *x4, const int32_t *F4, const int8_t *w8,
+                                                          const int16_t *mw, int rows, td_scale c, int bits,
+                                                          void *out, int out32, int o0)
+{
+    td_rescale_t rq[4];
+    for (int i = 0; i < 4; i++) {
+        td_scale f = {F4[2 * i], F4[2 * i + 1]};
+        rq[i] = td_rescale_plan(td_scale_mul(f, c), bits);
+    }
+    int32_t part[2][16];
+    for (int j = 0; j < rows; j += 4) {
+        const int8_t *w = w8 + j * 64, *xp = x4;
+        for (int g = 0; g < 2; g++) {
+            int32_t p00 = 0, p01 = 0, p02 = 0, p03 = 0, p10 = 0, p11 = 0, p12 = 0, p13 = 0;
+            int32_t p20 = 0, p21 = 0, p22 = 0, p23 = 0, p30 = 0, p31 = 0, p32 = 0, p33 = 0;
+            for (int k = 0; k < 32; k += 8, w += 8, xp += 8) {
+                TD_LD44_COL(0); TD_LD44_COL(1); TD_LD44_COL(2); TD_LD44_COL(3);
+                TD_LD44_COL(4); TD_LD44_COL(5); TD_LD44_COL(6); TD_LD44_COL(7);
+            }
+            int32_t *pg = part[g];
+            pg[0] = p00; pg[1] = p01; pg[2] = p02; pg[3] = p03; pg[4] = p10; pg[5] = p11; pg[6] = p12; pg[7] = p13;
+            pg[8] = p20; pg[9] = p21; pg[10] = p22; pg[11] = p23; pg[12] = p30; pg[13] = p31; pg[14] = p32;
+            pg[15] = p33;
+        }
+        for (int jj = 0; jj < 4; jj++) {
+            int64_t m0 = mw[2 * (j + jj)], m1 = mw[2 * (j + jj) + 1];
+            for (int i = 0; i < 4; i++)
+                td_linear_dyn_out(out, out32, o0 + i * rows + j + jj,
+                                  m0 * part[0][4 * i + jj] + m1 * part[1][4 * i + jj], rq[i]);
+        }
+    }
+}
+
 /* out[t, j] = sat(apply(sum_g mw_g sum_{i in g} x8_i w8_ji, F_t * c)), groups of 32 over the
  * flattened [rows, cols] weight (they may straddle rows).
  * Fast path: 4 rows per pass that share their group borders (rows P apart, P = 32 / gcd(cols, 32):
@@ -83,7 +127,11 @@ __attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int3
     int P = 32 / gcd;
     int fast = rows % (4 * P) == 0;
     int32_t gstep = P * cols / 32; /* groups between rows j and j + P */
-    for (int t = 0; t < n; t++) {
+    int t = 0;
+    if (cols == 64 && rows % 4 == 0)
+        for (; t + 4 <= n; t += 4)
+            td_linear_dyn_c64x4(x8 + t * cols, F + 2 * t, w8, mw, rows, c, bits, out, out32, t * rows);
+    for (; t < n; t++) {
         const int8_t *xr = x8 + t * cols;
         td_scale f = {F[2 * t], F[2 * t + 1]};
         td_scale s = td_scale_mul(f, c);
