@@ -1,6 +1,7 @@
 """QLinearDyn and QEmbedding (int8 weights with per-group scales, run-time row scales): host C ==
-golden bit for bit on every kernel path (8-row c64, 4-row shared groups, generic), within the
-scale rounding of the exact real result; only the first n rows are computed."""
+golden bit for bit on every kernel path (4 activation rows x 4 weight rows, 8 weight rows of 64
+columns, 4 rows sharing group borders, generic), within the scale rounding of the exact real result;
+only the first n rows are computed."""
 import numpy as np
 
 from ops_testlib import IrCases
