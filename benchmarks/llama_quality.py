@@ -2,7 +2,7 @@
 
 Rerun:  PYTHONPATH=src python benchmarks/llama_quality.py   (30 s on an idle core, longer under load)
 Writes benchmarks/results/llama_quality.md. Protocol, designs and formulas:
-src/tinydeploy/models/llama/quant_study.py, intmodel.py and intmath.py.
+src/tinydeploy/models/llama/quant_study.py, intmodel.py and src/tinydeploy/ops/intmath.py.
 """
 
 from __future__ import annotations

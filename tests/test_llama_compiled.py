@@ -87,3 +87,23 @@ def test_cli_generate_greedy_from_bos(tmp_path):
 def test_cli_generate_errors(args, msg):
     r = CliRunner().invoke(main, ["generate"] + args)
     assert r.exit_code == 1 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_tiny_model_graph_and_c_equal_int_llama(tmp_path, shared):
+    """A tiny random model (dim 16, head size 4, 2 KV heads: other kernel paths than stories260K's), with
+    and without a classifier of its own: the graph's golden model and its host C equal IntLlama."""
+    from helpers import random_llama
+    from tinydeploy.compiler import compile_graph, emit_c
+    from tinydeploy.models.llama import FloatLlama, IntLlama, calibrate, read_checkpoint, write_v2
+    from tinydeploy.targets.host import runner
+    write_v2(tmp_path / "m.bin", *random_llama(shared=shared, seed=3))
+    cfg, w = read_checkpoint(tmp_path / "m.bin")
+    cal = calibrate(FloatLlama(cfg, w), [[1, 5, 7, 3, 2, 9]])
+    ids = [1, 5, 7, 3, 2]
+    want = IntLlama(cfg, w, cal).forward_many(ids, 0)[-1]
+    g = build_graph(IntLlama(cfg, w, cal), 6)
+    np.testing.assert_array_equal(golden.run_graph(g, _ins(ids, 0, 6))["logits"][0], want)
+    c = compile_graph(g)
+    host = runner.run(emit_c(c, tmp_path / "c"), c.graph, _ins(ids, 0, 6), tmp_path)
+    np.testing.assert_array_equal(host["logits"][0], want)

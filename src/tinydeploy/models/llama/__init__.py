@@ -1,5 +1,5 @@
 """llama2.c models: checkpoint reader/writers, tokenizer, float32 reference, integer sampler, and
-the all-integer design (intmath primitives, intmodel golden model, quant_study evaluation)."""
+the all-integer design (intmodel golden model on the goldens of ops/, quant_study evaluation)."""
 
 from tinydeploy.models import default_checkpoint_path, default_tokenizer_path
 

@@ -17,6 +17,7 @@ from ...codegen.ctext import c_array_body
 from ...codegen.network import CProgram, render_from
 from ...compiler import compile_graph, emit_c
 from ...errors import TinydeployError
+from ...ops.linear import GROUP
 from .budget import HOST_MEMORY_BYTES, check_fits, generate_parts
 from .checkpoint import LlamaWeights, QuantizedTensor, read_checkpoint
 from .intmodel import Calibration, IntLlama, calibrate
@@ -26,7 +27,7 @@ from .tokenizer import BOS_ID, Tokenizer
 
 HERE = Path(__file__).resolve().parent
 PREFILL_ROWS = (64, 32, 16, 8, 4, 1)  # prefill chunks tried, largest first, until the program fits
-KERNEL_GROUP = 32  # the Q8_0 group of the compiled kernels (runtime/kernels/llama.h, intops.effective_weight)
+KERNEL_GROUP = GROUP  # the Q8_0 group of the compiled kernels (ops/linear.py)
 
 
 def _calibration(cfg, w, path: Path) -> Calibration:

@@ -99,7 +99,8 @@ def build_graph(model: IntLlama, rows: int) -> Graph:
     last, = b.node("Sub", "last_index", ["n", b.c("one", np.array([1]), i32)], [("last", (1,), i32)])
     x, = b.node("Gather", "last_row", [x, last], [("x_last", (1, D), i16)], axis=0)
     z8, F = norm("final", 0, x, n="", T=1)
-    b.node("QLinearDyn", "classifier", [z8, F, ""] + emb, [("logits", (1, cfg.vocab_size), i32)],
+    cls = emb if m.qw["cls"] is m.qw["emb"] else [b.c("cls_w8", m.qw["cls"][0], i8), b.c("cls_mw", m.qw["cls"][1], i16)]
+    b.node("QLinearDyn", "classifier", [z8, F, ""] + cls, [("logits", (1, cfg.vocab_size), i32)],
            c=m.c["logits"], bits=32)
     b.g.outputs = ["logits"]
     b.g.validate()

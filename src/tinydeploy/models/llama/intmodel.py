@@ -139,9 +139,11 @@ class IntLlama:
         self.emb, self.emb_ew = (w8 * mw).astype(np.float64), E
         self.qw = {"emb": (w8.astype(np.int8), mw.reshape(-1)[::qt["token_embedding"].group_size])}
         self.cls = self.emb if cfg.shared_classifier else None
+        self.qw["cls"] = self.qw["emb"]
         if self.cls is None:
             w8c, mwc, self.cls_ew = _int_matrix(qt["wcls"], design)
-            self.cls = w8c * mwc
+            self.cls = (w8c * mwc).astype(np.float64)
+            self.qw["cls"] = (w8c.astype(np.int8), mwc.reshape(-1)[::qt["wcls"].group_size])
         else:
             self.cls_ew = E
         c["emb"] = sf(2.0**-E / s_res)

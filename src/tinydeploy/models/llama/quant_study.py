@@ -10,7 +10,7 @@ Protocol (BRIEF section 7):
   the agreement where the float top-2 gap is >= 0.5 (a real preference, not a near-tie), the
   perplexity of the sampled next tokens under each model and their ratio, and whether greedy
   decoding from BOS reproduces the first 20 reference tokens.
-The integer model's arithmetic and formulas: ``intmodel`` and ``intmath``.
+The integer model's arithmetic and formulas: ``intmodel`` and ``ops/intmath.py``.
 """
 
 from __future__ import annotations
