@@ -15,14 +15,27 @@ def init_state(graph: Graph) -> dict[str, np.ndarray]:
 
 def run_graph(graph: Graph, inputs: dict[str, np.ndarray], keep_all: bool = False,
               state: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """Outputs by name (every tensor if keep_all). `state` arrays are updated in place by the ops."""
-    env: dict[str, np.ndarray] = {k: t.data for k, t in graph.tensors.items() if t.is_const}
-    env.update(state if state is not None else init_state(graph))
+    """Outputs by name (every tensor if keep_all). `state` arrays are updated in place by the ops.
+    Constants and state are looked up when a node reads them: passes run one-node subgraphs over
+    the whole tensor table, which must not cost a walk over every tensor."""
+    state = state if state is not None else {}
+    env: dict[str, np.ndarray] = {}
     for name in graph.inputs:
         if name not in inputs:
             raise TinydeployError(f"no value given for graph input '{name}'")
         env[name] = np.asarray(inputs[name])
+
+    def load(name: str) -> None:
+        t = graph.tensors.get(name)
+        if t is not None and t.is_const:
+            env[name] = t.data
+        elif t is not None and t.state:
+            env[name] = state.setdefault(name, np.zeros(t.shape, t.dtype))
+
     for node in graph.nodes:
+        for i in node.inputs:
+            if i and i not in env:
+                load(i)
         args = [env[i] if i else None for i in node.inputs]
         try:
             outs = registry.get(node).golden(node, graph, args)
@@ -33,6 +46,9 @@ def run_graph(graph: Graph, inputs: dict[str, np.ndarray], keep_all: bool = Fals
         for name, value in zip(node.outputs, outs):
             if name:
                 env[name] = value
+    for o in graph.outputs:
+        if o not in env:
+            load(o)
     if keep_all:
         return env
     return {o: env[o] for o in graph.outputs}

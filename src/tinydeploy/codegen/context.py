@@ -23,7 +23,8 @@ class EmitContext:
         self.prefix = prefix
         self.decls: list[str] = []
         self.headers: set[str] = {"td_common.h"}
-        self._names: dict[str, str] = {}
+        self._idents: set[str] = set()
+        self._next: dict[str, int] = {}    # per base name, the suffix to try next
         self._const_done: dict[str, str] = {}
         self._layer = ("", 0, 0, 0)  # node name, planned scratch offset and bytes, bytes handed out
         self.block = None           # the schedule.blocks.Region being emitted (C variables r_, b_)
@@ -31,10 +32,13 @@ class EmitContext:
     def ident(self, hint: str) -> str:
         """A fresh C identifier from any string."""
         base = self.prefix + re.sub(r"[^0-9A-Za-z_]", "_", hint)[:48]
-        name, k = base, 1
-        while name in self._names.values():
-            name, k = f"{base}_{k}", k + 1
-        self._names[f"{hint}#{len(self._names)}"] = name
+        k = self._next.get(base, 0)
+        name = f"{base}_{k}" if k else base
+        while name in self._idents:
+            k += 1
+            name = f"{base}_{k}"
+        self._next[base] = k + 1
+        self._idents.add(name)
         return name
 
     def ctype(self, name: str) -> str:

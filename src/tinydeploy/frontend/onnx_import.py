@@ -111,15 +111,18 @@ def _strict_error(model: onnx.ModelProto) -> str:
 def _check_ops_exist(model: onnx.ModelProto) -> None:
     """An op unknown to ONNX itself (typo, custom domain) is named before the checker's prose."""
     version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    known: dict[str, bool] = {}   # per op type: a schema lookup per node is slow on big graphs
     for k, n in enumerate(model.graph.node):
         if n.domain not in ("", "ai.onnx"):
             raise TinydeployError(f"node {n.name or f'{n.op_type}_{k}'}: operator {n.domain}::{n.op_type} "
                                   f"is not supported (custom domain)")
-        try:
-            known = onnx.defs.has(n.op_type) and not onnx.defs.get_schema(n.op_type, version).deprecated
-        except onnx.defs.SchemaError:  # introduced after this opset
-            known = False
-        if not known:
+        if n.op_type not in known:
+            try:
+                known[n.op_type] = onnx.defs.has(n.op_type) and \
+                    not onnx.defs.get_schema(n.op_type, version).deprecated
+            except onnx.defs.SchemaError:  # introduced after this opset
+                known[n.op_type] = False
+        if not known[n.op_type]:
             raise TinydeployError(f"node {n.name or f'{n.op_type}_{k}'}: {n.op_type} is not an ONNX operator "
                                   f"of opset {version}")
 

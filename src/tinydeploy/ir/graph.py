@@ -79,6 +79,12 @@ class Graph:
     def t(self, name: str) -> Tensor:
         return self.tensors[name]
 
+    def uses(self) -> Uses:
+        """Producer and consumers of every tensor in one pass: lookups in O(1) for a pass that
+        queries many (Graph.producer and .consumers scan all nodes). A snapshot: stale once
+        nodes are rewired."""
+        return Uses(self.nodes)
+
     def producer(self, name: str) -> Node | None:
         for n in self.nodes:
             if name in n.outputs:
@@ -148,3 +154,37 @@ class Graph:
         for o in self.outputs:
             if o not in known:
                 raise TinydeployError(f"graph output '{o}' is never produced")
+
+
+class Uses:
+    """Graph.producer / Graph.consumers answered from maps (see Graph.uses), built at the first
+    question (many passes have none to ask on most graphs)."""
+
+    def __init__(self, nodes: list[Node]):
+        self._nodes = list(nodes)
+        self._producer: dict[str, Node] | None = None
+        self._consumers: dict[str, list[Node]] = {}
+        self._position: dict[int, int] = {}
+
+    def _index(self) -> dict[str, Node]:
+        if self._producer is None:
+            self._producer = {}
+            for n in self._nodes:
+                for i in dict.fromkeys(n.inputs):
+                    self._consumers.setdefault(i, []).append(n)
+                for o in n.outputs:
+                    self._producer.setdefault(o, n)
+        return self._producer
+
+    def producer(self, name: str) -> Node | None:
+        return self._index().get(name)
+
+    def consumers(self, name: str) -> list[Node]:
+        self._index()
+        return list(self._consumers.get(name, ()))
+
+    def in_order(self, nodes: list[Node]) -> list[Node]:
+        """nodes sorted as the graph runs them."""
+        if not self._position:
+            self._position = {id(n): k for k, n in enumerate(self._nodes)}
+        return sorted(nodes, key=lambda n: self._position[id(n)])

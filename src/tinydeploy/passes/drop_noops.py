@@ -25,12 +25,14 @@ def _is_noop(node, graph: Graph) -> bool:
 
 
 def drop_noops(graph: Graph) -> Graph:
-    kept = []
+    """One pass in graph order: a dropped node's output is renamed to its input in every later node."""
+    kept, rename = [], {}
+    keep_names = set(graph.inputs) | set(graph.outputs)
     for node in graph.nodes:
+        node.inputs = [rename.get(i, i) for i in node.inputs]
         out, src = node.outputs[0] if node.outputs else "", node.inputs[0] if node.inputs else ""
-        if _is_noop(node, graph) and out not in graph.outputs and src not in graph.inputs + graph.outputs:
-            for n in graph.nodes:
-                n.inputs = [src if i == out else i for i in n.inputs]
+        if _is_noop(node, graph) and out not in graph.outputs and src not in keep_names:
+            rename[out] = src
             continue
         kept.append(node)
     graph.nodes = kept

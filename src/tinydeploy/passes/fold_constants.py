@@ -9,13 +9,14 @@ from ..golden import run_graph
 from ..ir import Graph, Node
 
 
-def _keep(node, graph: Graph) -> bool:
-    return node.op == "DequantizeLinear" and any(graph.consumers(o) for o in node.outputs) and \
+def _keep(node, graph: Graph, uses) -> bool:
+    return node.op == "DequantizeLinear" and any(uses.consumers(o) for o in node.outputs) and \
         np.dtype(graph.tensors[node.inputs[0]].dtype).kind in "iu"
 
 
 def fold_constants(graph: Graph) -> Graph:
     kept = []
+    uses = graph.uses()   # asked only about a node's own outputs, before their consumers change
     for node in graph.nodes:
         like = graph.tensors[node.inputs[1]] if node.op == "CastLike" else None
         if like is not None and like.dtype is not None:   # only the example's type matters
@@ -31,7 +32,7 @@ def fold_constants(graph: Graph) -> Graph:
                 value = np.array(shape[s:e] if e is not None else shape[s:], np.int64)
             _set(graph, node.outputs[0], value)
             continue
-        if node.inputs and all(not i or graph.tensors[i].is_const for i in node.inputs) and not _keep(node, graph):
+        if node.inputs and all(not i or graph.tensors[i].is_const for i in node.inputs) and not _keep(node, graph, uses):
             sub = type(graph)(graph.name, graph.tensors, [node], [], [o for o in node.outputs if o])
             for name, value in run_graph(sub, {}).items():
                 _set(graph, name, np.asarray(value))

@@ -26,10 +26,11 @@ def clip_bounds(node, graph: Graph):
 
 def fuse_activation(graph: Graph) -> Graph:
     drop = set()
+    uses = graph.uses()
     for node in graph.nodes:
         if node.op not in FUSABLE or graph.tensors[node.outputs[0]].dtype != np.float32:
             continue
-        users = graph.consumers(node.outputs[0])
+        users = uses.consumers(node.outputs[0])
         if len(users) != 1 or node.outputs[0] in graph.outputs or "act" in node.attrs:
             continue
         act = users[0]

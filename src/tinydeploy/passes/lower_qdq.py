@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..ir import Graph, Node, Quant
+from ..ir.graph import Uses
 from ..ops import registry
 from .fuse_activation import clip_bounds
 
@@ -47,8 +48,8 @@ def dq_quant(node: Node, graph: Graph) -> Quant | None:
     return Quant(scale.astype(np.float32).reshape(-1), zp.reshape(-1), axis)
 
 
-def _source(name: str, graph: Graph) -> QIn | None:
-    p = graph.producer(name)
+def _source(name: str, graph: Graph, uses: Uses) -> QIn | None:
+    p = uses.producer(name)
     if p is None or p.op != "DequantizeLinear":
         return None
     x = p.inputs[0]
@@ -62,10 +63,10 @@ def _source(name: str, graph: Graph) -> QIn | None:
     return QIn(x, q, graph.const(x))
 
 
-def match(node: Node, graph: Graph) -> QdqMatch | None:
+def match(node: Node, graph: Graph, uses: Uses) -> QdqMatch | None:
     ins = []
     for i in node.inputs:
-        src = _source(i, graph) if i else None
+        src = _source(i, graph, uses) if i else None
         # a non-quantized input must be a constant, or integer/bool data (Gather indices,
         # Where's condition), which integer kernels read as it is
         if src is None and i and not graph.tensors[i].is_const and np.dtype(graph.tensors[i].dtype).kind not in "iub":
@@ -73,13 +74,13 @@ def match(node: Node, graph: Graph) -> QdqMatch | None:
         ins.append(src)
     if not any(ins) or len(node.outputs) != 1 or node.outputs[0] in graph.outputs:
         return None
-    users = graph.consumers(node.outputs[0])
+    users = uses.consumers(node.outputs[0])
     act = None
     if len(users) == 1 and users[0].op in ("Relu", "Clip"):
         act = clip_bounds(users[0], graph)
         if act is None or users[0].outputs[0] in graph.outputs:
             return None
-        users = graph.consumers(users[0].outputs[0])
+        users = uses.consumers(users[0].outputs[0])
     if len(users) != 1 or users[0].op != "QuantizeLinear":
         return None
     q = dq_quant(users[0], graph)
@@ -91,22 +92,23 @@ def match(node: Node, graph: Graph) -> QdqMatch | None:
 
 
 def lower_qdq(graph: Graph) -> Graph:
+    uses = graph.uses()
     done: set[int] = set()
     new_nodes = []
     for node in graph.nodes:
         if id(node) in done:
             continue
         op = registry.get(node)
-        m = match(node, graph) if op.lower else None
+        m = match(node, graph, uses) if op.lower else None
         lowered = op.lower(m, graph) if m else None
         if lowered is None:
             new_nodes.append(node)
             continue
         # the Relu/Clip and QuantizeLinear of the pattern are replaced too
-        tail = graph.consumers(node.outputs[0])
+        tail = uses.consumers(node.outputs[0])
         while tail and tail[0].op != "QuantizeLinear":
             done.add(id(tail[0]))
-            tail = graph.consumers(tail[0].outputs[0])
+            tail = uses.consumers(tail[0].outputs[0])
         done.add(id(tail[0]))
         new_nodes.extend(lowered)
     graph.nodes = new_nodes

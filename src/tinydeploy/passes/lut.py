@@ -11,6 +11,7 @@ import numpy as np
 
 from ..golden import run_graph
 from ..ir import Graph, Node, Tensor
+from ..ir.graph import Uses
 
 ELEMENTWISE = {
     "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "Erf", "Exp", "Log", "Sqrt", "Abs", "Neg",
@@ -21,7 +22,7 @@ ELEMENTWISE = {
 }
 
 
-def _region(q: Node, graph: Graph):
+def _region(q: Node, graph: Graph, uses: Uses):
     """(dq node, region nodes in graph order) or None."""
     nodes: list[Node] = []
     dq = None
@@ -32,7 +33,7 @@ def _region(q: Node, graph: Graph):
         if name in seen:
             continue
         seen.add(name)
-        p = graph.producer(name)
+        p = uses.producer(name)
         if p is None:
             return None
         if p.op == "DequantizeLinear":
@@ -61,10 +62,9 @@ def _region(q: Node, graph: Graph):
         return None
     inside = {id(n) for n in nodes} | {id(q)}
     for n in nodes:  # intermediate values must not escape the region
-        if n.outputs[0] in graph.outputs or any(id(u) not in inside for u in graph.consumers(n.outputs[0])):
+        if n.outputs[0] in graph.outputs or any(id(u) not in inside for u in uses.consumers(n.outputs[0])):
             return None
-    order = [n for n in graph.nodes if id(n) in {id(m) for m in nodes}]
-    return dq, order
+    return dq, uses.in_order(nodes)
 
 
 def lut_table(dq: Node, region: list[Node], q: Node, graph: Graph) -> np.ndarray:
@@ -78,13 +78,14 @@ def lut_table(dq: Node, region: list[Node], q: Node, graph: Graph) -> np.ndarray
 def lower_luts(graph: Graph) -> Graph:
     replace: dict[int, Node] = {}
     drop: set[int] = set()
+    uses = graph.uses()
     for q in graph.nodes:
         if q.op != "QuantizeLinear" or graph.tensors[q.outputs[0]].dtype != np.int8:
             continue
         scale = graph.const(q.inputs[1])
         if scale is None or scale.size != 1:
             continue
-        found = _region(q, graph)
+        found = _region(q, graph, uses)
         if found is None:
             continue
         dq, region = found

@@ -10,8 +10,9 @@ from ..ops.shape import split_sizes
 
 def split_to_slices(graph: Graph) -> Graph:
     new = []
+    uses = graph.uses()
     for node in graph.nodes:
-        p = graph.producer(node.inputs[0]) if node.op == "Split" else None
+        p = uses.producer(node.inputs[0]) if node.op == "Split" else None
         if p is None or p.op != "DequantizeLinear":
             new.append(node)
             continue

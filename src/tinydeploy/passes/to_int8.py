@@ -29,13 +29,13 @@ def to_int8(graph: Graph) -> Graph:
     if not targets:
         return graph
     new_nodes: list[Node] = []
+    rename: dict[str, str] = {}   # uint8 activation → its int8 twin, applied to every later reader
     for name in graph.inputs:
         if name in targets:
-            s8 = _retarget(graph, name)
-            new_nodes.append(Node("U8ToS8", f"{name}_to_s8", [name], [s8]))
+            rename[name] = _retarget(graph, name)
+            new_nodes.append(Node("U8ToS8", f"{name}_to_s8", [name], [rename[name]]))
     for node in graph.nodes:
-        node.inputs = [_s8_name(graph, i) if i in targets and not graph.tensors[i].is_const and i in graph.inputs
-                       else i for i in node.inputs]
+        node.inputs = [rename.get(i, i) for i in node.inputs]
         for i in node.inputs:
             if i in targets and graph.tensors[i].is_const and graph.tensors[i].dtype == np.uint8:
                 t = graph.tensors[i]
@@ -43,10 +43,8 @@ def to_int8(graph: Graph) -> Graph:
         new_nodes.append(node)
         for k, o in enumerate(node.outputs):
             if o in targets:
-                s8 = _retarget(graph, o)
+                s8 = rename[o] = _retarget(graph, o)
                 node.outputs[k] = s8
-                for user in graph.nodes:
-                    user.inputs = [s8 if i == o else i for i in user.inputs]
                 if o in graph.outputs:
                     new_nodes.append(Node("S8ToU8", f"{o}_to_u8", [s8], [o]))
     graph.nodes = new_nodes
@@ -62,16 +60,20 @@ def _through_data_movement(graph: Graph, targets: set[str]) -> None:
     """A QOperator graph runs MaxPool / Reshape / … on the uint8 tensors themselves: their data input
     and outputs must change type together (else an int8 tensor would feed a uint8-typed one)."""
     uint8 = lambda n: n and graph.tensors[n].dtype == np.uint8 and not graph.tensors[n].is_const  # noqa: E731
-    changed = True
-    while changed:
-        changed = False
-        for node in graph.nodes:
-            if node.op not in _PASS_THROUGH or not node.inputs:
-                continue
+    parent: dict[str, str] = {}   # union-find: tensors joined by such ops
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = x = parent[parent[x]]
+        return x
+
+    for node in graph.nodes:
+        if node.op in _PASS_THROUGH and node.inputs:
             group = [n for n in node.inputs[:1] + node.outputs if uint8(n)]
-            if any(n in targets for n in group) and not all(n in targets for n in group):
-                targets.update(group)
-                changed = True
+            for n in group[1:]:
+                parent[find(n)] = find(group[0])
+    hit = {find(t) for t in targets if t in parent}
+    targets.update(n for n in list(parent) if find(n) in hit)
 
 
 def _s8_name(graph: Graph, name: str) -> str:

@@ -83,24 +83,16 @@ def resolve_inplace(by_name: dict[str, Buffer], inplace: Iterable[InPlace]) -> d
             continue
         if h.out in src_of or h.src in out_of:
             continue
-        head = _chain_from(h.src, src_of, backwards=True)  # src's chain, src is its tail
-        tail = _chain_from(h.out, out_of, backwards=False)  # out's chain, out is its head
-        if h.out in head:  # would close a cycle
-            continue
-        if any(
-            overlaps(by_name[x], by_name[y]) for x in head for y in tail if not (x == h.src and y == h.out)
-        ):
+        # Every link ends one lifetime at the step where the next starts, so a chain's members follow
+        # each other in time, and a member of src's chain meets one of out's chain only at the step
+        # where src ends and out starts. Besides (src, out), only src's predecessor (when src lives
+        # at that step alone) and out's successor (when out does) can be live there. This also
+        # refuses closing a cycle: out heading src's chain puts all of it on that one step.
+        if h.src in src_of and src.start == src.end or h.out in out_of and out.start == out.end:
             continue
         src_of[h.out] = h.src
         out_of[h.src] = h.out
     return src_of
-
-
-def _chain_from(name: str, link: dict[str, str], backwards: bool) -> list[str]:
-    chain = [name]
-    while chain[-1] in link:
-        chain.append(link[chain[-1]])
-    return chain[::-1] if backwards else chain
 
 
 def chains(by_name: dict[str, Buffer], src_of: dict[str, str]) -> list[list[str]]:
@@ -110,7 +102,10 @@ def chains(by_name: dict[str, Buffer], src_of: dict[str, str]) -> list[list[str]
     for name in by_name:
         if name in src_of:  # not a root: reached from its chain's root
             continue
-        groups.append(_chain_from(name, out_of, backwards=False))
+        chain = [name]
+        while chain[-1] in out_of:
+            chain.append(out_of[chain[-1]])
+        groups.append(chain)
     return groups
 
 
