@@ -8,12 +8,25 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 
-def _model(nodes, inputs=None, outputs=None, inits=()):
+def _model(nodes, inputs=None, outputs=None, inits=(), opsets=(("", 17),)):
     g = helper.make_graph(nodes, "m", inputs or [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
                           outputs or [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], list(inits))
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets])
     m.ir_version = 8
     return m
+
+
+def _nested_if(depth):
+    """y = If(c) { If(c) { … Relu(x) … } } else { Relu(x) }: subgraphs nested `depth` deep."""
+    def branch(k, nodes, out):
+        return helper.make_graph(nodes, f"b{k}", [], [helper.make_tensor_value_info(out, TensorProto.FLOAT, [1, 4])])
+    leaf = branch(0, [helper.make_node("Relu", ["x"], ["r0"])], "r0")
+    body = leaf
+    for k in range(1, depth + 1):
+        out = "y" if k == depth else f"r{k}"
+        node = helper.make_node("If", ["c"], [out], name=f"if{k}", then_branch=body, else_branch=leaf)
+        body = branch(k, [node], out)
+    return _model([node], inits=[numpy_helper.from_array(np.array(True), "c")])
 
 
 def _relu():
@@ -47,6 +60,32 @@ BAD_MODELS = {
                                   outputs=[helper.make_tensor_value_info("y", TensorProto.UINT8, [1, 4])],
                                   inits=[numpy_helper.from_array(np.float32(0), "s")]),
                    "node q1 (QuantizeLinear): scale 's' holds 0.0"),
+    # a size that wraps to 0 in int64 (2^32 * 2^32) must not pass the size guard
+    "wrapping_size": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])],
+                                     [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1 << 32, 1 << 32])],
+                                     [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1 << 32, 1 << 32])]),
+                      f"{(1 << 64) * 4:,} bytes is beyond any target (limit"),
+    # an empty tensor whose other dimension no target could index: y = x + ReduceSum(empty [0, 2^62])
+    "zero_hides_huge_dims": (lambda: _model([helper.make_node("ConstantOfShape", ["s"], ["c"]),
+                                             helper.make_node("ReduceSum", ["c", "axes"], ["z"]),
+                                             helper.make_node("Add", ["x", "z"], ["y"])],
+                                            inits=[numpy_helper.from_array(np.array([0, 1 << 62], np.int64), "s"),
+                                                   numpy_helper.from_array(np.array([0, 1], np.int64), "axes")]),
+                             "tensor 'c' has shape [0, 4611686018427387904]"),
+    "opset_too_new": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])], opsets=[("", 99)]),
+                      f"opset 99 of domain 'ai.onnx'; the newest supported is {onnx.defs.onnx_opset_version()}"),
+    "ms_opset_too_new": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])],
+                                        opsets=[("", 17), ("com.microsoft", 2)]),
+                         "opset 2 of domain 'com.microsoft'; the newest supported is 1"),
+    "control_flow": (lambda: _nested_if(3), "node if3 (If): control flow"),
+    # 139 bytes of ONNX that fold to a 64 MiB constant
+    "huge_constant": (lambda: _model([helper.make_node("ConstantOfShape", ["s"], ["c"], name="cos"),
+                                      helper.make_node("Add", ["x", "c"], ["y"])],
+                                     [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                                     outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                     inits=[numpy_helper.from_array(np.array([4096, 4096], np.int64), "s")]),
+                      f"node cos (ConstantOfShape) folds to 'c' [4096, 4096]: {4096 * 4096 * 4:,} bytes of "
+                      f"constants, beyond the limit of {16 << 20:,} bytes"),
 }
 
 BAD_INPUTS = {
@@ -128,3 +167,56 @@ def test_compile_writes_project_and_inspect_prints_plan(tmp_path):
     assert (tmp_path / "proj" / "td_network.c").exists() and (tmp_path / "proj" / "td_network.h").exists()
     r = _cli("inspect", tmp_path / "m.onnx")
     assert r.returncode == 0 and "memory plan" in r.stdout and "lower bound" in r.stdout
+
+
+def test_shape_option_sizes_never_wrap(tmp_path):
+    onnx.save(_relu(), tmp_path / "m.onnx")
+    for dims in ((1, (1 << 63) - 1), (1 << 32, 1 << 32)):   # int64: -4 bytes; a product of 0
+        r = _cli("inspect", tmp_path / "m.onnx", "--shape", "x=" + "x".join(map(str, dims)))
+        _assert_one_line_error(r, f"{dims[0] * dims[1] * 4:,} bytes is beyond any target (limit")
+
+
+@pytest.mark.parametrize("op,graphs", [("If", ("then_branch", "else_branch")), ("Loop", ("body",)),
+                                        ("Scan", ("body",))])
+def test_control_flow_is_refused_before_shape_inference(op, graphs, monkeypatch):
+    from tinydeploy.errors import TinydeployError
+    from tinydeploy.frontend import onnx_import
+
+    def expensive(*_a, **_k):
+        raise AssertionError("shape inference or the checker ran on a model with subgraphs")
+    monkeypatch.setattr(onnx_import.shape_inference, "infer_shapes", expensive)
+    monkeypatch.setattr(onnx_import.onnx.checker, "check_model", expensive)
+    with pytest.raises(TinydeployError, match=r"node if20 \(If\): control flow"):
+        onnx_import.import_model(_nested_if(20))
+    body = helper.make_graph([], "b", [], [])
+    m = _model([helper.make_node(op, ["x"], ["y"], name="cf", **{g: body for g in graphs})])
+    with pytest.raises(TinydeployError, match=rf"node cf \({op}\): control flow"):
+        onnx_import.import_model(m)
+
+
+def test_constant_folding_stops_at_the_limit_before_allocating(tmp_path):
+    import tracemalloc
+    from tinydeploy.compiler import compile_onnx
+    from tinydeploy.errors import TinydeployError
+    from tinydeploy.limits import HOST_CONST_BYTES
+    onnx.save(BAD_MODELS["huge_constant"][0](), tmp_path / "m.onnx")
+    tracemalloc.start()
+    try:
+        with pytest.raises(TinydeployError, match=f"limit of {HOST_CONST_BYTES:,} bytes"):
+            compile_onnx(tmp_path / "m.onnx")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < HOST_CONST_BYTES, peak   # the 64 MiB constant was never made
+
+
+def test_constants_are_limited_by_the_rv32_sram(tmp_path):
+    from tinydeploy.targets.rv32.runner import Rv32Config
+    sram = Rv32Config.load(None).sram_bytes
+    m = _model([helper.make_node("Add", ["x", "w"], ["y"])], [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [sram // 4 + 1])],
+               [numpy_helper.from_array(np.zeros(sram // 4 + 1, np.float32), "w")])
+    onnx.save(m, tmp_path / "m.onnx")
+    _assert_one_line_error(_cli("compile", tmp_path / "m.onnx", "-t", "rv32", "-o", tmp_path / "p"),
+                           f"{(sram // 4 + 1) * 4:,} bytes of constants, beyond the limit of {sram:,} bytes")
+    assert not (tmp_path / "p").exists()

@@ -121,7 +121,9 @@ def inspect(model, target, shape, exact_memory):
     """Print the lowered graph, the memory plan and per-layer MACs."""
     from .compiler import compile_onnx
     from .inspect import describe
-    c = compile_onnx(Path(model), parse_shapes(shape), exact=exact_memory, kernels=targets.get(target).kernels)
+    tgt = targets.get(target)
+    c = compile_onnx(Path(model), parse_shapes(shape), exact=exact_memory, kernels=tgt.kernels,
+                     const_limit=tgt.constant_bytes())
     click.echo(describe(c))
 
 

@@ -61,9 +61,13 @@ def compile_graph(graph: Graph, exact: bool = False, time_limit_s: float = 5.0,
 
 
 def compile_onnx(path: str | Path, shapes: dict | None = None, exact: bool = False,
-                 kernels: Kernels | None = None) -> Compiled:
+                 kernels: Kernels | None = None, const_limit: int | None = None) -> Compiled:
+    """const_limit: bytes of constants the target holds (Target.constant_bytes; default
+    limits.HOST_CONST_BYTES): constant folding stops there with an error."""
     t0 = time.perf_counter()
     graph = load_onnx(path, shapes)
+    if const_limit is not None:
+        graph.const_limit = const_limit
     t1 = time.perf_counter()
     c = compile_graph(graph, exact, kernels=kernels)
     c.seconds["frontend"] = t1 - t0

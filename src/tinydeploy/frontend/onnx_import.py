@@ -12,6 +12,8 @@ from onnx import helper, numpy_helper, shape_inference
 
 from ..errors import TinydeployError
 from ..ir import Graph, Node, Tensor
+from ..limits import check_extent
+from .precheck import precheck
 from .qoperator import normalize_qoperator
 from .window_attrs import check_window_attrs
 from .toposort import toposort
@@ -25,7 +27,6 @@ _DTYPES = {
     onnx.TensorProto.INT64: np.int64, onnx.TensorProto.BOOL: np.bool_,
     onnx.TensorProto.DOUBLE: np.float64,
 }
-MAX_TENSOR_BYTES = 1 << 30   # nothing on an MCU comes near this; larger means a broken model
 
 
 def np_dtype(elem_type: int, what: str) -> np.dtype:
@@ -56,6 +57,7 @@ def load_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = None
 
 def import_model(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
     shapes = shapes or {}
+    precheck(model)
     g = model.graph
     _check_refs(g)
     order = toposort(g)
@@ -164,6 +166,7 @@ def _set_input_shapes(g: onnx.GraphProto, shapes: dict[str, tuple[int, ...]]) ->
             if len(new) != len(dims) and len(dims):
                 raise TinydeployError(
                     f"--shape {inp.name}: rank {len(new)} given, the model's input has rank {len(dims)}")
+            check_extent(f"input '{inp.name}' (--shape)", new, np.dtype(_DTYPES.get(inp.type.tensor_type.elem_type, np.uint8)))
             changed |= any(d.HasField("dim_value") and d.dim_value != v for d, v in zip(dims, new))
             del dims[:]
             for v in new:
@@ -238,9 +241,8 @@ def _to_ir(model: onnx.ModelProto, declared: dict[str, tuple]) -> Graph:
         if name in tensors or (name not in graph_inputs and not vi.type.tensor_type.elem_type):
             continue  # (ONNX inference keeps a declared output that contradicts it untyped)
         shape, dtype = _value_info(vi)
-        if shape is not None and int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > MAX_TENSOR_BYTES:
-            raise TinydeployError(f"tensor '{name}' has shape {list(shape)}: "
-                                  f"{np.prod(shape, dtype=np.int64) * dtype.itemsize:,} bytes is beyond any target")
+        if shape is not None:
+            check_extent(f"tensor '{name}'", shape, dtype)
         if name in graph_inputs:   # the interface: taken as given (or as --shape set it)
             tensors[name] = Tensor(name, shape, dtype)
         else:                      # checked against our own inference, never used

@@ -5,12 +5,14 @@ optional constant data, optional affine quantization), nodes in topological orde
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import TinydeployError
+from ..limits import HOST_CONST_BYTES
 
 
 # inputs whose shape or type is read, never their values
@@ -46,7 +48,7 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(int(d) for d in self.shape)   # Python integers: a size never wraps around
 
     @property
     def nbytes(self) -> int:
@@ -75,6 +77,7 @@ class Graph:
     # what the model file or ONNX inference says a tensor's type is: (dims, None where unknown; dtype;
     # who says so). Never used for buffers: passes/complete_types.py checks it against our inference.
     stated: dict[str, list[tuple]] = field(default_factory=dict)
+    const_limit: int = HOST_CONST_BYTES   # bytes of constants the target holds (folding stops there)
 
     def t(self, name: str) -> Tensor:
         return self.tensors[name]

@@ -5,12 +5,12 @@ import numpy as np
 
 from ..errors import TinydeployError
 from . import nd
-from .registry import register
+from .registry import prod, register
 
 
 def _geom(shape, axis):
     axis %= max(len(shape), 1)
-    return int(np.prod(shape[:axis], dtype=np.int64)), shape[axis], int(np.prod(shape[axis + 1:], dtype=np.int64)), axis
+    return prod(shape[:axis]), shape[axis], prod(shape[axis + 1:]), axis
 
 
 def _sfx(node, graph, name):
@@ -49,7 +49,7 @@ register("ArgMin", emit=_emit_arg, header="argmax.h")(_arg)
 def _hardmax_geom(node, shape):
     axis = node.attr("axis", -1 if node.attr("_opset", 13) >= 13 else 1) % max(len(shape), 1)
     if node.attr("_opset", 13) < 13:   # older opsets: the input as a 2-D matrix [prod(:axis), prod(axis:)]
-        return int(np.prod(shape[:axis], dtype=np.int64)), int(np.prod(shape[axis:], dtype=np.int64)), 1
+        return prod(shape[:axis]), prod(shape[axis:]), 1
     return _geom(shape, axis)[:3]
 
 

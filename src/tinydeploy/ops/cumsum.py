@@ -7,13 +7,13 @@ import numpy as np
 
 from ..errors import TinydeployError
 from . import nd
-from .registry import register
+from .registry import prod, register
 from .shape import _const
 
 
 def _geom(node, graph, shape, args=None):
     axis = int(_const(node, graph, args, 1, "axis").reshape(())) % max(len(shape), 1)
-    return (int(np.prod(shape[:axis], dtype=np.int64)), shape[axis], int(np.prod(shape[axis + 1:], dtype=np.int64)),
+    return (prod(shape[:axis]), shape[axis], prod(shape[axis + 1:]),
             axis)
 
 

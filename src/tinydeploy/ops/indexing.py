@@ -8,7 +8,7 @@ import numpy as np
 from ..codegen.ctext import c_literal, ctype
 from ..errors import TinydeployError
 from . import nd
-from .registry import register
+from .registry import prod, register
 from .requant import lower_gather, lower_pad, lower_where
 from .shape import _const
 
@@ -16,8 +16,8 @@ from .shape import _const
 # ---- Gather ---------------------------------------------------------------------------------------
 def _gather_geom(shape, axis):
     axis %= len(shape)
-    outer = int(np.prod(shape[:axis], dtype=np.int64))
-    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    outer = prod(shape[:axis])
+    inner = prod(shape[axis + 1:])
     return axis, outer, shape[axis], inner
 
 
@@ -164,7 +164,7 @@ def bitcast(node, graph, args):
 # ---- Where --------------------------------------------------------------------------------------
 def where_call(ctx, node, c, x, y, out, oshape, esz) -> str:
     """td_where over oshape; c, x, y are (pointer expression, shape) broadcast against it."""
-    if int(np.prod(oshape, dtype=np.int64)) == 0:
+    if prod(oshape) == 0:
         return ";"
     dims, ss = nd.collapse(oshape, *[nd.bcast_strides(shape, oshape) for _, shape in (c, x, y)])
     arr = ctx.array(node.name + "_nd", np.array(dims + [s for st in ss for s in st], np.int32))

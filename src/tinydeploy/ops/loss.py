@@ -8,7 +8,7 @@ import numpy as np
 
 from ..codegen.ctext import c_literal
 from ..errors import TinydeployError
-from .registry import register
+from .registry import prod, register
 
 RED = {"none": 0, "sum": 1, "mean": 2}
 
@@ -46,7 +46,7 @@ def _emit(node, graph, ctx, softmax):
         raise TinydeployError(f"node {node.name} ({node.op}): targets must be int32 or int64")
     shape = graph.tensors[x].shape
     N, C = shape[:2]
-    D = int(np.prod(shape[2:], dtype=np.int64))
+    D = prod(shape[2:])
     ii = node.attr("ignore_index")
     lp = node.outputs[1] if softmax and len(node.outputs) > 1 and node.outputs[1] else ""
     return (f"td_loss_f32_i{8 * dt.itemsize}({ctx.ptr(x)}, {int(softmax)}, {ctx.ptr(t)}, {ctx.ptr(w)}, "

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..codegen.ctext import ctype
 from ..errors import TinydeployError
+from .registry import prod
 
 MAX_RANK = 8   # TD_MAX_RANK in runtime/kernels/td_nd.h
 
@@ -79,7 +80,7 @@ def c_type(dtype) -> str:
 def copy_call(ctx, x: str, y: str, esz: int, dims, xs, ys, xoff: int = 0, yoff: int = 0) -> str:
     """One td_copy_nd call: y[yoff + Σ i·ys] = x[xoff + Σ i·xs] over dims (element units)."""
     d, (a, b) = collapse(dims, xs, ys)
-    if int(np.prod(d)) == 0:
+    if prod(d) == 0:
         return ""
     name = ctx.array("copy_dims", np.array(d + a + b, np.int32))
     xp = f"(const uint8_t *){x}" + (f" + {xoff * esz}" if xoff else "")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TinydeployError
-from .registry import register
+from .registry import prod, register
 
 _RANGE = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255), np.dtype(np.int32): (-(2**31), 2**31 - 1),
           np.dtype(np.int16): (-32768, 32767), np.dtype(np.uint16): (0, 65535)}
@@ -84,7 +84,7 @@ def _emit(node, graph, ctx, fn) -> str:
     channels = scale.size
     if channels > 1:
         axis = node.attr("axis", 1) % len(x.shape)
-        inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+        inner = prod(x.shape[axis + 1:])
     else:
         inner = x.size
     outer = x.size // (inner * channels)

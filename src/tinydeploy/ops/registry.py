@@ -17,10 +17,9 @@ the row count and position from `ctx.rows(node)` and `ctx.pos(node)`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
-
-import numpy as np
 
 from ..errors import TinydeployError
 
@@ -103,4 +102,4 @@ def load_all() -> None:
 
 
 def prod(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(int(d) for d in shape)   # Python integers: no int64 wrap-around

@@ -14,7 +14,7 @@ import numpy as np
 from ..ir import Node, Tensor
 from .quant import act_range, quantize_multiplier, requant
 from .quantize_linear import quantize
-from .registry import register
+from .registry import prod, register
 from .tiles import elementwise
 
 
@@ -88,7 +88,7 @@ def _lower_move(m, graph, x, extra_inputs):
         return [Node(m.node.op, m.node.name, [x.name] + rest, [m.out], attrs)]
     fshape = graph.tensors[m.node.outputs[0]].shape
     xshape = graph.tensors[x.name].shape
-    if int(np.prod(fshape)) > int(np.prod(xshape)):   # requantize the smaller tensor
+    if prod(fshape) > prod(xshape):   # requantize the smaller tensor
         rq, tmp = requant_node(m, graph, x.name, x.q, xshape)
         return [rq, Node(m.node.op, m.node.name, [tmp] + rest, [m.out], attrs)]
     tmp = graph.unique(f"{m.node.name}_moved")

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import TinydeployError
 from . import nd
-from .registry import register
+from .registry import prod, register
 from .shape import _const
 
 REDUCTIONS = {"none": 0, "add": 1, "mul": 2, "max": 3, "min": 4}
@@ -61,10 +61,10 @@ def gather_elements(node, graph, args):
 # ---- GatherND ------------------------------------------------------------------------------------
 def _nd_geom(xshape, ishape, b):
     K = ishape[-1]
-    nb = int(np.prod(xshape[:b], dtype=np.int64))
-    nm = int(np.prod(ishape[b:-1], dtype=np.int64))
-    slice_ = int(np.prod(xshape[b + K:], dtype=np.int64))
-    xb = int(np.prod(xshape[b:], dtype=np.int64))
+    nb = prod(xshape[:b])
+    nm = prod(ishape[b:-1])
+    slice_ = prod(xshape[b + K:])
+    xb = prod(xshape[b:])
     return K, nb, nm, slice_, xb
 
 
@@ -170,8 +170,8 @@ def scatter_nd(node, graph, args):
 def _onehot_geom(node, ishape, depth):
     axis = node.attr("axis", -1)
     axis = axis + len(ishape) + 1 if axis < 0 else axis
-    outer = int(np.prod(ishape[:axis], dtype=np.int64))
-    inner = int(np.prod(ishape[axis:], dtype=np.int64))
+    outer = prod(ishape[:axis])
+    inner = prod(ishape[axis:])
     return axis, outer, inner
 
 
@@ -207,8 +207,8 @@ def _emit_topk(node, graph, ctx):
     shape = graph.tensors[x].shape
     axis = node.attr("axis", -1) % len(shape)
     k = int(_const(node, graph, None, 1, "k").reshape(-1)[0]) if len(node.inputs) > 1 else node.attr("k")
-    outer = int(np.prod(shape[:axis], dtype=np.int64))
-    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    outer = prod(shape[:axis])
+    inner = prod(shape[axis + 1:])
     vals, inds = (node.outputs + ["", ""])[:2]
     if not vals or not inds:
         raise TinydeployError(f"node {node.name} (TopK): both outputs must be used")
@@ -276,7 +276,7 @@ def eyelike(node, graph, args):
 def _compress_idx(node, graph, shape, args=None):
     cond = _const(node, graph, args, 1, "condition").reshape(-1).astype(bool)
     axis = node.attr("axis")
-    n = int(np.prod(shape)) if axis is None else shape[axis % len(shape)]
+    n = prod(shape) if axis is None else shape[axis % len(shape)]
     return np.nonzero(cond[:n])[0]
 
 
@@ -289,8 +289,8 @@ def _emit_compress(node, graph, ctx):
         outer, n, inner = 1, graph.tensors[x].size, 1
     else:
         axis %= len(shape)
-        outer = int(np.prod(shape[:axis], dtype=np.int64))
-        n, inner = shape[axis], int(np.prod(shape[axis + 1:], dtype=np.int64))
+        outer = prod(shape[:axis])
+        n, inner = shape[axis], prod(shape[axis + 1:])
     if not idx.size or not graph.tensors[y].size:
         return ";"
     arr = ctx.array(node.name + "_idx", idx.astype(np.int32))
@@ -314,7 +314,7 @@ def _emit_reverse_sequence(node, graph, ctx):
     if {ta, ba} != {0, 1}:
         raise TinydeployError(f"node {node.name} (ReverseSequence): time and batch axes must be 0 and 1")
     st = nd.strides(shape)
-    inner = int(np.prod(shape[2:], dtype=np.int64))
+    inner = prod(shape[2:])
     return (f"td_reverse_sequence_{_isfx(node, graph, lens)}((const uint8_t *){ctx.ptr(x)}, "
             f"(uint8_t *){ctx.ptr(node.outputs[0])}, {nd.esize(graph, x)}, {shape[ta]}, {shape[ba]}, {st[ta]}, "
             f"{st[ba]}, {inner}, {ctx.ptr(lens)});")

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import TinydeployError
 from . import nd
-from .registry import register
+from .registry import prod, register
 from .requant import lower_concat, lower_move
 
 
@@ -47,8 +47,8 @@ def reshape_target(in_shape, spec, allowzero=False):
     spec = [int(s) for s in spec]
     out = [in_shape[k] if s == 0 and not allowzero else s for k, s in enumerate(spec)]
     if -1 in out:
-        known = int(np.prod([s for s in out if s != -1], dtype=np.int64))
-        out[out.index(-1)] = int(np.prod(in_shape, dtype=np.int64)) // max(known, 1)
+        known = prod([s for s in out if s != -1])
+        out[out.index(-1)] = prod(in_shape) // max(known, 1)
     return tuple(out)
 
 
@@ -76,7 +76,7 @@ def flatten(node, graph, args):
     x = np.asarray(args[0])
     axis = node.attr("axis", 1)
     axis = axis + x.ndim if axis < 0 else axis
-    return [x.reshape(int(np.prod(x.shape[:axis], dtype=np.int64)), -1 if x.size else 0)]
+    return [x.reshape(prod(x.shape[:axis]), -1 if x.size else 0)]
 
 
 @register("Squeeze", alias=True, emit=_check_params, lower=lower_move, header="shape.h")

@@ -3,10 +3,13 @@ precomputed weights). Shape and Size fold from static shapes alone. DequantizeLi
 weight is kept: the QDQ lowering needs the integer values and their scales."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..golden import run_graph
 from ..ir import Graph, Node
+from ..limits import check_constants
 
 
 def _keep(node, graph: Graph, uses) -> bool:
@@ -26,16 +29,24 @@ def fold_constants(graph: Graph) -> Graph:
         if node.op in ("Shape", "Size") and graph.tensors[node.inputs[0]].shape is not None:
             shape = graph.tensors[node.inputs[0]].shape
             if node.op == "Size":
-                value = np.array(int(np.prod(shape)), np.int64)
+                value = np.array(math.prod(shape), np.int64)
             else:
                 s, e = node.attr("start", 0), node.attr("end", None)
                 value = np.array(shape[s:e] if e is not None else shape[s:], np.int64)
             _set(graph, node.outputs[0], value)
             continue
         if node.inputs and all(not i or graph.tensors[i].is_const for i in node.inputs) and not _keep(node, graph, uses):
+            for o in node.outputs:   # known shapes are checked before any memory is taken
+                t = graph.tensors[o] if o else None
+                if t is not None and t.shape is not None and t.dtype is not None:
+                    check_constants(f"node {node.name} ({node.op}) folds to '{o}' {list(t.shape)}", t.nbytes,
+                                    graph.const_limit)
             sub = type(graph)(graph.name, graph.tensors, [node], [], [o for o in node.outputs if o])
             for name, value in run_graph(sub, {}).items():
-                _set(graph, name, np.asarray(value))
+                value = np.asarray(value)
+                check_constants(f"node {node.name} ({node.op}) folds to '{name}' {list(value.shape)}",
+                                value.nbytes, graph.const_limit)
+                _set(graph, name, value)
             continue
         kept.append(node)
     # an output that folded to a constant is still written by the network: copy it from flash

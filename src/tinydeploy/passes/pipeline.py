@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..ir import Graph
+from ..limits import check_constants
 from .complete_types import complete_types
 from .drop_noops import drop_noops
 from .fold_constants import fold_constants
@@ -33,4 +34,6 @@ def lower(graph: Graph) -> Graph:
         graph = p(graph)
     graph.prune()
     graph.validate()
+    check_constants("the model's weights and folded constants",
+                    sum(t.nbytes for t in graph.tensors.values() if t.is_const), graph.const_limit)
     return graph
