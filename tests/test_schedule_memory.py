@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tinydeploy.errors import TinydeployError
 from tinydeploy.schedule import (Buffer, InPlace, MemoryPlan, check_plan, lower_bound, plan, plan_exact,
                                  plan_greedy, plan_table, timeline_ascii)  # fmt: skip
-from tinydeploy.schedule.memory import _best_fit
+from tinydeploy.schedule.memory import _best_fit, _Lifetimes
 
 B = Buffer
 
@@ -348,6 +348,17 @@ def test_best_fit_fast_path_matches_vector_path(pairs):
     small = _best_fit([lo], [hi])  # <= 48 intervals: the pure-Python path
     reps = 49 // len(lo) + 1  # duplicates change nothing but force the numpy path
     assert small == _best_fit([np.tile(lo, reps)], [np.tile(hi, reps)])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 12)), max_size=60), st.integers(0, 40),
+       st.integers(0, 12))
+def test_lifetime_index_finds_exactly_the_overlapping_items(lives, s, life):
+    index = _Lifetimes(53)
+    for k, (start, n) in enumerate(lives):
+        index.add(start, start + n, k)
+    e = s + life
+    assert sorted(index.live(s, e)) == [k for k, (start, n) in enumerate(lives) if start <= e and s <= start + n]
 
 
 # ---------------------------------------------------------------- realistic patterns

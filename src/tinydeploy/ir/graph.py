@@ -136,9 +136,10 @@ class Graph:
         live = set(self.outputs)
         kept = []
         for n in reversed(self.nodes):
-            if any(o in live for o in n.outputs):
+            if not live.isdisjoint(n.outputs):
                 kept.append(n)
-                live.update(i for i in n.inputs if i)
+                live.update(n.inputs)
+                live.discard("")   # an omitted input keeps nothing alive
         self.nodes = kept[::-1]
         live.update(self.inputs)
         self.tensors = {k: v for k, v in self.tensors.items() if k in live}

@@ -69,9 +69,10 @@ def _region(q: Node, graph: Graph, uses: Uses):
 
 def lut_table(dq: Node, region: list[Node], q: Node, graph: Graph) -> np.ndarray:
     x = np.arange(-128, 128, dtype=np.int8)
-    tensors = dict(graph.tensors)
+    nodes = [dq] + region + [q]
+    tensors = {n: graph.tensors[n] for node in nodes for n in node.inputs + node.outputs if n}  # not all: linear
     tensors[dq.inputs[0]] = Tensor(dq.inputs[0], (256,), np.dtype(np.int8))
-    sub = Graph("lut", tensors, [dq] + region + [q], [dq.inputs[0]], [q.outputs[0]])
+    sub = Graph("lut", tensors, nodes, [dq.inputs[0]], [q.outputs[0]])
     return run_graph(sub, {dq.inputs[0]: x})[q.outputs[0]].astype(np.int8)
 
 

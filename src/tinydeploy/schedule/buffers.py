@@ -26,13 +26,6 @@ def alias_roots(graph: Graph) -> dict[str, str]:
     return root
 
 
-def activations(graph: Graph) -> list[str]:
-    names = list(graph.inputs)
-    for node in graph.nodes:
-        names += [o for o in node.outputs if o and o not in names]
-    return names
-
-
 def graph_buffers(graph: Graph, kernels: Kernels | None = None
                   ) -> tuple[list[Buffer], list[InPlace], dict[str, str], dict[int, str]]:
     """Buffers, in-place hints, tensor → buffer name, node index → its scratch buffer's name."""

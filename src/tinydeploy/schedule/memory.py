@@ -76,17 +76,26 @@ MULTI_ORDER_MAX_BUFFERS = 3000
 
 
 def _units(by_name: dict[str, Buffer], src_of: dict[str, str], align: int):
-    """In-place chains as placement units: (key fields, [(name, start, end, quanta)])."""
+    """In-place chains as placement units: (key fields, member names, [(start, end, quanta)]).
+    Consecutive members of one size make one lifetime (a chain's members follow each other in
+    time and share the offset), so a long in-place chain costs the placement one item."""
     units = []
     for chain in chains(by_name, src_of):
-        members = [(n, by_name[n].start, by_name[n].end, align_up(by_name[n].size, align) // align) for n in chain]
-        start = min(x[1] for x in members)
-        span = max(x[2] for x in members) - start
-        units.append(((max(x[3] for x in members), span, start, chain[0]), members))
+        spans: list[list[int]] = []
+        for n in chain:
+            b = by_name[n]
+            q = align_up(b.size, align) // align
+            if spans and spans[-1][2] == q and spans[-1][1] == b.start:
+                spans[-1][1] = b.end
+            else:
+                spans.append([b.start, b.end, q])
+        start = min(s[0] for s in spans)
+        span = max(s[1] for s in spans) - start
+        units.append(((max(s[2] for s in spans), span, start, chain[0]), chain, spans))
     return units
 
 
-def _greedy_offsets(units: list, n: int, align: int) -> dict[str, int]:
+def _greedy_offsets(units: list, align: int) -> dict[str, int]:
     """Best-fit placement in units of ``align``, units taken in the given order.
 
     For a member of size q, an already placed buffer [off, top) that is live at the same time
@@ -94,30 +103,70 @@ def _greedy_offsets(units: list, n: int, align: int) -> dict[str, int]:
     of feasible segments [lo, hi]; best-fit takes the segment with the least slack (the
     tightest hole), lowest first, and only goes above everything when no hole fits.  Chains
     gather the forbidden intervals of all their members, so one offset suits all of them.
-    The time-overlap query is a numpy mask over the placed buffers: O(n) per buffer but
-    vectorised, which keeps 10,000 buffers well under a second.
+    The placed buffers live at the same time are found in O(log steps + their number)
+    (``_Lifetimes``), so long graphs place in n log n rather than n^2.
     """
-    ps = np.empty(n, np.int64)
-    pe = np.empty(n, np.int64)
-    po = np.empty(n, np.int64)
-    pt = np.empty(n, np.int64)
-    k = 0
+    steps = max((e for _key, _names, spans in units for _s, e, _q in spans), default=0) + 1
+    placed = _Lifetimes(steps)
     offsets: dict[str, int] = {}
-    for _key, members in units:
-        lo_parts, hi_parts = [], []
-        for _name, s, e, q in members:
-            if q and k:
-                idx = ((ps[:k] <= e) & (pe[:k] >= s)).nonzero()[0]
-                if idx.size:
-                    lo_parts.append(po[idx] - q)
-                    hi_parts.append(pt[idx])
-        o = _best_fit(lo_parts, hi_parts)
-        for name, s, e, q in members:
-            offsets[name] = o * align
+    for _key, names, spans in units:
+        lo, hi = [], []
+        for s, e, q in spans:
             if q:
-                ps[k], pe[k], po[k], pt[k] = s, e, o, o + q
-                k += 1
+                for off, top in placed.live(s, e):
+                    lo.append(off - q)
+                    hi.append(top)
+        o = _best_fit_small(sorted(zip(lo, hi))) if len(lo) <= 48 else \
+            _best_fit([np.array(lo, np.int64)], [np.array(hi, np.int64)])
+        for name in names:
+            offsets[name] = o * align
+        for s, e, q in spans:
+            if q:
+                placed.add(s, e, (o, o + q))
     return offsets
+
+
+class _Lifetimes:
+    """Items with a lifetime [s, e] on steps 0..steps-1: those live at some step of a query range,
+    in O(log steps + answer). A segment tree over steps keeps each item twice: in the nodes that
+    exactly cover [s, e] (found again from any step inside), and in every node whose range holds s.
+    The items live during [s, e] are those live at step s plus those starting in (s, e]."""
+
+    def __init__(self, steps: int):
+        self.leaves = 1 << max(steps, 1).bit_length()
+        self.cover: dict[int, list] = {}
+        self.starts: dict[int, list] = {}
+
+    def add(self, s: int, e: int, item) -> None:
+        i = s + self.leaves
+        while i:
+            self.starts.setdefault(i, []).append(item)
+            i >>= 1
+        lo, hi = s + self.leaves, e + 1 + self.leaves
+        while lo < hi:
+            if lo & 1:
+                self.cover.setdefault(lo, []).append(item)
+                lo += 1
+            if hi & 1:
+                hi -= 1
+                self.cover.setdefault(hi, []).append(item)
+            lo, hi = lo >> 1, hi >> 1
+
+    def live(self, s: int, e: int) -> list:
+        found, i = [], s + self.leaves
+        while i:
+            found += self.cover.get(i, ())
+            i >>= 1
+        lo, hi = s + 1 + self.leaves, e + 1 + self.leaves
+        while lo < hi:
+            if lo & 1:
+                found += self.starts.get(lo, ())
+                lo += 1
+            if hi & 1:
+                hi -= 1
+                found += self.starts.get(hi, ())
+            lo, hi = lo >> 1, hi >> 1
+        return found
 
 
 def _best_fit(lo_parts: list, hi_parts: list) -> int:
@@ -163,7 +212,7 @@ def plan_greedy(buffers: Sequence[Buffer], inplace: Iterable[InPlace] = (), alig
     best = None
     for order in orders:
         units.sort(key=lambda u: order(*u[0]))
-        p = finish_plan(by_name, _greedy_offsets(units, len(by_name), align), bound, align, "greedy")
+        p = finish_plan(by_name, _greedy_offsets(units, align), bound, align, "greedy")
         if best is None or p.arena_bytes < best.arena_bytes:
             best = p
         if best.optimal:  # met the bound: no order can do better
