@@ -276,7 +276,7 @@ def _tiling_concat(node, graph):
     from .tiles import Axis, Dim, TileSpec, inputs_outputs, tensor
     out = _shape(graph, node.outputs[0])
     axis = node.attr("axis") % len(out)
-    outer = int(np.prod(out[:axis], dtype=np.int64))
+    outer = prod(out[:axis])
     ins, outs = inputs_outputs(node, graph)
     ops = tuple(tensor(graph, n, k, (Axis("O"), Axis()), (outer, graph.tensors[n].size // outer)) for n, k in ins + outs)
     return TileSpec((Dim("O", outer), Dim("L", graph.tensors[node.outputs[0]].size // outer, tile=False)), ops,

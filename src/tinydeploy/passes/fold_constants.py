@@ -36,10 +36,10 @@ def fold_constants(graph: Graph) -> Graph:
             _set(graph, node.outputs[0], value)
             continue
         if node.inputs and all(not i or graph.tensors[i].is_const for i in node.inputs) and not _keep(node, graph, uses):
-            for o in node.outputs:   # known shapes are checked before any memory is taken
-                t = graph.tensors[o] if o else None
-                if t is not None and t.shape is not None and t.dtype is not None:
-                    check_constants(f"node {node.name} ({node.op}) folds to '{o}' {list(t.shape)}", t.nbytes,
+            for o in filter(None, node.outputs):   # checked before any memory is taken, where known
+                expected = _expected_size(graph, o)
+                if expected is not None:
+                    check_constants(f"node {node.name} ({node.op}) folds to '{o}' {expected[0]}", expected[1],
                                     graph.const_limit)
             sub = type(graph)(graph.name, graph.tensors, [node], [], [o for o in node.outputs if o])
             for name, value in run_graph(sub, {}).items():
@@ -59,6 +59,16 @@ def fold_constants(graph: Graph) -> Graph:
     graph.nodes = kept
     graph.prune()
     return graph
+
+
+def _expected_size(graph: Graph, name: str) -> tuple[list[int], int] | None:
+    """(shape, bytes) of a tensor before it is computed: its type if known, else the first complete
+    shape the model or ONNX inference states (a wrong statement is refused in complete_types)."""
+    t = graph.tensors[name]
+    for dims, dtype, *_ in [(t.shape, t.dtype)] + graph.stated.get(name, []):
+        if dims is not None and dtype is not None and None not in dims:
+            return list(dims), math.prod(dims) * np.dtype(dtype).itemsize
+    return None
 
 
 def _set(graph: Graph, name: str, value: np.ndarray) -> None:

@@ -106,7 +106,7 @@ class Tiling:
 
     @property
     def n_tiles(self) -> int:
-        return int(np.prod(list(self.counts.values()), dtype=np.int64))
+        return registry.prod(list(self.counts.values()))
 
     @property
     def l1_bytes(self) -> int:
@@ -123,7 +123,7 @@ class Tiling:
         ops, size = {o.name: o for o in self.spec.operands}, {d.name: d.size for d in self.spec.dims}
 
         def touched(o: Operand) -> int:
-            return o.itemsize * int(np.prod([a.touched(size.get(a.dim, 0), full) for a, full in zip(o.axes, o.shape)]))
+            return o.itemsize * registry.prod([a.touched(size.get(a.dim, 0), full) for a, full in zip(o.axes, o.shape)])
         return sum(touched(ops[b.operand]) for b in self.buffers if b.moves)
 
     def grid(self):
@@ -212,7 +212,7 @@ def _evaluate(p: _Prep, idx: dict[str, int], cost: Cost) -> dict:
     pick = lambda dim, rows, col: rows[idx[dim] if dim else 0][col]  # noqa: E731
     bufs, l1, first, last, dma_total = [], 0, 0, 0, 0
     for k, o in enumerate(p.ops):
-        tile = o.itemsize * int(np.prod([pick(dm, rows, 0) for dm, rows in p.tables[k]], dtype=np.int64))
+        tile = o.itemsize * registry.prod([pick(dm, rows, 0) for dm, rows in p.tables[k]])
         deps = [d for d in p.order if d in o.dims()]
         changes = any(split[d] for d in deps)
         copies = 2 if changes and o.kind != "scratch" else 1
@@ -221,18 +221,17 @@ def _evaluate(p: _Prep, idx: dict[str, int], cost: Cost) -> dict:
             bufs.append(Buffer(o.name, o.kind, tile, 1, 0, 0))
             continue
         inner = max((p.order.index(d) for d in deps if split[d]), default=-1)
-        repeat = int(np.prod([n[d] for i, d in enumerate(p.order) if i < inner and d not in deps], dtype=np.int64))
-        loads = repeat * int(np.prod([n[d] for d in deps], dtype=np.int64))
-        moved = repeat * o.itemsize * int(np.prod([pick(dm, rows, 3) for dm, rows in p.tables[k]], dtype=np.int64))
-        end = o.itemsize * int(np.prod([pick(dm, rows, 2 if o.kind == "out" else 1) for dm, rows in p.tables[k]],
-                                       dtype=np.int64))
+        repeat = registry.prod([n[d] for i, d in enumerate(p.order) if i < inner and d not in deps])
+        loads = repeat * registry.prod([n[d] for d in deps])
+        moved = repeat * o.itemsize * registry.prod([pick(dm, rows, 3) for dm, rows in p.tables[k]])
+        end = o.itemsize * registry.prod([pick(dm, rows, 2 if o.kind == "out" else 1) for dm, rows in p.tables[k]])
         if o.kind == "out":
             last += cost.dma_latency * cost.unit + BYTE_UNITS * end
         else:
             first += cost.dma_latency * cost.unit + BYTE_UNITS * end
         dma_total += loads * cost.dma_latency * cost.unit + BYTE_UNITS * moved
         bufs.append(Buffer(o.name, o.kind, tile, copies, loads, moved))
-    tiles = int(np.prod(list(n.values()), dtype=np.int64))
+    tiles = registry.prod(list(n.values()))
     busy = _compute_units(p.spec, cost) + tiles * cost.tile_overhead * cost.unit
     exposed = max(0, dma_total - first - last - busy)
     total = busy + first + last + exposed
@@ -293,7 +292,7 @@ def _solve_cp(p: _Prep, cost: Cost, capacity: int | None, limit: float):
         return v
 
     def product(terms, name):
-        const = int(np.prod([t for t in terms if isinstance(t, int)], dtype=np.int64))
+        const = registry.prod([t for t in terms if isinstance(t, int)])
         vs = [t for t in terms if not isinstance(t, int)]
         if not vs:
             return const
