@@ -66,8 +66,7 @@ def compile_onnx(path: str | Path, shapes: dict | None = None, exact: bool = Fal
     limits.HOST_CONST_BYTES): constant folding stops there with an error."""
     t0 = time.perf_counter()
     graph = load_onnx(path, shapes)
-    if const_limit is not None:
-        graph.const_limit = const_limit
+    graph.const_limit = const_limit
     t1 = time.perf_counter()
     c = compile_graph(graph, exact, kernels=kernels)
     c.seconds["frontend"] = t1 - t0

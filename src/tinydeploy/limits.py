@@ -10,9 +10,10 @@ from .errors import TinydeployError
 
 # No tensor on a microcontroller comes near this; larger means a broken or hostile model.
 MAX_TENSOR_BYTES = 1 << 30
-# Constants (weights, folded values) a host build may hold: the flash of the largest MCUs; beyond
-# it the C source alone runs to hundreds of MB. A target with a known memory uses that instead.
-HOST_CONST_BYTES = 16 << 20
+# Constants (weights, folded values) a host build may hold: the host has no limit of its own, this
+# one keeps the generated C (several characters per byte) to minutes of compiling; the same as the
+# language model's host budget (models/llama/budget.py). A target with a known memory uses that.
+HOST_CONST_BYTES = 64 << 20
 
 
 def check_extent(what: str, shape, dtype) -> None:
@@ -25,8 +26,9 @@ def check_extent(what: str, shape, dtype) -> None:
                               f"(limit {MAX_TENSOR_BYTES:,} bytes)")
 
 
-def check_constants(what: str, nbytes: int, limit: int) -> None:
-    """Refuse constants past what the target can hold (limit: bytes, see HOST_CONST_BYTES)."""
+def check_constants(what: str, nbytes: int, limit: int | None) -> None:
+    """Refuse constants past what the target can hold (limit: bytes; None: HOST_CONST_BYTES)."""
+    limit = HOST_CONST_BYTES if limit is None else limit
     if nbytes > limit:
         raise TinydeployError(f"{what}: {nbytes:,} bytes of constants, beyond the limit of {limit:,} bytes "
                               f"for this target")

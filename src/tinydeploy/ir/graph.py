@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import TinydeployError
-from ..limits import HOST_CONST_BYTES
 
 
 # inputs whose shape or type is read, never their values
@@ -77,7 +76,7 @@ class Graph:
     # what the model file or ONNX inference says a tensor's type is: (dims, None where unknown; dtype;
     # who says so). Never used for buffers: passes/complete_types.py checks it against our inference.
     stated: dict[str, list[tuple]] = field(default_factory=dict)
-    const_limit: int = HOST_CONST_BYTES   # bytes of constants the target holds (folding stops there)
+    const_limit: int | None = None   # bytes of constants the target holds (None: limits.HOST_CONST_BYTES)
 
     def t(self, name: str) -> Tensor:
         return self.tensors[name]

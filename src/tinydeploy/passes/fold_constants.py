@@ -20,6 +20,7 @@ def _keep(node, graph: Graph, uses) -> bool:
 def fold_constants(graph: Graph) -> Graph:
     kept = []
     uses = graph.uses()   # asked only about a node's own outputs, before their consumers change
+    held = sum(t.nbytes for t in graph.tensors.values() if t.is_const)   # constants in memory so far
     for node in graph.nodes:
         like = graph.tensors[node.inputs[1]] if node.op == "CastLike" else None
         if like is not None and like.dtype is not None:   # only the example's type matters
@@ -39,13 +40,12 @@ def fold_constants(graph: Graph) -> Graph:
             for o in filter(None, node.outputs):   # checked before any memory is taken, where known
                 expected = _expected_size(graph, o)
                 if expected is not None:
-                    check_constants(f"node {node.name} ({node.op}) folds to '{o}' {expected[0]}", expected[1],
-                                    graph.const_limit)
+                    _check_fold(node, o, *expected, held, graph.const_limit)
             sub = type(graph)(graph.name, graph.tensors, [node], [], [o for o in node.outputs if o])
             for name, value in run_graph(sub, {}).items():
                 value = np.asarray(value)
-                check_constants(f"node {node.name} ({node.op}) folds to '{name}' {list(value.shape)}",
-                                value.nbytes, graph.const_limit)
+                _check_fold(node, name, list(value.shape), value.nbytes, held, graph.const_limit)
+                held += value.nbytes
                 _set(graph, name, value)
             continue
         kept.append(node)
@@ -59,6 +59,11 @@ def fold_constants(graph: Graph) -> Graph:
     graph.nodes = kept
     graph.prune()
     return graph
+
+
+def _check_fold(node: Node, name: str, shape: list[int], nbytes: int, held: int, limit: int | None) -> None:
+    check_constants(f"node {node.name} ({node.op}) folds to '{name}' {shape} ({nbytes:,} bytes, beside "
+                    f"{held:,} bytes of constants)", held + nbytes, limit)
 
 
 def _expected_size(graph: Graph, name: str) -> tuple[list[int], int] | None:
