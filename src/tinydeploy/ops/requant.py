@@ -177,3 +177,4 @@ def lower_pad(m, graph):
             ins.append("")
         ins[2] = graph.add_const(f"{node.name}_qvalue", np.array(qv, np.int8))
     return nodes + [Node("Pad", node.name, ins, [m.out], attrs)]
+
