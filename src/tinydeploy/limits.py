@@ -11,8 +11,8 @@ from .errors import TinydeployError
 # No tensor on a microcontroller comes near this; larger means a broken or hostile model.
 MAX_TENSOR_BYTES = 1 << 30
 # Constants (weights, folded values) a host build may hold: the host has no limit of its own, this
-# one keeps the generated C (several characters per byte) to minutes of compiling; the same as the
-# language model's host budget (models/llama/budget.py). A target with a known memory uses that.
+# one keeps the generated C (several characters per byte) to minutes of compiling; the language
+# model's host budget (models/llama/budget.py) is this one. A target with a known memory uses that.
 HOST_CONST_BYTES = 64 << 20
 
 

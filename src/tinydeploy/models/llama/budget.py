@@ -5,14 +5,14 @@ exported causal mask grow with it, so every path bounds it here."""
 from __future__ import annotations
 
 from tinydeploy.errors import TinydeployError
+from tinydeploy.limits import HOST_CONST_BYTES
 
 from .checkpoint import MATRICES, LlamaConfig, LlamaWeights
 
-# The host has no memory limit of its own; this one keeps a generate program's weights (which become
-# C source, ~5 characters per byte; 16 MiB of int8 took gcc -O2 ~100 s here) and an exported ONNX
-# model to minutes. Fit: stories15M (seq_len 256) and stories42M (1024) for generate, stories15M for
-# export-llama (float32: 4 bytes per weight).
-HOST_MEMORY_BYTES = 64 << 20
+# The host's budget is the compiler's one host limit (limits.HOST_CONST_BYTES): a generate program's
+# weights become C source (~5 characters per byte; 16 MiB of int8 took gcc -O2 ~100 s here). Fit:
+# stories15M (seq_len 256) and stories42M (1024) for generate, stories15M for export-llama (float32).
+HOST_MEMORY_BYTES = HOST_CONST_BYTES
 
 
 def generate_parts(cfg: LlamaConfig, w: LlamaWeights) -> dict[str, int]:
