@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import TinydeployError
 from ..ir import Node
-from .conv import _flt, requant_params
-from .quant import requant, zero_point_scalar
+from .conv import _flt, int_bias, requant_params
+from .quant import BiasIn, bias_in, requant, zero_point_scalar
 from .registry import prod, register
 
 INT32_MAX = 2**31 - 1
@@ -244,7 +244,7 @@ def _weight_scales(w, n: int, axis: int):
     return np.broadcast_to(w.q.scale.astype(np.float32), (n,))
 
 
-def _qmatmul(m, graph, a, b, ta: int, tb: int, N: int, K: int, sw, bias_real=None, alpha=1.0):
+def _qmatmul(m, graph, a, b, ta: int, tb: int, N: int, K: int, sw, biases=(), alpha=1.0):
     """Build the QMatMul node, or None when it cannot be exact."""
     if a is None or b is None or a.q.per_channel or (b.const is None and b.q.per_channel):
         return None
@@ -256,10 +256,7 @@ def _qmatmul(m, graph, a, b, ta: int, tb: int, N: int, K: int, sw, bias_real=Non
     bzp = int(bzp[0])
     azp, mult, shift, yzp, lo, hi = requant_params(m, sw * np.float32(alpha), N)
     wname = b.name
-    bias = None
-    if bias_real is not None:
-        target = np.float64(np.float32(m.ins[0].q.scale[0]) * sw.astype(np.float32)) * alpha
-        bias = np.rint(np.broadcast_to(bias_real, (N,)) / target)
+    bias = int_bias(list(biases) + [m.bias], N, np.float32(m.ins[0].q.scale[0]) * sw.astype(np.float32) * alpha)
     if b.const is not None and b.const.ndim >= 2:
         if b.const.ndim == 2:   # fold A's zero point into the bias
             colsum = (b.const.astype(np.int64) - bzp).sum(axis=1 if tb else 0)
@@ -296,20 +293,12 @@ def lower_gemm(m, graph):
     sw = _weight_scales(b, N, 0 if tb else 1)
     if sw is None:
         return None
-    bias_real = None
+    c = None
     if len(node.inputs) > 2 and node.inputs[2]:
-        c = m.ins[2]
-        if c is None:
-            cval = graph.const(node.inputs[2])
-        elif c.const is not None:   # dequantized exactly as DequantizeLinear would, in float64
-            cval = (c.const.astype(np.float64) - c.q.zero_point.astype(np.float64)) * c.q.scale.astype(np.float64)
-        else:
+        c, cshape = bias_in(m.ins[2], graph.const(node.inputs[2])), (1, 1) + tuple(graph.tensors[node.inputs[2]].shape)
+        if c is None or len(cshape) > 4 or cshape[-2] != 1 or cshape[-1] not in (1, N):   # only a per-column bias
             return None
-        if cval is None:
-            return None
-        cval = np.asarray(cval, np.float64)
-        cs = (1, 1) + cval.shape
-        if cval.ndim > 2 or cs[-2] != 1 or cs[-1] not in (1, N):   # only a per-column bias is integer
-            return None
-        bias_real = cval.reshape(-1) * float(node.attr("beta", 1.0))
-    return _qmatmul(m, graph, a, b, ta, tb, N, K, sw, bias_real, float(node.attr("alpha", 1.0)))
+        beta = float(node.attr("beta", 1.0))
+        if beta != 1.0:
+            c = BiasIn(c.real * beta, None, None)
+    return _qmatmul(m, graph, a, b, ta, tb, N, K, sw, [c], float(node.attr("alpha", 1.0)))

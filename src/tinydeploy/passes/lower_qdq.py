@@ -13,6 +13,7 @@ import numpy as np
 
 from ..ir import Graph, Node, Quant
 from ..ops import registry
+from ..ops.quant import BiasIn, bias_in
 from .fuse_activation import clip_bounds
 
 
@@ -30,6 +31,11 @@ class QdqMatch:
     out: str                  # int8 output tensor (the QuantizeLinear's output)
     out_q: Quant
     act: tuple | None         # float (lo, hi) of a Relu/Clip between node and QuantizeLinear
+    bias: BiasIn | None = None  # an Add of a constant between node and Relu/Clip/QuantizeLinear
+
+
+# ops whose lowering takes a bias after them, and their output channel axis
+BIAS_AXIS = {"Conv": 1, "MatMul": -1, "Gemm": -1}
 
 
 def dq_quant(node: Node, graph: Graph) -> Quant | None:
@@ -62,6 +68,25 @@ def _source(name: str, graph: Graph) -> QIn | None:
     return QIn(x, q, graph.const(x))
 
 
+def _bias_add(node: Node, add: Node, graph: Graph) -> BiasIn | None:
+    """The constant of `node → Add(constant)` as a per-output-channel bias, or None."""
+    y = node.outputs[0]
+    others = [i for i in add.inputs if i != y]
+    if len(add.inputs) != 2 or len(others) != 1 or add.outputs[0] in graph.outputs:
+        return None
+    yshape, bshape = graph.tensors[y].shape, graph.tensors[others[0]].shape
+    if graph.tensors[add.outputs[0]].shape != yshape or len(bshape) > len(yshape):
+        return None
+    axis = BIAS_AXIS[node.op] % len(yshape)
+    full = (1,) * (len(yshape) - len(bshape)) + tuple(bshape)
+    if any(d != 1 for k, d in enumerate(full) if k != axis) or full[axis] not in (1, yshape[axis]):
+        return None
+    src = _source(others[0], graph)
+    if src is not None and src.q.per_channel and src.q.axis != axis - (len(full) - len(bshape)):
+        return None
+    return bias_in(src, graph.const(others[0]))
+
+
 def match(node: Node, graph: Graph) -> QdqMatch | None:
     ins = []
     for i in node.inputs:
@@ -74,6 +99,12 @@ def match(node: Node, graph: Graph) -> QdqMatch | None:
     if not any(ins) or len(node.outputs) != 1 or node.outputs[0] in graph.outputs:
         return None
     users = graph.consumers(node.outputs[0])
+    bias = None
+    if node.op in BIAS_AXIS and len(users) == 1 and users[0].op == "Add":
+        bias = _bias_add(node, users[0], graph)
+        if bias is None:
+            return None
+        users = graph.consumers(users[0].outputs[0])
     act = None
     if len(users) == 1 and users[0].op in ("Relu", "Clip"):
         act = clip_bounds(users[0], graph)
@@ -87,7 +118,7 @@ def match(node: Node, graph: Graph) -> QdqMatch | None:
     if q is None or q.per_channel or graph.tensors[out].dtype != np.int8:
         return None
     graph.tensors[out].quant = q
-    return QdqMatch(node, ins, out, q, act)
+    return QdqMatch(node, ins, out, q, act, bias)
 
 
 def lower_qdq(graph: Graph) -> Graph:
