@@ -64,7 +64,7 @@ def zero_point_scalar(node, graph, i: int) -> int:
 
 def act_range(m) -> tuple[int, int]:
     """int8 clamp bounds of a lowered op's output (m: passes.lower_qdq.QdqMatch): the type range narrowed
-    by a fused Relu/Clip."""
+    by a fused Relu/Clip and by an int8 Clip on the QuantizeLinear's output (m.clamp)."""
     lo, hi = -128, 127
     if m.act is not None:
         s, z = float(m.out_q.scale[0]), int(m.out_q.zero_point[0])
@@ -73,7 +73,8 @@ def act_range(m) -> tuple[int, int]:
             lo = max(lo, int(np.round(np.float32(flo) / np.float32(s))) + z)
         if fhi is not None:
             hi = min(hi, int(np.round(np.float32(fhi) / np.float32(s))) + z)
-    return lo, hi
+    clo, chi = m.clamp
+    return max(lo, -128 if clo is None else clo), min(hi, 127 if chi is None else chi)
 
 
 @dataclass

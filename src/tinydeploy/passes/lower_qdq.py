@@ -7,13 +7,14 @@ QuantizeLinear kernels (correct, but not integer-only).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..ir import Graph, Node, Quant
 from ..ops import registry
 from ..ops.quant import BiasIn, bias_in
+from ..ops.requant import requant_node
 from .fuse_activation import clip_bounds
 
 
@@ -32,6 +33,9 @@ class QdqMatch:
     out_q: Quant
     act: tuple | None         # float (lo, hi) of a Relu/Clip between node and QuantizeLinear
     bias: BiasIn | None = None  # an Add of a constant between node and Relu/Clip/QuantizeLinear
+    clamp: tuple = (None, None)  # int8 bounds of a Clip on the QuantizeLinear's output (torch's
+                                 # reduce_range fake-quant: Q → Clip(0, 127) → DQ)
+    tail: list = field(default_factory=list)  # the nodes after `node` that the lowering replaces
 
 
 # ops whose lowering takes a bias after them, and their output channel axis
@@ -99,17 +103,20 @@ def match(node: Node, graph: Graph) -> QdqMatch | None:
     if not any(ins) or len(node.outputs) != 1 or node.outputs[0] in graph.outputs:
         return None
     users = graph.consumers(node.outputs[0])
+    tail = []
     bias = None
     if node.op in BIAS_AXIS and len(users) == 1 and users[0].op == "Add":
         bias = _bias_add(node, users[0], graph)
         if bias is None:
             return None
+        tail.append(users[0])
         users = graph.consumers(users[0].outputs[0])
     act = None
     if len(users) == 1 and users[0].op in ("Relu", "Clip"):
         act = clip_bounds(users[0], graph)
         if act is None or users[0].outputs[0] in graph.outputs:
             return None
+        tail.append(users[0])
         users = graph.consumers(users[0].outputs[0])
     if len(users) != 1 or users[0].op != "QuantizeLinear":
         return None
@@ -117,15 +124,53 @@ def match(node: Node, graph: Graph) -> QdqMatch | None:
     out = users[0].outputs[0]
     if q is None or q.per_channel or graph.tensors[out].dtype != np.int8:
         return None
+    tail.append(users[0])
+    clamp = (None, None)
+    users = graph.consumers(out)
+    if len(users) == 1 and users[0].op == "Clip" and out not in graph.outputs \
+            and graph.tensors[users[0].outputs[0]].dtype == np.int8 and (clamp := int_clip(users[0], graph)):
+        tail.append(users[0])
+        out = users[0].outputs[0]
     graph.tensors[out].quant = q
-    return QdqMatch(node, ins, out, q, act, bias)
+    return QdqMatch(node, ins, out, q, act, bias, clamp or (None, None), tail)
+
+
+def int_clip(node: Node, graph: Graph) -> tuple | None:
+    """(lo, hi) of a Clip with constant integer bounds (None where absent), or None."""
+    b = clip_bounds(node, graph)
+    return None if b is None else tuple(None if v is None else int(v) for v in b)
+
+
+def _lower_dq_q(q: Node, graph: Graph, rename: dict) -> list[Node] | None:
+    """DequantizeLinear → QuantizeLinear (a requantization, as tf2onnx writes TFLite's QUANTIZE of an
+    int8 tensor): nothing at equal parameters (consumers read the int8 tensor), else one QRequant."""
+    dq = graph.producer(q.inputs[0])
+    src = _source(q.inputs[0], graph) if dq is not None and dq.op == "DequantizeLinear" else None
+    out_q = dq_quant(q, graph)
+    out = q.outputs[0]
+    if src is None or src.const is not None or src.q.per_channel or out_q is None or out_q.per_channel \
+            or graph.tensors[src.name].dtype != np.int8 or graph.tensors[out].dtype != np.int8:
+        return None
+    graph.tensors[out].quant = out_q
+    same = np.float32(src.q.scale[0]) == np.float32(out_q.scale[0]) and src.q.zero_point[0] == out_q.zero_point[0]
+    if same and out not in graph.outputs:
+        rename[out] = src.name
+        return []
+    if same:
+        return [Node("Identity", q.name, [src.name], [out])]
+    m = QdqMatch(dq, [src], out, out_q, None)
+    return [requant_node(m, graph, src.name, src.q, graph.tensors[src.name].shape, after=out)[0]]
 
 
 def lower_qdq(graph: Graph) -> Graph:
     done: set[int] = set()
     new_nodes = []
+    rename: dict[str, str] = {}
     for node in graph.nodes:
         if id(node) in done:
+            continue
+        if node.op == "QuantizeLinear" and (pair := _lower_dq_q(node, graph, rename)) is not None:
+            new_nodes.extend(pair)
             continue
         op = registry.get(node)
         m = match(node, graph) if op.lower else None
@@ -133,14 +178,10 @@ def lower_qdq(graph: Graph) -> Graph:
         if lowered is None:
             new_nodes.append(node)
             continue
-        # the Relu/Clip and QuantizeLinear of the pattern are replaced too
-        tail = graph.consumers(node.outputs[0])
-        while tail and tail[0].op != "QuantizeLinear":
-            done.add(id(tail[0]))
-            tail = graph.consumers(tail[0].outputs[0])
-        done.add(id(tail[0]))
+        done.update(id(n) for n in m.tail)   # the Add, Relu/Clip, QuantizeLinear of the pattern
         new_nodes.extend(lowered)
+    for n in new_nodes:
+        n.inputs = [rename.get(i, i) for i in n.inputs]
     graph.nodes = new_nodes
     graph.prune()
     return graph
-

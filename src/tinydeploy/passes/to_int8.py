@@ -53,8 +53,9 @@ def to_int8(graph: Graph) -> Graph:
     return graph
 
 
-# ops that move uint8 values without looking at them (MaxPool: order is the same after the shift)
-_PASS_THROUGH = {"MaxPool", "GlobalMaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
+# ops that move uint8 values without looking at them (MaxPool: order is the same after the shift;
+# Clip with constant bounds, shifted too: torch's reduce_range fake-quant writes Q → Clip(0, 127) → DQ)
+_PASS_THROUGH = {"MaxPool", "GlobalMaxPool", "Clip", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
                  "Identity", "Slice", "Split", "Gather", "Tile", "Expand"}
 
 
@@ -71,6 +72,8 @@ def _through_data_movement(graph: Graph, targets: set[str]) -> None:
             group = [n for n in node.inputs[:1] + node.outputs if uint8(n)]
             if any(n in targets for n in group) and not all(n in targets for n in group):
                 targets.update(group)
+                if node.op == "Clip":   # its constant bounds shift with the data
+                    targets.update(n for n in node.inputs[1:] if n and graph.tensors[n].dtype == np.uint8)
                 changed = True
 
 
