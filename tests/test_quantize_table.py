@@ -31,7 +31,7 @@ def _roundtrip(scale, zp, dtype, n):
 
 def _hard_values(scale, zp, seed=0):
     """Exact ties (k + 0.5)·s and their float32 neighbours, the saturation edges, random values at
-    several magnitudes, ±0, subnormals, huge values and ±inf."""
+    several magnitudes, ±0, subnormals, huge values, ±inf and NaNs of both signs."""
     s = np.float32(scale)
     k = np.arange(-300, 300, dtype=np.float32)
     ties = (k + np.float32(0.5)) * s
@@ -39,7 +39,8 @@ def _hard_values(scale, zp, seed=0):
     rng = np.random.default_rng(seed)
     rand = np.concatenate([rng.standard_normal(200) * s * m for m in (1, 30, 300)]).astype(np.float32)
     special = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, -1e-38, 3e38, -3e38, np.inf, -np.inf], np.float32)
-    return np.concatenate([near, rand, special]).astype(np.float32)
+    nans = np.array([0x7FC00000, 0xFFC00000, 0x7F800001, 0xFFFFFFFF], np.uint32).view(np.float32)
+    return np.concatenate([near, rand, special, nans]).astype(np.float32)
 
 
 CASES = [(0.1, 0, np.int8), (2.0 ** -7, -128, np.int8), (3.0, 5, np.int8), (1e-3, 127, np.int8),
@@ -58,6 +59,7 @@ def test_table_quantize_equals_golden_and_onnxruntime(scale, zp, dtype):
     assert np.array_equal(gold["q"], ref["q"]), "golden QuantizeLinear differs from onnxruntime"
     assert np.array_equal(gold["q"], host["q"])
     assert np.array_equal(gold["y"].view(np.uint32), host["y"].view(np.uint32))
+    assert (host["q"][np.isnan(x)] == np.iinfo(dtype).min).all()   # NaN → the lowest value, either sign
 
 
 def test_thresholds_are_the_exact_level_boundaries():

@@ -50,7 +50,7 @@ def _check(node, graph):
 
 def quantize(x, s, zp, lo: int, hi: int) -> np.ndarray:
     """round(x / s) + zp saturated to [lo, hi] as float; NaN → lo, as onnxruntime and td_quantize_f32."""
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):   # |x / s| beyond float32: ±inf, saturated
         y = np.rint(np.asarray(x, np.float32) / s) + zp
         return np.where(np.isnan(y), np.float32(lo), np.clip(y, lo, hi))
 
