@@ -128,16 +128,18 @@ def test_dq_q_requantization_and_identity():
 
 
 def test_torch_reduce_range_clip_after_q_folds_into_the_kernel():
-    """Q(uint8) → Clip(max 127) → DQ after a Conv (fbgemm QAT): one QConv with hi narrowed."""
+    """Q(uint8) → Clip(max 127) → DQ between two Convs (fbgemm QAT's reduce_range fake-quant): the
+    clamp of the first QConv becomes uint8 127 (int8 -1), exactly where the Clip binds."""
     b = Cases(seed=8)
     x = b.act((1, 3, 6, 6), scale=0.04, zp=100, dtype=np.uint8)
     w = b.weight(b.rng.integers(-127, 128, (4, 3, 3, 3)).astype(np.int8), 0.02)
     y = b.fresh("y")
-    b.nodes.append(helper.make_node("QuantizeLinear", [b.op("Conv", x, w), b._const(np.float32(0.01)),
+    b.nodes.append(helper.make_node("QuantizeLinear", [b.op("Conv", x, w), b._const(np.float32(0.004)),
                                                       b._const(np.uint8(60))], [y]))
-    clipped = b.op("Clip", y, "", b._const(np.uint8(127)))
-    b.outputs.append(helper.make_tensor_value_info(clipped, TensorProto.UINT8, None))
-    b.kinds[clipped], b.labels[clipped] = "i", "clipped"
-    c, _ = b.check()
-    assert [n.op for n in c.graph.nodes if n.op not in ("U8ToS8", "S8ToU8")] == ["QConv"]
-    assert next(n for n in c.graph.nodes if n.op == "QConv").attrs["hi"] == 127 - 128   # uint8 127 as int8
+    clipped = b.dq(b.op("Clip", y, "", b._const(np.uint8(127))), 0.004, 60, np.uint8)
+    w2 = b.weight(b.rng.integers(-127, 128, (4, 4, 1, 1)).astype(np.int8), 0.02)
+    b.q_out(b.op("Conv", clipped, w2), 0.005, 7, np.uint8, label="after the clamp")
+    c, _ = b.check(max_lsb=1)
+    convs = [n for n in c.graph.nodes if n.op == "QConv"]
+    assert len(convs) == 2 and "Clip" not in [n.op for n in c.graph.nodes]
+    assert convs[0].attrs["hi"] == 127 - 128   # uint8 127 as int8

@@ -72,9 +72,10 @@ def _through_data_movement(graph: Graph, targets: set[str]) -> None:
             group = [n for n in node.inputs[:1] + node.outputs if uint8(n)]
             if any(n in targets for n in group) and not all(n in targets for n in group):
                 targets.update(group)
-                if node.op == "Clip":   # its constant bounds shift with the data
-                    targets.update(n for n in node.inputs[1:] if n and graph.tensors[n].dtype == np.uint8)
                 changed = True
+    for node in graph.nodes:   # a Clip's constant bounds shift with its data
+        if node.op == "Clip" and node.inputs[0] in targets:
+            targets.update(n for n in node.inputs[1:] if n and graph.tensors[n].dtype == np.uint8)
 
 
 def _s8_name(graph: Graph, name: str) -> str:
