@@ -42,24 +42,58 @@ def test_exporter_graph_is_integer_and_exact(case):
     assert all(abs(mean) < 0.1 for _, _, _, mean, _, is_out in stats if is_out)
 
 
-def test_torch_qat_lowers_all_but_the_unobserved_pool():
+@pytest.mark.parametrize("last_act", ["relu", "hardtanh"])
+def test_torch_qat(last_act, tmp_path):
     """QAT: fbgemm's reduce_range Q → Clip(0, 127) → DQ folds into the kernels' clamps, an unobserved
-    ReLU (DQ → Relu → Conv) sinks into an integer clamp, the 3-D Linear (Transpose(DQ(W)) → MatMul →
-    Add(bias, ·)) is one QMatMul; GlobalAveragePool → Flatten → Gemm computes on unquantized values in
-    the ONNX graph itself and stays float, listed."""
-    model = E.torch_cnn(mode="qat")
+    ReLU (DQ → Relu → Conv) sinks into an integer clamp, the unobserved pool head (GlobalAveragePool →
+    Flatten → Gemm) is one QPoolMatMul, the 3-D Linear (Transpose(DQ(W)) → MatMul → Add(bias, ·)) one
+    QMatMul. An unobserved Hardtanh whose bound 6 falls between grid values makes the head float in
+    the ONNX graph itself: then Clip, pool and Gemm stay float, and are listed. rv32 == golden."""
+    from tinydeploy.driver import run_model
+    from tinydeploy.testing.reference import reference
+    model = E.torch_cnn(mode="qat", last_act=last_act)
     feeds = _feeds(model)
     c, _ = check_model(model, feeds)
     ops = [n.op for n in c.graph.nodes]
     assert ops.count("QConv") == 3 and ops.count("QMatMul") == 1
-    assert {d["op"] for d in float_nodes(c.graph)} >= {"GlobalAveragePool", "Gemm"}
-    assert not {d["op"] for d in float_nodes(c.graph)} & {"Conv", "MatMul", "Relu"}
+    island = {d["op"] for d in float_nodes(c.graph)}
+    if last_act == "relu":
+        assert island == set() and ops.count("QPoolMatMul") == 1
+    else:
+        assert {"Clip", "GlobalAveragePool", "Gemm"} <= island and not island & {"Conv", "MatMul", "Relu"}
     # the graph output is a Squeeze of a DequantizeLinear: compare it in LSB of that scale
-    from tinydeploy.golden import run_graph
-    ours, ref = run_graph(c.graph, feeds)[model.graph.output[0].name], ort_run(model, feeds)[model.graph.output[0].name]
+    out = model.graph.output[0].name
     last_dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear"][-1]
     scale = float(next(numpy_helper.to_array(i) for i in model.graph.initializer if i.name == last_dq.input[1]))
-    assert np.abs(ours - ref).max() / scale <= 1 + 1e-6
+    onnx.save(model, tmp_path / "m.onnx")
+    np.savez(tmp_path / "in.npz", **feeds)
+    gold, _ = run_model(tmp_path / "m.onnx", "golden", tmp_path / "in.npz", {})
+    assert np.abs(gold[out] - reference(model, feeds)[out]).max() / scale <= 1 + 1e-6
+    if last_act == "relu":
+        rv, _ = run_model(tmp_path / "m.onnx", "rv32", tmp_path / "in.npz", {}, integer_only=True)
+        assert np.array_equal(gold[out], rv[out])
+
+
+def test_pooled_linear_head():
+    """DQ → GlobalAveragePool → Flatten / Reshape → Gemm / MatMul (+ Add bias) → Q: one QPoolMatMul
+    (the 1/(H·W) in its multiplier), per-channel and per-tensor weights, float and int32 biases; a
+    head whose int32 sums could overflow stays float (and correct)."""
+    b = Cases(seed=9)
+    x = b.act((1, 24, 7, 7), scale=0.03, zp=-20)
+    w = b.weight(b.rng.integers(-127, 128, (10, 24)).astype(np.int8), b.rng.uniform(0.005, 0.02, 10).astype(np.float32),
+                 np.zeros(10, np.int8), axis=0)
+    flat = b.op("Flatten", b.op("GlobalAveragePool", x), axis=1)
+    b.q_out(b.op("Gemm", flat, w, b.fconst(b.rng.normal(0, 0.3, 10)), transB=1), 0.02, 3, label="gemm")
+    w2 = b.weight(b.rng.integers(-127, 128, (24, 6)).astype(np.int8), 0.01)
+    r = b.op("Reshape", b.op("GlobalAveragePool", x), b._const(np.array([1, 24], np.int64)))
+    bias = b.bias(b.rng.integers(-500, 500, 6), np.float32(0.03) * np.float32(0.01))
+    b.q_out(b.op("Relu", b.op("Add", b.op("MatMul", r, w2), bias)), 0.01, -128, label="matmul+bias+relu")
+    big = b.act((1, 64, 48, 48), scale=0.05, zp=0)
+    w3 = b.weight(b.rng.integers(-127, 128, (64, 4)).astype(np.int8), 0.01)
+    b.q_out(b.op("MatMul", b.op("Flatten", b.op("GlobalAveragePool", big)), w3), 0.05, 0, label="too big: float")
+    c, _ = b.check(max_lsb=1)
+    ops = [n.op for n in c.graph.nodes]
+    assert ops.count("QPoolMatMul") == 2 and ops.count("MatMul") == 1, ops
 
 
 def test_fc_autoencoder_fits_and_is_integer_on_rv32(tmp_path):

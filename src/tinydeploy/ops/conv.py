@@ -119,20 +119,21 @@ def _geom_args(g) -> str:
 
 
 # ---- QDQ lowering ----------------------------------------------------------------------------
-def int_bias(sources, k: int, target: np.ndarray) -> np.ndarray | None:
-    """The int32 bias in units of target[k] (sx·sw[k]) from the biases added to the accumulator
-    (BiasIn: the node's own bias input, an Add of a constant after it). One int32 DequantizeLinear
-    with zero point 0 and that scale is taken as is (the quantizer chose those integers); otherwise
-    the real sum is rounded half to even, as QuantizeLinear would."""
+def int_bias(sources, k: int, target: np.ndarray, per: int = 1) -> np.ndarray | None:
+    """The int32 bias in units of target[k]/per (target = sx·sw[k]; per = the pooled count of a
+    QPoolMatMul) from the biases added to the accumulator (BiasIn: the node's own bias input, an Add
+    of a constant after it). One int32 DequantizeLinear with zero point 0 and scale target is taken
+    as is (the quantizer chose those integers); otherwise the real sum is rounded half to even, as
+    QuantizeLinear would."""
     sources = [b for b in sources if b is not None]
     if not sources:
         return None
     target = np.broadcast_to(np.asarray(target, np.float32), (k,))
     one = sources[0]
     if len(sources) == 1 and one.ints is not None and np.allclose(one.scale, target, rtol=1e-6):
-        return np.broadcast_to(one.ints.astype(np.int32), (k,)).copy()
-    real = sum(np.broadcast_to(b.real, (k,)) for b in sources)
-    q = np.rint(real / target.astype(np.float64))
+        q = np.broadcast_to(one.ints.astype(np.int64), (k,)) * per
+    else:
+        q = np.rint(sum(np.broadcast_to(b.real, (k,)) for b in sources) * per / target.astype(np.float64))
     return np.clip(q, -(2**31), 2**31 - 1).astype(np.int32)
 
 

@@ -254,6 +254,8 @@ def _qmatmul(m, graph, a, b, ta: int, tb: int, N: int, K: int, sw, biases=(), al
     if bzp.size != 1 or alpha <= 0:
         return None
     bzp = int(bzp[0])
+    if m.pooled:
+        return _qpoolmatmul(m, graph, a, b, ta, tb, N, K, sw, biases, alpha, bzp)
     azp, mult, shift, yzp, lo, hi = requant_params(m, sw * np.float32(alpha), N)
     wname = b.name
     bias = int_bias(list(biases) + [m.bias], N, np.float32(m.ins[0].q.scale[0]) * sw.astype(np.float32) * alpha)
@@ -274,12 +276,57 @@ def _qmatmul(m, graph, a, b, ta: int, tb: int, N: int, K: int, sw, biases=(), al
     return [Node("QMatMul", m.node.name, ins, [m.out], attrs)]
 
 
+# ---- QPoolMatMul: a global average pool feeding a linear layer, in integers ----------------------
+def _qpoolmatmul(m, graph, a, b, ta, tb, N, K, sw, biases, alpha, bzp):
+    """GlobalAveragePool(DQ(x)) → (Flatten) → MatMul/Gemm(DQ(W)) → Q, exactly: the pool's 1/(H·W)
+    moves into the requantization multiplier, so there is one rounding as in any QMatMul."""
+    hw = m.pooled
+    if b.const is None or b.const.ndim != 2 or ta or bzp:
+        return None
+    w = np.ascontiguousarray(b.const if tb else b.const.T)   # [N, C]
+    xzp = int(a.q.zero_point[0])
+    _, mult, shift, yzp, lo, hi = requant_params(m, sw.astype(np.float64) * alpha / hw, N)
+    bias = int_bias(list(biases) + [m.bias], N, np.float32(a.q.scale[0]) * sw * np.float32(alpha), per=hw)
+    if K * hw * (128 + abs(xzp)) * 128 + (0 if bias is None else np.abs(bias.astype(np.int64)).max()) > INT32_MAX:
+        return None
+    ins = [a.name, graph.add_const(m.node.name + "_w", w)]
+    if bias is not None:
+        ins.append(graph.add_const(m.node.name + "_bias", bias))
+    attrs = dict(C=K, HW=hw, N=N, x_zp=xzp, m=mult, s=shift, y_zp=yzp, lo=lo, hi=hi)
+    return [Node("QPoolMatMul", m.node.name, ins, [m.out], attrs)]
+
+
+def _emit_qpoolmatmul(node, graph, ctx) -> str:
+    a = node.attrs
+    bias = ctx.ptr(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else "NULL"
+    mult = ctx.array(node.name + "_m", np.asarray(a["m"], np.int32))
+    shift = ctx.array(node.name + "_s", np.asarray(a["s"], np.int8))
+    sums, = ctx.scratch([(np.int32, a["C"])])
+    return (f"td_pool_matmul_s8({ctx.ptr(node.inputs[0])}, {ctx.ptr(node.inputs[1])}, {bias}, "
+            f"{ctx.ptr(node.outputs[0])}, {sums}, {a['C']}, {a['HW']}, {a['N']}, {a['x_zp']}, {mult}, {shift}, "
+            f"{int(np.size(a['m']) > 1)}, {a['y_zp']}, {a['lo']}, {a['hi']});")
+
+
+@register("QPoolMatMul", emit=_emit_qpoolmatmul, header="matmul.h",
+          macs=lambda n, g: n.attrs["C"] * (n.attrs["HW"] + n.attrs["N"]),
+          scratch=lambda n, g, k: 4 * n.attrs["C"])
+def qpoolmatmul(node, graph, args):
+    a = node.attrs
+    sums = (args[0].astype(np.int64).reshape(a["C"], a["HW"]) - a["x_zp"]).sum(axis=1)
+    acc = args[1].astype(np.int64) @ sums
+    if len(args) > 2 and args[2] is not None:
+        acc = acc + args[2].astype(np.int64)
+    m, s = np.asarray(a["m"], np.int64), np.asarray(a["s"], np.int64)
+    y = requant(acc, m, s) + a["y_zp"]
+    return [np.clip(y, a["lo"], a["hi"]).astype(np.int8).reshape(graph.tensors[node.outputs[0]].shape)]
+
+
 def lower_matmul(m, graph):
     a, b = m.ins[0], m.ins[1]
     if a is None or b is None:
         return None
     bshape = graph.tensors[b.name].shape
-    M, K, N, _, _, _ = dims(graph.tensors[a.name].shape, bshape)
+    M, K, N, _, _, _ = dims(graph.tensors[m.node.inputs[0]].shape, bshape)
     sw = _weight_scales(b, N, len(bshape) - 1)
     return None if sw is None else _qmatmul(m, graph, a, b, 0, 0, N, K, sw)
 
@@ -289,7 +336,7 @@ def lower_gemm(m, graph):
     if a is None or b is None:
         return None
     ta, tb = int(node.attr("transA", 0)), int(node.attr("transB", 0))
-    M, K, N, _, _, _ = dims(graph.tensors[a.name].shape, graph.tensors[b.name].shape, ta, tb)
+    M, K, N, _, _, _ = dims(graph.tensors[node.inputs[0]].shape, graph.tensors[b.name].shape, ta, tb)
     sw = _weight_scales(b, N, 0 if tb else 1)
     if sw is None:
         return None

@@ -36,6 +36,7 @@ class QdqMatch:
     clamp: tuple = (None, None)  # int8 bounds of a Clip on the QuantizeLinear's output (torch's
                                  # reduce_range fake-quant: Q → Clip(0, 127) → DQ)
     tail: list = field(default_factory=list)  # the nodes after `node` that the lowering replaces
+    pooled: int = 0           # MatMul/Gemm whose input 0 is GlobalAveragePool(DQ(x)): its H·W (ins[0] is x)
 
 
 # ops whose lowering takes a bias after them, and their output channel axis
@@ -91,9 +92,30 @@ def _bias_add(node: Node, add: Node, graph: Graph) -> BiasIn | None:
     return bias_in(src, graph.const(others[0]))
 
 
+def _pooled(name: str, graph: Graph) -> tuple[QIn, int] | None:
+    """(x, H·W) when `name` is GlobalAveragePool(DQ(x)) of a [1, C, H, W] int8 tensor seen through
+    Flatten / Reshape / Squeeze: torch's QAT classifier head, whose pool has no quantizer."""
+    p = graph.producer(name)
+    while p is not None and p.op in ("Flatten", "Reshape", "Squeeze") and len(graph.consumers(p.outputs[0])) == 1:
+        p = graph.producer(p.inputs[0])
+    if p is None or p.op != "GlobalAveragePool" or len(graph.consumers(p.outputs[0])) != 1:
+        return None
+    src = _source(p.inputs[0], graph)
+    shape = graph.tensors[p.inputs[0]].shape
+    if src is None or src.const is not None or src.q.per_channel or len(shape) != 4 or shape[0] != 1 \
+            or graph.tensors[name].shape not in ((1, shape[1]), (shape[1],)):
+        return None
+    return src, shape[2] * shape[3]
+
+
 def match(node: Node, graph: Graph) -> QdqMatch | None:
     ins = []
-    for i in node.inputs:
+    pooled = _pooled(node.inputs[0], graph) if node.op in ("MatMul", "Gemm") and \
+        _source(node.inputs[0], graph) is None else None
+    for k, i in enumerate(node.inputs):
+        if k == 0 and pooled:
+            ins.append(pooled[0])
+            continue
         src = _source(i, graph) if i else None
         # a non-quantized input must be a constant, or integer/bool data (Gather indices,
         # Where's condition), which integer kernels read as it is
@@ -132,7 +154,7 @@ def match(node: Node, graph: Graph) -> QdqMatch | None:
         tail.append(users[0])
         out = users[0].outputs[0]
     graph.tensors[out].quant = q
-    return QdqMatch(node, ins, out, q, act, bias, clamp or (None, None), tail)
+    return QdqMatch(node, ins, out, q, act, bias, clamp or (None, None), tail, pooled[1] if pooled else 0)
 
 
 def int_clip(node: Node, graph: Graph) -> tuple | None:

@@ -199,7 +199,7 @@ def tflite_ds_cnn(seed: int = 0, channels: int = 64, blocks: int = 1, relu6: boo
 
 
 # ---- torch.onnx.export of fake-quantized (QAT) / converted (PTQ) PyTorch models ------------------
-def torch_cnn(seed: int = 0, size: int = 16, mode: str = "ptq") -> onnx.ModelProto:
+def torch_cnn(seed: int = 0, size: int = 16, mode: str = "ptq", last_act: str = "hardtanh") -> onnx.ModelProto:
     """A small CNN (Conv3×3+ReLU, depthwise Conv3×3+ReLU6, Conv1×1+Hardtanh(0, 6), average pool,
     Linear) as torch.onnx.export (TorchScript exporter, opset 17, torch 2.13) writes it for eager-mode
     fbgemm quantization; float input and output.
@@ -211,7 +211,9 @@ def torch_cnn(seed: int = 0, size: int = 16, mode: str = "ptq") -> onnx.ModelPro
     (fbgemm's reduce_range) → DQ, weights Q(float W, axis 0) → DQ, float biases (Conv input, Gemm C,
     an Add(bias, MatMul) for a Linear on a 3-D input, with a Transpose of the weight), and the
     modules without an observer run on dequantized values: ReLU (DQ → Relu → Conv), Hardtanh and
-    the pool — so GlobalAveragePool → Flatten → Gemm stays a float island, as in the real export."""
+    the pool (DQ → GlobalAveragePool → Flatten → Gemm, lowered as one integer QPoolMatMul). The last
+    conv's activation `last_act`: "hardtanh" (its bound 6 lies between two grid values of that
+    tensor's range here, so Clip → pool → Gemm stays a float island, as ONNX computes it) or "relu"."""
     g = QdqBuilder(f"torch_cnn_{mode}", seed)
     qat = mode == "qat"
 
@@ -249,7 +251,7 @@ def torch_cnn(seed: int = 0, size: int = 16, mode: str = "ptq") -> onnx.ModelPro
 
     x = g.input("x", (1, 3, size, size))
     h = fake_quant(x)
-    for c_out, k, group, act in ((8, 3, 1, "relu"), (8, 3, 8, "relu6"), (16, 1, 1, "hardtanh")):
+    for c_out, k, group, act in ((8, 3, 1, "relu"), (8, 3, 8, "relu6"), (16, 1, 1, last_act)):
         c_in = g.shape(h)[1]
         w = weight(g.he((c_out, c_in // group, k, k), c_in // group * k * k))
         y = g.op("Conv", h, w, bias(h, w, c_out), kernel_shape=[k, k], pads=[k // 2] * 4, group=group,
