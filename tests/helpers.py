@@ -26,6 +26,9 @@ def check_report_schema(rep: dict) -> None:
     level = next(iter(rep["memory_lower_bound"]))
     assert rep["memory_lower_bound"][level] <= rep["memory"][level]   # the arena, scratch included
     assert rep["memory"]["scratch"] <= rep["memory"][level]
+    # quantized graphs: the nodes left in float (absent for a float model), each a layer of the report
+    names = {layer["name"] for layer in rep["layers"]}
+    assert all(d.keys() == {"name", "op", "macs"} and d["name"] in names for d in rep.get("float_nodes", []))
 
 
 def ort_run(model: onnx.ModelProto, inputs: dict) -> dict:

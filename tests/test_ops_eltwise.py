@@ -92,6 +92,7 @@ class _In:
 class _Match:
     def __init__(self, op, a, b, y):
         self.node, self.ins, self.out, self.out_q, self.act = Node(op, op, ["a", "b"], ["y"]), [a, b], "y", _Q(*y), None
+        self.clamp = (None, None)
 
 
 class _Graph:

@@ -18,6 +18,15 @@ INT64_MAX = 2**63 - 1
 TARGET = click.option("--target", "-t", type=click.Choice(targets.names()), default=targets.DEFAULT, show_default=True)
 TARGET_CONFIG = click.option("--target-config", "target_config", type=click.Path(dir_okay=False),
                              help="Target description (TOML/JSON), parsed by the target, e.g. rv32 sram_bytes, clock_hz.")
+INTEGER_ONLY = click.option("--integer-only", is_flag=True,
+                            help="Refuse a node left in float (named in the error) instead of warning.")
+
+
+def _warn_float(rep: dict) -> None:
+    """One line on stderr when a quantized graph keeps float nodes (REPORT.json's float_nodes)."""
+    from .passes.float_nodes import summary
+    if rep.get("float_nodes"):
+        click.echo(f"warning: {summary(rep['float_nodes'])}", err=True)
 
 
 def _edge(fn):
@@ -73,12 +82,15 @@ def main():
 @click.option("--shape", multiple=True, help="Static input shape, NAME=1x3x32x32 (repeatable).")
 @TARGET_CONFIG
 @click.option("--exact-memory", is_flag=True, help="Prove the memory plan with CP-SAT (time-limited).")
+@INTEGER_ONLY
 @_edge
-def compile(model, target, out_dir, report, shape, exact_memory, target_config):
+def compile(model, target, out_dir, report, shape, exact_memory, target_config, integer_only):
     """Compile MODEL to a C project in OUT_DIR."""
     from .driver import compile_to_dir
     check_distinct({"MODEL": model, "--target-config": target_config}, {"-o": out_dir, "--report": report})
-    rep = compile_to_dir(Path(model), target, Path(out_dir), parse_shapes(shape), exact_memory, target_config)
+    rep = compile_to_dir(Path(model), target, Path(out_dir), parse_shapes(shape), exact_memory, target_config,
+                         integer_only)
+    _warn_float(rep)
     if report:
         write_file_atomic(Path(report), json.dumps(rep, indent=2))
     level = next(iter(rep["memory_lower_bound"]))
@@ -94,13 +106,15 @@ def compile(model, target, out_dir, report, shape, exact_memory, target_config):
 @click.option("--report", type=click.Path(dir_okay=False), help="Write REPORT.json here.")
 @click.option("--shape", multiple=True, help="Static input shape, NAME=1x3x32x32 (repeatable).")
 @TARGET_CONFIG
+@INTEGER_ONLY
 @_edge
-def run(model, target, inputs_path, outputs_path, report, shape, target_config):
+def run(model, target, inputs_path, outputs_path, report, shape, target_config, integer_only):
     """Compile MODEL, run it on TARGET with IN.npz, write OUT.npz."""
     from .driver import run_model
     check_distinct({"MODEL": model, "--inputs": inputs_path, "--target-config": target_config},
                    {"--outputs": outputs_path, "--report": report})
-    outs, rep = run_model(Path(model), target, Path(inputs_path), parse_shapes(shape), target_config)
+    outs, rep = run_model(Path(model), target, Path(inputs_path), parse_shapes(shape), target_config, integer_only)
+    _warn_float(rep)
     import io
     buf = io.BytesIO()
     np.savez(buf, **outs)
@@ -116,14 +130,15 @@ def run(model, target, inputs_path, outputs_path, report, shape, target_config):
 @TARGET
 @click.option("--shape", multiple=True, help="Static input shape, NAME=1x3x32x32 (repeatable).")
 @click.option("--exact-memory", is_flag=True, help="Prove the memory plan with CP-SAT (time-limited).")
+@INTEGER_ONLY
 @_edge
-def inspect(model, target, shape, exact_memory):
-    """Print the lowered graph, the memory plan and per-layer MACs."""
+def inspect(model, target, shape, exact_memory, integer_only):
+    """Print the lowered graph, the memory plan, per-layer MACs and the nodes left in float."""
     from .compiler import compile_onnx
     from .inspect import describe
     tgt = targets.get(target)
     c = compile_onnx(Path(model), parse_shapes(shape), exact=exact_memory, kernels=tgt.kernels,
-                     const_limit=tgt.constant_bytes())
+                     const_limit=tgt.constant_bytes(), integer_only=integer_only)
     click.echo(describe(c))
 
 

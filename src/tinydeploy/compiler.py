@@ -10,6 +10,7 @@ from .frontend import load_onnx
 from .ir import Graph
 from .ops.kernels import Kernels, debug_overrides
 from .passes import lower
+from .passes.float_nodes import require_integer
 from .schedule import MemoryPlan, plan
 from .schedule.blocks import regions
 from .schedule.buffers import graph_buffers
@@ -45,11 +46,14 @@ class Footprint:
 
 
 def compile_graph(graph: Graph, exact: bool = False, time_limit_s: float = 5.0,
-                  kernels: Kernels | None = None) -> Compiled:
-    """Lower and plan for a target's kernel description (default: every kernel variant allowed)."""
+                  kernels: Kernels | None = None, integer_only: bool = False) -> Compiled:
+    """Lower and plan for a target's kernel description (default: every kernel variant allowed);
+    `integer_only`: a node left in float is an error naming it."""
     kernels = debug_overrides(kernels or Kernels())
     t0 = time.perf_counter()
     graph = lower(graph)
+    if integer_only:
+        require_integer(graph)
     t1 = time.perf_counter()
     buffers, hints, roots, scratch = graph_buffers(graph, kernels)
     mp = plan(buffers, hints, align=16, exact=exact, time_limit_s=time_limit_s)
@@ -61,14 +65,15 @@ def compile_graph(graph: Graph, exact: bool = False, time_limit_s: float = 5.0,
 
 
 def compile_onnx(path: str | Path, shapes: dict | None = None, exact: bool = False,
-                 kernels: Kernels | None = None, const_limit: int | None = None) -> Compiled:
+                 kernels: Kernels | None = None, const_limit: int | None = None,
+                 integer_only: bool = False) -> Compiled:
     """const_limit: bytes of constants the target holds (Target.constant_bytes; default
     limits.HOST_CONST_BYTES): constant folding stops there with an error."""
     t0 = time.perf_counter()
     graph = load_onnx(path, shapes)
     graph.const_limit = const_limit
     t1 = time.perf_counter()
-    c = compile_graph(graph, exact, kernels=kernels)
+    c = compile_graph(graph, exact, kernels=kernels, integer_only=integer_only)
     c.seconds["frontend"] = t1 - t0
     return c
 

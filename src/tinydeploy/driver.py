@@ -48,6 +48,7 @@ def base_report(c: Compiled, target: Target, t_compile: float, program: dict[str
     """The fields every route fills from the compiled graph: memory[level] is the arena (scratch
     included; its largest node scratch, the state and the weights beside it), with its lower bound."""
     from .ops.registry import get, node_macs
+    from .passes.float_nodes import float_nodes, is_quantized
     layers = [{"name": n.name, "op": n.op, "engine": "cpu", "cycles": None, "macs": node_macs(n, c.graph)}
               for n in c.graph.nodes if not get(n).alias]
     level = next(iter(target.levels))
@@ -62,6 +63,8 @@ def base_report(c: Compiled, target: Target, t_compile: float, program: dict[str
         "sections": {}, "code_bytes": None, "compile_seconds": round(t_compile, 4),
         "stage_seconds": {k: round(v, 4) for k, v in c.seconds.items()},
         "macs": sum(l["macs"] for l in layers), "layers": layers,
+        # nodes left in float in a quantized graph ([] when all is integer); absent for a float model
+        **({"float_nodes": float_nodes(c.graph)} if is_quantized(c.graph) else {}),
     }
 
 
@@ -75,23 +78,25 @@ def add_measured(rep: dict, m: Measured) -> dict:
 
 
 def compile_to_dir(model: Path, target: str | Target, out_dir: Path, shapes: dict, exact: bool = False,
-                   config_path=None) -> dict:
+                   config_path=None, integer_only: bool = False) -> dict:
     from .files import Staged
     tgt = targets.get(target, config_path)
     t0 = time.perf_counter()
     with Staged(out_dir, inputs=(model, config_path) if config_path else (model,)) as tmp:  # refuses early
         with step(f"compiling {model.name}"):
-            c = compile_onnx(model, shapes, exact, tgt.kernels, tgt.constant_bytes())
+            c = compile_onnx(model, shapes, exact, tgt.kernels, tgt.constant_bytes(), integer_only)
         tgt.check_budget(Footprint.of(c))  # a model that does not fit is a compile-time error
         emit_c(c, tmp)
     return base_report(c, tgt, time.perf_counter() - t0)
 
 
-def run_model(model: Path, target: str | Target, inputs_path: Path, shapes: dict, config_path=None) -> tuple[dict, dict]:
+def run_model(model: Path, target: str | Target, inputs_path: Path, shapes: dict, config_path=None,
+              integer_only: bool = False) -> tuple[dict, dict]:
     tgt = targets.get(target, config_path)
     t0 = time.perf_counter()
     with step(f"compiling {model.name}"):
-        c = compile_onnx(model, shapes, kernels=tgt.kernels, const_limit=tgt.constant_bytes())
+        c = compile_onnx(model, shapes, kernels=tgt.kernels, const_limit=tgt.constant_bytes(),
+                         integer_only=integer_only)
     rep = base_report(c, tgt, time.perf_counter() - t0)
     inputs = load_inputs(inputs_path, c.graph)
     tgt.check_budget(Footprint.of(c))

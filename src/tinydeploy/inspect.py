@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .compiler import Compiled
 from .ops.registry import get, node_macs
+from .passes.float_nodes import float_nodes, is_quantized
 from .schedule import plan_table, timeline_ascii
 from .schedule.blocks import node_region, regions
 from .schedule.buffers import alias_roots
@@ -29,6 +30,8 @@ def describe(c: Compiled) -> str:
         lines.append(f"row block r{r.index}: nodes {r.steps[0] - 1}-{r.steps[1] - 1} run on {r.block} of "
                      f"{r.count or r.rows} rows at a time; {len(r.internal)} buffers hold {r.block} rows")
     lines.append("")
+    lines += _float_section(g)
+    lines.append("")
     p = c.plan
     lines.append(f"memory plan ({p.method}): arena {p.arena_bytes:,} bytes, lower bound {p.lower_bound:,}, "
                  f"ratio {p.ratio():.3f}, optimal {p.optimal}" + (f", gap {p.gap:.3f}" if p.gap else ""))
@@ -39,3 +42,14 @@ def describe(c: Compiled) -> str:
     lines.append("")
     lines.append(timeline_ascii(c.buffers, p))
     return "\n".join(lines)
+
+
+def _float_section(g) -> list[str]:
+    if not is_quantized(g):
+        return ["float model: every node runs in float"]
+    nodes = float_nodes(g)
+    if not nodes:
+        return ["float nodes: none (all integer)"]
+    macs = sum(d["macs"] for d in nodes)
+    return [f"float nodes: {len(nodes)} ({macs:,} MACs) run in float"] + \
+        [f"     {d['name'][:32]:<32} {d['op']:<16} {d['macs']:>10,}" for d in nodes]

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import TinydeployError
 from ..ir import Node
-from .quant import act_range, requant, zero_point_scalar
+from .quant import act_range, bias_in, requant, zero_point_scalar
 from .registry import prod, register
 
 GEOM = ("N", "C", "H", "W", "K", "OH", "OW", "KH", "KW", "SH", "SW", "PT", "PL", "DH", "DW", "G")
@@ -119,23 +119,21 @@ def _geom_args(g) -> str:
 
 
 # ---- QDQ lowering ----------------------------------------------------------------------------
-def int_bias(m, k: int, sx: float, sw: np.ndarray, graph) -> np.ndarray | None:
-    """The int32 bias in units of sx*sw[k]: taken as is when the quantizer wrote it that way,
-    otherwise re-derived from its real value (round half to even, as QuantizeLinear)."""
-    node = m.node
-    if len(node.inputs) < 3 or not node.inputs[2]:
+def int_bias(sources, k: int, target: np.ndarray, per: int = 1) -> np.ndarray | None:
+    """The int32 bias in units of target[k]/per (target = sx·sw[k]; per = the pooled count of a
+    QPoolMatMul) from the biases added to the accumulator (BiasIn: the node's own bias input, an Add
+    of a constant after it). One int32 DequantizeLinear with zero point 0 and scale target is taken
+    as is (the quantizer chose those integers); otherwise the real sum is rounded half to even, as
+    QuantizeLinear would."""
+    sources = [b for b in sources if b is not None]
+    if not sources:
         return None
-    b = m.ins[2]
-    target = (np.float32(sx) * sw.astype(np.float32)).astype(np.float32)
-    if b is not None:
-        if b.const is None:
-            raise ValueError("non-constant bias")
-        real = b.const.astype(np.float64) * b.q.scale.astype(np.float64)
-        if not b.q.zero_point.any() and np.allclose(b.q.scale, target, rtol=1e-6):
-            return b.const.astype(np.int32).reshape(-1)
+    target = np.broadcast_to(np.asarray(target, np.float32), (k,))
+    one = sources[0]
+    if len(sources) == 1 and one.ints is not None and np.allclose(one.scale, target, rtol=1e-6):
+        q = np.broadcast_to(one.ints.astype(np.int64), (k,)) * per
     else:
-        real = graph.const(node.inputs[2]).astype(np.float64)
-    q = np.rint(real.reshape(-1) / target.astype(np.float64) * np.ones(k))
+        q = np.rint(sum(np.broadcast_to(b.real, (k,)) for b in sources) * per / target.astype(np.float64))
     return np.clip(q, -(2**31), 2**31 - 1).astype(np.int32)
 
 
@@ -159,10 +157,11 @@ def lower_conv(m, graph):
         return None
     k = w.const.shape[0]
     sw = np.broadcast_to(w.q.scale.astype(np.float32), (k,))
-    try:
-        bias = int_bias(m, k, float(x.q.scale[0]), sw, graph)
-    except ValueError:
+    has_bias = len(m.node.inputs) > 2 and m.node.inputs[2]
+    own = bias_in(m.ins[2], graph.const(m.node.inputs[2])) if has_bias else None
+    if has_bias and own is None:
         return None
+    bias = int_bias([own, m.bias], k, np.float32(x.q.scale[0]) * sw)
     xzp, mult, shift, yzp, lo, hi = requant_params(m, sw, k)
     ins = [x.name, w.name]
     if bias is not None:

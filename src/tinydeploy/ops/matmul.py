@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import TinydeployError
 from ..ir import Node
-from .conv import _flt, requant_params
-from .quant import requant, zero_point_scalar
+from .conv import _flt, int_bias, requant_params
+from .quant import BiasIn, bias_in, requant, zero_point_scalar
 from .registry import prod, register
 
 INT32_MAX = 2**31 - 1
@@ -244,7 +244,7 @@ def _weight_scales(w, n: int, axis: int):
     return np.broadcast_to(w.q.scale.astype(np.float32), (n,))
 
 
-def _qmatmul(m, graph, a, b, ta: int, tb: int, N: int, K: int, sw, bias_real=None, alpha=1.0):
+def _qmatmul(m, graph, a, b, ta: int, tb: int, N: int, K: int, sw, biases=(), alpha=1.0):
     """Build the QMatMul node, or None when it cannot be exact."""
     if a is None or b is None or a.q.per_channel or (b.const is None and b.q.per_channel):
         return None
@@ -254,12 +254,11 @@ def _qmatmul(m, graph, a, b, ta: int, tb: int, N: int, K: int, sw, bias_real=Non
     if bzp.size != 1 or alpha <= 0:
         return None
     bzp = int(bzp[0])
+    if m.pooled:
+        return _qpoolmatmul(m, graph, a, b, ta, tb, N, K, sw, biases, alpha, bzp)
     azp, mult, shift, yzp, lo, hi = requant_params(m, sw * np.float32(alpha), N)
     wname = b.name
-    bias = None
-    if bias_real is not None:
-        target = np.float64(np.float32(m.ins[0].q.scale[0]) * sw.astype(np.float32)) * alpha
-        bias = np.rint(np.broadcast_to(bias_real, (N,)) / target)
+    bias = int_bias(list(biases) + [m.bias], N, np.float32(m.ins[0].q.scale[0]) * sw.astype(np.float32) * alpha)
     if b.const is not None and b.const.ndim >= 2:
         if b.const.ndim == 2:   # fold A's zero point into the bias
             colsum = (b.const.astype(np.int64) - bzp).sum(axis=1 if tb else 0)
@@ -277,12 +276,57 @@ def _qmatmul(m, graph, a, b, ta: int, tb: int, N: int, K: int, sw, bias_real=Non
     return [Node("QMatMul", m.node.name, ins, [m.out], attrs)]
 
 
+# ---- QPoolMatMul: a global average pool feeding a linear layer, in integers ----------------------
+def _qpoolmatmul(m, graph, a, b, ta, tb, N, K, sw, biases, alpha, bzp):
+    """GlobalAveragePool(DQ(x)) → (Flatten) → MatMul/Gemm(DQ(W)) → Q, exactly: the pool's 1/(H·W)
+    moves into the requantization multiplier, so there is one rounding as in any QMatMul."""
+    hw = m.pooled
+    if b.const is None or b.const.ndim != 2 or ta or bzp:
+        return None
+    w = np.ascontiguousarray(b.const if tb else b.const.T)   # [N, C]
+    xzp = int(a.q.zero_point[0])
+    _, mult, shift, yzp, lo, hi = requant_params(m, sw.astype(np.float64) * alpha / hw, N)
+    bias = int_bias(list(biases) + [m.bias], N, np.float32(a.q.scale[0]) * sw * np.float32(alpha), per=hw)
+    if K * hw * (128 + abs(xzp)) * 128 + (0 if bias is None else np.abs(bias.astype(np.int64)).max()) > INT32_MAX:
+        return None
+    ins = [a.name, graph.add_const(m.node.name + "_w", w)]
+    if bias is not None:
+        ins.append(graph.add_const(m.node.name + "_bias", bias))
+    attrs = dict(C=K, HW=hw, N=N, x_zp=xzp, m=mult, s=shift, y_zp=yzp, lo=lo, hi=hi)
+    return [Node("QPoolMatMul", m.node.name, ins, [m.out], attrs)]
+
+
+def _emit_qpoolmatmul(node, graph, ctx) -> str:
+    a = node.attrs
+    bias = ctx.ptr(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else "NULL"
+    mult = ctx.array(node.name + "_m", np.asarray(a["m"], np.int32))
+    shift = ctx.array(node.name + "_s", np.asarray(a["s"], np.int8))
+    sums, = ctx.scratch([(np.int32, a["C"])])
+    return (f"td_pool_matmul_s8({ctx.ptr(node.inputs[0])}, {ctx.ptr(node.inputs[1])}, {bias}, "
+            f"{ctx.ptr(node.outputs[0])}, {sums}, {a['C']}, {a['HW']}, {a['N']}, {a['x_zp']}, {mult}, {shift}, "
+            f"{int(np.size(a['m']) > 1)}, {a['y_zp']}, {a['lo']}, {a['hi']});")
+
+
+@register("QPoolMatMul", emit=_emit_qpoolmatmul, header="matmul.h",
+          macs=lambda n, g: n.attrs["C"] * (n.attrs["HW"] + n.attrs["N"]),
+          scratch=lambda n, g, k: 4 * n.attrs["C"])
+def qpoolmatmul(node, graph, args):
+    a = node.attrs
+    sums = (args[0].astype(np.int64).reshape(a["C"], a["HW"]) - a["x_zp"]).sum(axis=1)
+    acc = args[1].astype(np.int64) @ sums
+    if len(args) > 2 and args[2] is not None:
+        acc = acc + args[2].astype(np.int64)
+    m, s = np.asarray(a["m"], np.int64), np.asarray(a["s"], np.int64)
+    y = requant(acc, m, s) + a["y_zp"]
+    return [np.clip(y, a["lo"], a["hi"]).astype(np.int8).reshape(graph.tensors[node.outputs[0]].shape)]
+
+
 def lower_matmul(m, graph):
     a, b = m.ins[0], m.ins[1]
     if a is None or b is None:
         return None
     bshape = graph.tensors[b.name].shape
-    M, K, N, _, _, _ = dims(graph.tensors[a.name].shape, bshape)
+    M, K, N, _, _, _ = dims(graph.tensors[m.node.inputs[0]].shape, bshape)
     sw = _weight_scales(b, N, len(bshape) - 1)
     return None if sw is None else _qmatmul(m, graph, a, b, 0, 0, N, K, sw)
 
@@ -292,24 +336,16 @@ def lower_gemm(m, graph):
     if a is None or b is None:
         return None
     ta, tb = int(node.attr("transA", 0)), int(node.attr("transB", 0))
-    M, K, N, _, _, _ = dims(graph.tensors[a.name].shape, graph.tensors[b.name].shape, ta, tb)
+    M, K, N, _, _, _ = dims(graph.tensors[node.inputs[0]].shape, graph.tensors[b.name].shape, ta, tb)
     sw = _weight_scales(b, N, 0 if tb else 1)
     if sw is None:
         return None
-    bias_real = None
+    c = None
     if len(node.inputs) > 2 and node.inputs[2]:
-        c = m.ins[2]
-        if c is None:
-            cval = graph.const(node.inputs[2])
-        elif c.const is not None:   # dequantized exactly as DequantizeLinear would, in float64
-            cval = (c.const.astype(np.float64) - c.q.zero_point.astype(np.float64)) * c.q.scale.astype(np.float64)
-        else:
+        c, cshape = bias_in(m.ins[2], graph.const(node.inputs[2])), (1, 1) + tuple(graph.tensors[node.inputs[2]].shape)
+        if c is None or len(cshape) > 4 or cshape[-2] != 1 or cshape[-1] not in (1, N):   # only a per-column bias
             return None
-        if cval is None:
-            return None
-        cval = np.asarray(cval, np.float64)
-        cs = (1, 1) + cval.shape
-        if cval.ndim > 2 or cs[-2] != 1 or cs[-1] not in (1, N):   # only a per-column bias is integer
-            return None
-        bias_real = cval.reshape(-1) * float(node.attr("beta", 1.0))
-    return _qmatmul(m, graph, a, b, ta, tb, N, K, sw, bias_real, float(node.attr("alpha", 1.0)))
+        beta = float(node.attr("beta", 1.0))
+        if beta != 1.0:
+            c = BiasIn(c.real * beta, None, None)
+    return _qmatmul(m, graph, a, b, ta, tb, N, K, sw, [c], float(node.attr("alpha", 1.0)))

@@ -7,6 +7,8 @@ the compiler's one requantization formula. A compile-time multiplier r is M * 2^
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import TinydeployError
@@ -62,7 +64,7 @@ def zero_point_scalar(node, graph, i: int) -> int:
 
 def act_range(m) -> tuple[int, int]:
     """int8 clamp bounds of a lowered op's output (m: passes.lower_qdq.QdqMatch): the type range narrowed
-    by a fused Relu/Clip."""
+    by a fused Relu/Clip and by an int8 Clip on the QuantizeLinear's output (m.clamp)."""
     lo, hi = -128, 127
     if m.act is not None:
         s, z = float(m.out_q.scale[0]), int(m.out_q.zero_point[0])
@@ -71,4 +73,27 @@ def act_range(m) -> tuple[int, int]:
             lo = max(lo, int(np.round(np.float32(flo) / np.float32(s))) + z)
         if fhi is not None:
             hi = min(hi, int(np.round(np.float32(fhi) / np.float32(s))) + z)
-    return lo, hi
+    clo, chi = m.clamp
+    return max(lo, -128 if clo is None else clo), min(hi, 127 if chi is None else chi)
+
+
+@dataclass
+class BiasIn:
+    """A constant added to an accumulator (a node's bias input, or an Add of a constant after it as
+    tf2onnx and torch.onnx write it), flat along the output channels (length 1 or K)."""
+    real: np.ndarray          # float64: what DequantizeLinear (or the float constant) gives
+    ints: np.ndarray | None   # the int32 values when it is DequantizeLinear(int32, zero point 0)
+    scale: np.ndarray | None  # and their scale
+
+
+def bias_in(src, value) -> BiasIn | None:
+    """BiasIn of a quantized source (lower_qdq.QIn) with a constant, or of a float constant `value`."""
+    if src is None:
+        if value is None or np.asarray(value).dtype.kind != "f":
+            return None
+        return BiasIn(np.asarray(value, np.float64).reshape(-1), None, None)
+    if src.const is None:
+        return None
+    real = (src.const.astype(np.float64).reshape(-1) - src.q.zero_point) * src.q.scale.astype(np.float64)
+    exact = src.const.dtype == np.int32 and not src.q.zero_point.any()
+    return BiasIn(real, src.const.reshape(-1) if exact else None, src.q.scale if exact else None)

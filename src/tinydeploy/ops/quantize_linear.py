@@ -50,7 +50,7 @@ def _check(node, graph):
 
 def quantize(x, s, zp, lo: int, hi: int) -> np.ndarray:
     """round(x / s) + zp saturated to [lo, hi] as float; NaN → lo, as onnxruntime and td_quantize_f32."""
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):   # |x / s| beyond float32: ±inf, saturated
         y = np.rint(np.asarray(x, np.float32) / s) + zp
         return np.where(np.isnan(y), np.float32(lo), np.clip(y, lo, hi))
 
@@ -75,11 +75,54 @@ def dequantize_linear(node, graph, args):
     return [(diff * _axis_view(node, x, s)).astype(np.float32)]
 
 
+_KEY_LO, _KEY_HI = -0x7F800001, 0x7F800000   # keys of -inf and +inf (td_f32_key)
+
+
+def key_to_f32(k) -> np.ndarray:
+    """Inverse of td_f32_key: the float32 whose bits have order key k."""
+    k = np.asarray(k, np.int64)
+    bits = np.where(k < 0, k ^ 0x7FFFFFFF, k) & 0xFFFFFFFF
+    return bits.astype(np.uint32).view(np.float32)
+
+
+def quantize_thresholds(node, graph, lo: int) -> np.ndarray:
+    """t[j] = key of the smallest float32 that the golden QuantizeLinear maps to lo + j or more
+    (j = 1..255; t[0] unused): the table of td_quantize_tab. Found by bisection over the keys, with
+    the golden function itself, so the table kernel equals the golden bit for bit."""
+    args = [graph.const(i) if i else None for i in node.inputs]
+    level = lo + np.arange(256, dtype=np.int64)
+    a, b = np.full(256, _KEY_LO, np.int64), np.full(256, _KEY_HI, np.int64)   # q(a) < level <= q(b)
+    with np.errstate(all="ignore"):
+        for _ in range(33):
+            mid = (a + b) // 2
+            up = quantize_linear(node, graph, [key_to_f32(mid)] + args[1:])[0].astype(np.int64) >= level
+            a, b = np.where(up, a, mid), np.where(up, mid, b)
+    b[0] = _KEY_LO
+    return b.astype(np.int32)
+
+
+def _table_kernel(node, graph, ctx) -> str | None:
+    """Per-tensor float32 <-> 8-bit by table (Q: integer compares only; DQ: one load per value)."""
+    q = node.op == "QuantizeLinear"
+    small, big = (graph.tensors[n] for n in ((node.outputs[0], node.inputs[0]) if q else node.inputs[:1] + node.outputs))
+    if graph.const(node.inputs[1]).size != 1 or small.dtype not in (np.int8, np.uint8) or big.dtype != np.float32:
+        return None
+    sfx, lo, n = ("s8" if small.dtype == np.int8 else "u8"), int(np.iinfo(small.dtype).min), small.size
+    if q:
+        table = ctx.array(node.name + "_thresholds", quantize_thresholds(node, graph, lo))
+        return f"td_quantize_tab_{sfx}({ctx.ptr(node.inputs[0])}, {ctx.ptr(node.outputs[0])}, {table}, {n}, {lo});"
+    args = [np.arange(lo, lo + 256).astype(small.dtype)] + [graph.const(i) if i else None for i in node.inputs[1:]]
+    table = ctx.array(node.name + "_values", dequantize_linear(node, graph, args)[0])
+    return f"td_dequantize_tab_{sfx}({ctx.ptr(node.inputs[0])}, {ctx.ptr(node.outputs[0])}, {table}, {n}, {lo});"
+
+
 def _emit(node, graph, ctx, fn) -> str:
     x = graph.tensors[node.inputs[0]]
     scale = graph.tensors[node.inputs[1]]
     if not scale.is_const or (len(node.inputs) > 2 and node.inputs[2] and not graph.tensors[node.inputs[2]].is_const):
         raise TinydeployError(f"node {node.name} ({node.op}): scale and zero point must be constants")
+    if (tab := _table_kernel(node, graph, ctx)) is not None:
+        return tab
     zp = graph.const(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
     channels = scale.size
     if channels > 1:

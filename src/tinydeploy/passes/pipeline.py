@@ -6,9 +6,11 @@ from ..limits import check_constants
 from .complete_types import complete_types
 from .drop_noops import drop_noops
 from .fold_constants import fold_constants
+from .fold_int_clips import fold_int_clips
 from .fuse_activation import fuse_activation
 from .lower_qdq import lower_qdq
 from .lut import lower_luts
+from .sink_dq import sink_dq
 from .split_to_slices import split_to_slices
 from .to_int8 import to_int8
 from .row_blocks import row_blocks
@@ -21,9 +23,11 @@ PASSES = [
     fold_constants,     # shape subgraphs and constant expressions → initializers
     drop_noops,         # identity / no-op reshape, transpose, cast
     to_int8,            # uint8 tensors → int8 (q − 128, zero point − 128); conversions at uint8 edges
+    sink_dq,            # DequantizeLinear after data movement / unobserved Relu it commutes with
     lower_luts,         # elementwise float regions between DequantizeLinear and QuantizeLinear → 256-entry tables
     split_to_slices,    # Split of a dequantized tensor → one Slice per output, each lowered alone
     lower_qdq,          # DequantizeLinear → op → QuantizeLinear  →  integer kernels
+    fold_int_clips,     # int8 Clip after an integer kernel → its clamp bounds
     fuse_activation,    # Relu / Clip into the producing float kernel
     row_blocks,         # runs of row-wise ops -> regions computed in blocks of rows (a schedule)
 ]

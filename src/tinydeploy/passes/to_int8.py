@@ -51,8 +51,9 @@ def to_int8(graph: Graph) -> Graph:
     return graph
 
 
-# ops that move uint8 values without looking at them (MaxPool: order is the same after the shift)
-_PASS_THROUGH = {"MaxPool", "GlobalMaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
+# ops that move uint8 values without looking at them (MaxPool: order is the same after the shift;
+# Clip with constant bounds, shifted too: torch's reduce_range fake-quant writes Q → Clip(0, 127) → DQ)
+_PASS_THROUGH = {"MaxPool", "GlobalMaxPool", "Clip", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
                  "Identity", "Slice", "Split", "Gather", "Tile", "Expand"}
 
 
@@ -74,6 +75,9 @@ def _through_data_movement(graph: Graph, targets: set[str]) -> None:
                 parent[find(n)] = find(group[0])
     hit = {find(t) for t in targets if t in parent}
     targets.update(n for n in list(parent) if find(n) in hit)
+    for node in graph.nodes:   # a Clip's constant bounds shift with its data
+        if node.op == "Clip" and node.inputs[0] in targets:
+            targets.update(n for n in node.inputs[1:] if n and graph.tensors[n].dtype == np.uint8)
 
 
 def _s8_name(graph: Graph, name: str) -> str:

@@ -55,6 +55,26 @@ static inline void td_matmul_s8(const int8_t *a, const int8_t *b, const int32_t 
 #undef TD_LB
 }
 
+/* A global average pool feeding a linear layer (torch's QAT classifier head), in integers:
+   sums[c] = sum_i (x[c*HW + i] - x_zp), y[n] = clamp(requant(bias[n] + sum_c w[n*C + c] sums[c],
+   m[n], s[n]) + y_zp, lo, hi); the pool's 1/HW is in the multiplier: one rounding. sums: C int32. */
+static inline void td_pool_matmul_s8(const int8_t *x, const int8_t *w, const int32_t *bias, int8_t *y,
+                                     int32_t *sums, int C, int HW, int N, int32_t x_zp,
+                                     const int32_t *mult, const int8_t *shift, int pc,
+                                     int32_t y_zp, int32_t lo, int32_t hi)
+{
+    for (int c = 0; c < C; c++) {
+        int32_t acc = -x_zp * HW;
+        for (int i = 0; i < HW; i++) acc += x[c * HW + i];
+        sums[c] = acc;
+    }
+    for (int n = 0; n < N; n++) {
+        int32_t acc = bias ? bias[n] : 0;
+        for (int c = 0; c < C; c++) acc += (int32_t)w[n * C + c] * sums[c];
+        y[n] = (int8_t)td_clamp(td_requant(acc, mult[n * pc], shift[n * pc]) + y_zp, lo, hi);
+    }
+}
+
 /* MatMulInteger: int32 y = sum_k (a - a_zp)(b - b_zp) for int8 / uint8 operands. */
 #define TD_DEFINE_MATMUL_INT(SUFFIX, TA, TB)                                                   \
 static inline void td_matmul_int_##SUFFIX(const TA *a, const TB *b, int32_t *y,               \

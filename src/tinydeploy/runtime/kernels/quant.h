@@ -43,6 +43,51 @@ static inline void td_dequantize_##SUFFIX##_f32(const T *x, float *y, const floa
             }                                                                                 \
 }
 
+/* Order key of a float's bits: a < b as floats  <=>  key(a) < key(b) as int32 (-0 just below +0,
+   NaNs beyond -inf / +inf). Integer instructions only. */
+static inline int32_t td_f32_key(float v)
+{
+    union { float f; uint32_t u; } c;
+    c.f = v;
+    return (int32_t)(c.u ^ ((uint32_t)((int32_t)c.u >> 31) >> 1));
+}
+
+/* QuantizeLinear to 8 bits, per tensor, without float arithmetic (no FPU, no soft-float calls):
+   t[j] (j = 1..255) is the key of the smallest float that quantizes to lo + j or more, found at
+   compile time with the golden's own float32 arithmetic, so y is the golden's bit for bit;
+   y = lo + #{j : t[j] <= key(x)} by binary search (t[0] is unused). A positive NaN's key lies
+   above +inf's and gives lo, as td_quantize_f32 (a negative NaN's lies below -inf's: lo too). */
+#define TD_DEFINE_QUANTIZE_TAB(SUFFIX, T)                                                      \
+static inline void td_quantize_tab_##SUFFIX(const float *x, T *y, const int32_t *t, int n,     \
+                                            int32_t lo)                                        \
+{                                                                                             \
+    for (int i = 0; i < n; i++) {                                                             \
+        int32_t k = td_f32_key(x[i]);                                                         \
+        const int32_t *p = t;                                                                 \
+        if (k >= p[128]) p += 128;                                                            \
+        if (k >= p[64]) p += 64;                                                              \
+        if (k >= p[32]) p += 32;                                                              \
+        if (k >= p[16]) p += 16;                                                              \
+        if (k >= p[8]) p += 8;                                                                \
+        if (k >= p[4]) p += 4;                                                                \
+        if (k >= p[2]) p += 2;                                                                \
+        if (k >= p[1]) p += 1;                                                                \
+        y[i] = (T)(k > 0x7f800000 ? lo : lo + (int32_t)(p - t));                              \
+    }                                                                                         \
+}
+
+/* DequantizeLinear from 8 bits, per tensor: a 256-entry table of the golden's float32 results. */
+#define TD_DEFINE_DEQUANTIZE_TAB(SUFFIX, T)                                                    \
+static inline void td_dequantize_tab_##SUFFIX(const T *x, float *y, const float *t, int n,     \
+                                              int32_t lo)                                      \
+{                                                                                             \
+    for (int i = 0; i < n; i++) y[i] = t[(int32_t)x[i] - lo];                                 \
+}
+
+TD_DEFINE_QUANTIZE_TAB(s8, int8_t)
+TD_DEFINE_QUANTIZE_TAB(u8, uint8_t)
+TD_DEFINE_DEQUANTIZE_TAB(s8, int8_t)
+TD_DEFINE_DEQUANTIZE_TAB(u8, uint8_t)
 TD_DEFINE_QUANTIZE(s8, int8_t)
 TD_DEFINE_QUANTIZE(u8, uint8_t)
 TD_DEFINE_QUANTIZE(s16, int16_t)
