@@ -87,8 +87,8 @@ BAD_MODELS = {
                                      outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                                      inits=[numpy_helper.from_array(np.array([4096, 4096], np.int64), "s")]),
                       f"node cos (ConstantOfShape) folds to 'c' [4096, 4096] ({4096 * 4096 * 4:,} bytes, beside 16 "
-                      f"bytes of constants): {4096 * 4096 * 4 + 16:,} bytes of constants, beyond the limit of "
-                      f"{HOST_CONST_BYTES:,} bytes"),
+                      f"bytes of constants): {4096 * 4096 * 4 + 16:,} bytes of constants, beyond the "
+                      f"{HOST_CONST_BYTES:,} bytes of constants a host build allows"),
 }
 
 BAD_INPUTS = {
@@ -204,7 +204,7 @@ def test_constant_folding_stops_at_the_limit_before_allocating(tmp_path):
     onnx.save(BAD_MODELS["huge_constant"][0](), tmp_path / "m.onnx")
     tracemalloc.start()
     try:
-        with pytest.raises(TinydeployError, match=f"limit of {HOST_CONST_BYTES:,} bytes"):
+        with pytest.raises(TinydeployError, match=f"beyond the {HOST_CONST_BYTES:,} bytes of constants a host build allows"):
             compile_onnx(tmp_path / "m.onnx")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -220,5 +220,5 @@ def test_constants_are_limited_by_the_rv32_sram(tmp_path):
                [numpy_helper.from_array(np.zeros(sram // 4 + 1, np.float32), "w")])
     onnx.save(m, tmp_path / "m.onnx")
     _assert_one_line_error(_cli("compile", tmp_path / "m.onnx", "-t", "rv32", "-o", tmp_path / "p"),
-                           f"{(sram // 4 + 1) * 4:,} bytes of constants, beyond the limit of {sram:,} bytes")
+                           f"{(sram // 4 + 1) * 4:,} bytes of constants, beyond the {sram:,} bytes of SRAM of target rv32")
     assert not (tmp_path / "p").exists()

@@ -138,7 +138,7 @@ def inspect(model, target, shape, exact_memory, integer_only):
     from .inspect import describe
     tgt = targets.get(target)
     c = compile_onnx(Path(model), parse_shapes(shape), exact=exact_memory, kernels=tgt.kernels,
-                     const_limit=tgt.constant_bytes(), integer_only=integer_only)
+                     const_limit=tgt.constant_limit(), integer_only=integer_only)
     click.echo(describe(c))
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from .codegen.network import CProject, generate, tensor_offsets
 from .frontend import load_onnx
 from .ir import Graph
+from .limits import ConstLimit
 from .ops.kernels import Kernels, debug_overrides
 from .passes import lower
 from .passes.float_nodes import require_integer
@@ -65,10 +66,10 @@ def compile_graph(graph: Graph, exact: bool = False, time_limit_s: float = 5.0,
 
 
 def compile_onnx(path: str | Path, shapes: dict | None = None, exact: bool = False,
-                 kernels: Kernels | None = None, const_limit: int | None = None,
+                 kernels: Kernels | None = None, const_limit: ConstLimit | None = None,
                  integer_only: bool = False) -> Compiled:
-    """const_limit: bytes of constants the target holds (Target.constant_bytes; default
-    limits.HOST_CONST_BYTES): constant folding stops there with an error."""
+    """const_limit: bytes of constants the target holds (Target.constant_limit; default
+    limits.HOST_CONST): constant folding stops there with an error."""
     t0 = time.perf_counter()
     graph = load_onnx(path, shapes)
     graph.const_limit = const_limit

@@ -84,7 +84,7 @@ def compile_to_dir(model: Path, target: str | Target, out_dir: Path, shapes: dic
     t0 = time.perf_counter()
     with Staged(out_dir, inputs=(model, config_path) if config_path else (model,)) as tmp:  # refuses early
         with step(f"compiling {model.name}"):
-            c = compile_onnx(model, shapes, exact, tgt.kernels, tgt.constant_bytes(), integer_only)
+            c = compile_onnx(model, shapes, exact, tgt.kernels, tgt.constant_limit(), integer_only)
         tgt.check_budget(Footprint.of(c))  # a model that does not fit is a compile-time error
         emit_c(c, tmp)
     return base_report(c, tgt, time.perf_counter() - t0)
@@ -95,7 +95,7 @@ def run_model(model: Path, target: str | Target, inputs_path: Path, shapes: dict
     tgt = targets.get(target, config_path)
     t0 = time.perf_counter()
     with step(f"compiling {model.name}"):
-        c = compile_onnx(model, shapes, kernels=tgt.kernels, const_limit=tgt.constant_bytes(),
+        c = compile_onnx(model, shapes, kernels=tgt.kernels, const_limit=tgt.constant_limit(),
                          integer_only=integer_only)
     rep = base_report(c, tgt, time.perf_counter() - t0)
     inputs = load_inputs(inputs_path, c.graph)

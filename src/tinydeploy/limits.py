@@ -3,6 +3,7 @@ to a small or negative number and let anything through)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,9 +27,21 @@ def check_extent(what: str, shape, dtype) -> None:
                               f"(limit {MAX_TENSOR_BYTES:,} bytes)")
 
 
-def check_constants(what: str, nbytes: int, limit: int | None) -> None:
-    """Refuse constants past what the target can hold (limit: bytes; None: HOST_CONST_BYTES)."""
-    limit = HOST_CONST_BYTES if limit is None else limit
-    if nbytes > limit:
-        raise TinydeployError(f"{what}: {nbytes:,} bytes of constants, beyond the limit of {limit:,} bytes "
-                              f"for this target")
+@dataclass(frozen=True)
+class ConstLimit:
+    """Bytes of constants a target holds, and where (for the error: 'SRAM of target rv32')."""
+    nbytes: int
+    where: str
+
+    def text(self) -> str:
+        return f"the {self.nbytes:,} bytes of {self.where}"
+
+
+HOST_CONST = ConstLimit(HOST_CONST_BYTES, "constants a host build allows (limits.HOST_CONST_BYTES)")
+
+
+def check_constants(what: str, nbytes: int, limit: ConstLimit | None) -> None:
+    """Refuse constants past what the target can hold (None: the host's HOST_CONST)."""
+    limit = limit or HOST_CONST
+    if nbytes > limit.nbytes:
+        raise TinydeployError(f"{what}: {nbytes:,} bytes of constants, beyond {limit.text()}")

@@ -76,7 +76,7 @@ class Graph:
     # what the model file or ONNX inference says a tensor's type is: (dims, None where unknown; dtype;
     # who says so). Never used for buffers: passes/complete_types.py checks it against our inference.
     stated: dict[str, list[tuple]] = field(default_factory=dict)
-    const_limit: int | None = None   # bytes of constants the target holds (None: limits.HOST_CONST_BYTES)
+    const_limit: object = None   # limits.ConstLimit: constants the target holds (None: limits.HOST_CONST)
 
     def t(self, name: str) -> Tensor:
         return self.tensors[name]

@@ -61,7 +61,7 @@ def fold_constants(graph: Graph) -> Graph:
     return graph
 
 
-def _check_fold(node: Node, name: str, shape: list[int], nbytes: int, held: int, limit: int | None) -> None:
+def _check_fold(node: Node, name: str, shape: list[int], nbytes: int, held: int, limit) -> None:
     check_constants(f"node {node.name} ({node.op}) folds to '{name}' {shape} ({nbytes:,} bytes, beside "
                     f"{held:,} bytes of constants)", held + nbytes, limit)
 

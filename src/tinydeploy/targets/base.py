@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from ..errors import BudgetError, TinydeployError
-from ..limits import HOST_CONST_BYTES
+from ..limits import HOST_CONST, ConstLimit
 from ..ops.kernels import Kernels
 
 if TYPE_CHECKING:
@@ -61,13 +61,17 @@ class Target(ABC):
         return {next(iter(self.levels)): {"weights": fp.weights, "arena": fp.arena, "state": fp.state,
                                            **fp.program}}
 
-    def constant_bytes(self) -> int:
+    def constant_limit(self) -> ConstLimit:
         """Bytes of constants (weights, folded values) the target can hold: the size of the memory
-        level its weights are placed in, limits.HOST_CONST_BYTES where that level is unbounded.
+        level its weights are placed in, limits.HOST_CONST where that level is unbounded.
         Constant folding stops there with an error, before taking the memory."""
         from ..compiler import Footprint
         weights_at = [lv for lv, parts in self.placement(Footprint(1, 0, 0, 0)).items() if parts.get("weights")]
-        return min((self.levels[lv] for lv in weights_at if self.levels[lv] is not None), default=HOST_CONST_BYTES)
+        bounded = [(self.levels[lv], lv) for lv in weights_at if self.levels[lv] is not None]
+        if not bounded:
+            return HOST_CONST
+        nbytes, level = min(bounded)
+        return ConstLimit(nbytes, f"{level} of target {self.name}")
 
     def check_budget(self, fp: "Footprint") -> None:
         """Raise BudgetError, naming bytes needed and available, when the data does not fit a level.
