@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import targets
-from .compiler import Compiled, Footprint, compile_onnx, emit_c
+from .compiler import Compiled, Footprint, compile_onnx
 from .errors import BudgetError, TinydeployError
 from .progress import step
 from .targets.base import Measured, Target
@@ -86,7 +86,7 @@ def compile_to_dir(model: Path, target: str | Target, out_dir: Path, shapes: dic
         with step(f"compiling {model.name}"):
             c = compile_onnx(model, shapes, exact, tgt.kernels, tgt.constant_bytes(), integer_only)
         tgt.check_budget(Footprint.of(c))  # a model that does not fit is a compile-time error
-        emit_c(c, tmp)
+        tgt.emit(c, tmp)
     return base_report(c, tgt, time.perf_counter() - t0)
 
 

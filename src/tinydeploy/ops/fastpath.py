@@ -32,11 +32,8 @@ def rq_table(bias: np.ndarray, mult, shift, y_zp: int, max_abs_acc: int) -> np.n
 
 
 def declare(ctx, hint: str, table: np.ndarray) -> str:
-    """`static const td_rq_t name[n] = {...}` in the network's declarations; returns the name."""
-    name = ctx.ident(hint)
-    rows = ",\n  ".join("{" + ", ".join(str(int(v)) for v in r) + "}" for r in table)
-    ctx.decls.append(f"static const td_rq_t {name}[{len(table)}] = {{\n  {rows}\n}};")
-    return name
+    """A constant td_rq_t array of the table's records; returns its C expression."""
+    return ctx.records(hint, "td_rq_t", table)
 
 
 def qconv(node, graph, g: dict, k: Kernels) -> Choice | None:

@@ -81,6 +81,11 @@ class Target(ABC):
                 raise BudgetError(f"{self.name}: the {what} needs {need:,} bytes of {level} before code "
                                   f"({items}) but the target has {have:,}")
 
+    def emit(self, c: "Compiled", out_dir: Path) -> "CProject":
+        """The C project of a compiled network (`compile -o`); a target may place data its own way."""
+        from ..compiler import emit_c
+        return emit_c(c, out_dir)
+
     @abstractmethod
     def run(self, c: "Compiled", inputs: dict[str, np.ndarray], work: Path) -> tuple[dict[str, np.ndarray], Measured]:
         """Run the compiled network once on `inputs` (work: a scratch folder); outputs by name."""
