@@ -69,6 +69,11 @@ class Target(ABC):
         weights_at = [lv for lv, parts in self.placement(Footprint(1, 0, 0, 0)).items() if parts.get("weights")]
         return min((self.levels[lv] for lv in weights_at if self.levels[lv] is not None), default=HOST_CONST_BYTES)
 
+    def homes(self, c: "Compiled") -> dict[str, str]:
+        """The memory level each tensor lives in (inspect shows it). Default: the first level."""
+        level = next(iter(self.levels))
+        return {name: level for name in c.graph.tensors}
+
     def check_budget(self, fp: "Footprint") -> None:
         """Raise BudgetError, naming bytes needed and available, when the data does not fit a level.
         Code and stack use are known only after linking: a linker overflow is the same error."""

@@ -36,13 +36,19 @@ class ClusterTarget(Target):
         return cls(ClusterConfig.load(config_path))
 
     def placement(self, fp):
-        """L1: the arena (activations, scratch), state, two weight buffers of the largest layer's
-        constants, one stack per core; L2: every constant (and a program's data). Code and constant
-        tables sit in L2 too and are known after linking."""
+        """L1: the arena (activations, scratch), state, the two weight buffers (weighted layers use
+        them in turn: each is as large as its largest layer), one stack per core; L2: every constant
+        (and a program's data). Code and constant tables sit in L2 too, known after linking."""
         cfg = self.config
-        return {"L1": {"arena": fp.arena, "state": fp.state, "weight buffers": 2 * fp.layer_weights,
+        buffers = sum(max(fp.node_weights[i::2], default=0) for i in (0, 1))
+        return {"L1": {"arena": fp.arena, "state": fp.state, "weight buffers": buffers,
                        "stacks": cfg.cores * cfg.stack_bytes},
                 "L2": {"weights": fp.weights, **fp.program}}
+
+    def homes(self, c):
+        """Constants in L2 (moved per layer into an L1 weight buffer); activations, scratch and
+        state (KV caches) in L1."""
+        return {n: "L2" if t.is_const else "L1" for n, t in c.graph.tensors.items()}
 
     def emit(self, c, out_dir: Path):
         from .network import emit

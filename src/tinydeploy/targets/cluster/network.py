@@ -97,12 +97,12 @@ class ClusterContext(EmitContext):
 
     def template_fields(self):
         return {"blocks": [{"n": len(b), "body": c_array_body(np.frombuffer(b, np.uint8))} for b in self.blocks],
-                "wbuf": max((-(-len(b) // ALIGN) * ALIGN for b in self.blocks), default=0)}
+                "wbuf": [max((-(-len(b) // ALIGN) * ALIGN for b in self.blocks[i::2]), default=0) for i in (0, 1)]}
 
 
 def emit(c, out_dir: Path, prefix: str = "td_") -> tuple[CProject, dict]:
     """The cluster's C project of a compiled network (compiler.Compiled), and what the target
-    reports of it: L1 bytes of one weight buffer, L2 bytes of the weight blocks, serial layers."""
+    reports of it: L1 bytes of the two weight buffers, L2 bytes of the weight blocks, serial layers."""
     ctx = ClusterContext(c.graph, c.offsets, prefix, c.kernels)
     proj = generate(c.graph, c.offsets, c.plan.arena_bytes, out_dir, prefix, c.kernels, c.scratch, ctx=ctx,
                     template=HERE / "network.c.j2")
@@ -110,7 +110,7 @@ def emit(c, out_dir: Path, prefix: str = "td_") -> tuple[CProject, dict]:
         shutil.copy(src, out_dir / "runtime" / src.name)   # the project builds with the cluster runtime alone
     fields = ctx.template_fields()
     serial = [l["name"] for l in ctx.layer_records if not l["parallel"]]
-    return proj, {"wbuf": fields["wbuf"], "weight_blocks": sum(len(b) for b in ctx.blocks), "serial": serial}
+    return proj, {"wbuf": sum(fields["wbuf"]), "weight_blocks": sum(len(b) for b in ctx.blocks), "serial": serial}
 
 
 def _measured(b, sim, info: dict, config: ClusterConfig, cycles: int, layer_cycles=None) -> Measured:
@@ -125,7 +125,7 @@ def _measured(b, sim, info: dict, config: ClusterConfig, cycles: int, layer_cycl
             "idle_barrier": sim.idle_barrier, "idle_dma": sim.idle_dma,
             "dma": {"transfers": sim.dma_transfers, "bytes": sim.dma_bytes, "cycles": sim.dma_cycles,
                     "stall_cycles": sim.dma_stall_cycles, "overlap": round(sim.dma_overlap, 4)},
-            "weight_buffer_bytes": info["wbuf"], "weight_bytes_l2": info["weight_blocks"],
+            "weight_buffers_bytes": info["wbuf"], "weight_bytes_l2": info["weight_blocks"],
             "serial_layers": info["serial"],
         }})
 
@@ -152,3 +152,19 @@ def run(c, inputs: dict[str, np.ndarray], work: Path, config: ClusterConfig) -> 
     layer = sim.read_array(proj.prefix + "layer_cycles", np.uint32)[:len(proj.layers)]
     cycles = int(sim.read_array("td_run_cycles", np.uint64)[0])
     return outs, _measured(b, sim, info, config, cycles, [int(x) for x in layer])
+
+
+def run_program(prog, work: Path, config: ClusterConfig):
+    """A generated main (codegen.network.CProgram) whose project this target emitted: core 0 runs
+    the main, all cores every network run; its result symbols, console, measured figures."""
+    from .runner import build, simulate
+    work.mkdir(parents=True, exist_ok=True)
+    shim = work / "main_cluster.c"
+    shim.write_text(render_from(HERE / "main_program.c.j2", p=prog.project.prefix, main_c=prog.main_c.resolve()))
+    b = build([shim] + prog.project.sources, prog.project.include_dirs, work / "cluster", config, {"TD_PROFILE": "1"})
+    sim = simulate(b, config)
+    if sim.exit_code != 0:
+        raise TinydeployError(f"cluster: the program exited with code {sim.exit_code}: {sim.console.strip()[:200]}")
+    values = {name: sim.read_array(name, np.dtype(dt))[:n].copy() for name, (dt, n) in prog.results.items()}
+    info = {"wbuf": None, "weight_blocks": None, "serial": None}
+    return values, sim.console, _measured(b, sim, info, config, sim.cycles)
