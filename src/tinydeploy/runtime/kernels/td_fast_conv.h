@@ -33,7 +33,8 @@ static inline void td_pad_s8(const int8_t *x0, int8_t *xp0, int C, int H, int W,
 /* Stride-1 undilated conv on a padded input xp [C][HP][WP] with weights packed at compile time
  * as wq [K/4][C][KH][KW][4]: blocks of 4 output channels x 4 neighbouring output pixels. Along a
  * kernel row the 4 pixels share KW + 3 inputs (each loaded once), and the 4 weights of a tap are
- * loaded once for 4 pixels: (KW + 3 + 4 KW) loads per 16 KW MACs. K % 4 == 0, OW % 4 == 0. */
+ * loaded once for 4 pixels: (KW + 3 + 4 KW) loads per 16 KW MACs. K % 4 == 0; a row's last
+ * OW % 4 pixels take a plain loop. */
 #define TD_CV_TAP(kw) do {                                                                     \
         int32_t b;                                                                             \
         b = pq[(kw) * 4 + 0]; TD_MAC(c00, x0, b); TD_MAC(c01, x1, b); TD_MAC(c02, x2, b); TD_MAC(c03, x3, b); \
@@ -60,11 +61,28 @@ static inline void td_conv_fast(const int8_t *xp, const int8_t *wq, const td_rq_
                                 int C, int HP, int WP, int K, int OH, int OW, int KH, int KW,
                                 int32_t lo, int32_t hi)
 {
-    TD_PAR_FOR2(kb, K / 4, oh, OH) {   /* (4 channels, output row) pairs across the cores */
-        const int k = kb * 4;
+    const int OB = (OW + 3) / 4;   /* 4-pixel blocks per row, the last one possibly short */
+    TD_PAR_FOR2(kb, K / 4, r, OH * OB) {   /* (4 channels, 4 pixels) blocks across the cores */
+        const int k = kb * 4, oh = r / OB, ow = r % OB * 4;
         const td_rq_t *qn = q + k;
+        if (ow + 4 > OW) {   /* the last 1-3 pixels of a row, one at a time */
+            for (int o = ow; o < OW; o++) {
+                int32_t a0 = qn[0].bias, a1 = qn[1].bias, a2 = qn[2].bias, a3 = qn[3].bias;
+                const int8_t *pw = wq + k * C * KH * KW;
+                for (int c = 0; c < C; c++)
+                    for (int kh = 0; kh < KH; kh++)
+                        for (int kw = 0; kw < KW; kw++, pw += 4) {
+                            const int32_t x = xp[(c * HP + oh + kh) * WP + o + kw];
+                            a0 += x * pw[0]; a1 += x * pw[1]; a2 += x * pw[2]; a3 += x * pw[3];
+                        }
+                int8_t *py = y + (k * OH + oh) * OW + o;
+                py[0] = td_rq(a0, qn, lo, hi); py[OH * OW] = td_rq(a1, qn + 1, lo, hi);
+                py[2 * OH * OW] = td_rq(a2, qn + 2, lo, hi); py[3 * OH * OW] = td_rq(a3, qn + 3, lo, hi);
+            }
+            continue;
+        }
         {
-            for (int ow = 0; ow < OW; ow += 4) {
+            {
                 int32_t c00 = qn[0].bias, c10 = qn[1].bias, c20 = qn[2].bias, c30 = qn[3].bias;
                 int32_t c01 = c00, c02 = c00, c03 = c00, c11 = c10, c12 = c10, c13 = c10;
                 int32_t c21 = c20, c22 = c20, c23 = c20, c31 = c30, c32 = c30, c33 = c30;
