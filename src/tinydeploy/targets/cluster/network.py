@@ -53,6 +53,7 @@ class ClusterContext(EmitContext):
         self._block: bytearray | None = None
         self._streamed: dict[str, str] = {}
         self.layer_records: list[dict] = []
+        self._in_region = {n.name: n.attrs.get("_block") is not None for n in self.graph.nodes}
 
     def begin_layer(self, node, offset=0, nbytes=0):
         super().begin_layer(node, offset, nbytes)
@@ -88,24 +89,34 @@ class ClusterContext(EmitContext):
     def end_layer(self, code=""):
         super().end_layer(code)
         block, self._block = bytes(self._block), None
-        rec = {"parallel": parallel(code), "block": None, "wbytes": len(block)}
+        rec = {"parallel": parallel(code), "wblock": None}
         if block:
-            rec["block"] = len(self.blocks)
+            rec["wblock"] = len(self.blocks)
             self.blocks.append(block)
-        self.layer_records.append({"name": self._layer[0], **rec})
+        self.layer_records.append({"name": self._layer[0], "region": self._in_region[self._layer[0]], **rec})
         return rec
 
     def template_fields(self):
+        """Weight blocks, the two buffers' sizes (blocks use them in turn) and per emitted layer how
+        its block arrives: prefetched by the previous weighted layer, or (inside a row-block loop, which
+        runs its layers many times, and just after one) fetched and waited for at the layer itself."""
+        weighted = [r for r in self.layer_records if r["wblock"] is not None]
+        for prev, r in zip([None] + weighted, weighted):
+            r["sync"] = r["region"] or (prev is not None and prev["region"])
+        for r, nxt in zip(weighted, weighted[1:] + [None]):
+            r["prefetch"] = nxt["wblock"] if nxt is not None and not nxt["sync"] else None
         return {"blocks": [{"n": len(b), "body": c_array_body(np.frombuffer(b, np.uint8))} for b in self.blocks],
-                "wbuf": [max((-(-len(b) // ALIGN) * ALIGN for b in self.blocks[i::2]), default=0) for i in (0, 1)]}
+                "wbuf": [max((-(-len(b) // ALIGN) * ALIGN for b in self.blocks[i::2]), default=0) for i in (0, 1)],
+                "fetch": [{"sync": r.get("sync", False), "prefetch": r.get("prefetch")} for r in self.layer_records],
+                "first": weighted[0]["wblock"] if weighted and not weighted[0]["sync"] else None}
 
 
 def emit(c, out_dir: Path, prefix: str = "td_") -> tuple[CProject, dict]:
     """The cluster's C project of a compiled network (compiler.Compiled), and what the target
     reports of it: L1 bytes of the two weight buffers, L2 bytes of the weight blocks, serial layers."""
     ctx = ClusterContext(c.graph, c.offsets, prefix, c.kernels)
-    proj = generate(c.graph, c.offsets, c.plan.arena_bytes, out_dir, prefix, c.kernels, c.scratch, ctx=ctx,
-                    template=HERE / "network.c.j2")
+    proj = generate(c.graph, c.offsets, c.plan.arena_bytes, out_dir, prefix, c.kernels, c.scratch, c.regions,
+                    ctx=ctx, template=HERE / "network.c.j2")
     for src in (RUNTIME_DIR / "td_cluster.h", RUNTIME_DIR / "td_par.h", RV32_RUNTIME / "td_mmio_rv32.h"):
         shutil.copy(src, out_dir / "runtime" / src.name)   # the project builds with the cluster runtime alone
     fields = ctx.template_fields()
