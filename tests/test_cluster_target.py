@@ -147,3 +147,16 @@ def test_cluster_is_a_target_choice():
     assert "cluster" in targets.names() and "cluster" in targets.names(programs=True)
     t = targets.get("cluster")
     assert t.levels == {"L1": 256 * 1024, "L2": 2 * 1024 * 1024} and t.clock_hz == 360_000_000
+
+
+def test_generate_on_cluster_tells_the_host_story():
+    """stories260K for a few tokens: the same tokens and logits (hash) as host, the linear layers on
+    every core, fewer cycles than one core would retire."""
+    from tinydeploy import driver
+    _, host = driver.generate(target="host", steps=3)
+    _, cl = driver.generate(target="cluster", steps=3)
+    assert cl["tokens"] == host["tokens"] and cl["text"] == host["text"] and cl["logit_hash"] == host["logit_hash"]
+    assert cl["cycles_per_token"]["decode"] > 0 and cl["tokens_per_second"] > 0
+    ins = cl["cluster"]["instructions"]
+    assert min(ins) > 0.2 * max(ins)                        # the other cores did real work
+    assert cl["cycles"] < 0.6 * sum(ins)                    # the critical path is far below the total work
