@@ -102,3 +102,22 @@ class Target(ABC):
     def report(self) -> dict:
         """REPORT.json fields this target fills before running."""
         return {"target": self.name, "clock_hz": self.clock_hz}
+
+
+class SimulatedTarget(Target):
+    """A target described by a config value (`self.config`, a dataclass field of the subclass, loaded
+    from --target-config by `config_class.load`) whose simulator counts cycles at the config's clock:
+    td_cycles() in a program counts those cycles."""
+    config_class: ClassVar[type]
+
+    @property
+    def clock_hz(self):
+        return self.config.clock_hz
+
+    @property
+    def counter_hz(self):
+        return self.config.clock_hz
+
+    @classmethod
+    def load(cls, config_path=None):
+        return cls(cls.config_class.load(config_path))

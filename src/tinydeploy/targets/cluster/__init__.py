@@ -10,30 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..base import Measured, Target
+from ..base import Measured, SimulatedTarget
 from .config import ClusterConfig
 
 
 @dataclass(frozen=True)
-class ClusterTarget(Target):
+class ClusterTarget(SimulatedTarget):
     name = "cluster"
     config: ClusterConfig = field(default_factory=ClusterConfig)
+    config_class = ClusterConfig
 
     @property
     def levels(self):
         return self.config.memory_levels
-
-    @property
-    def clock_hz(self):
-        return self.config.clock_hz
-
-    @property
-    def counter_hz(self):   # td_cycles() counts modelled cluster cycles
-        return self.config.clock_hz
-
-    @classmethod
-    def load(cls, config_path=None):
-        return cls(ClusterConfig.load(config_path))
 
     def placement(self, fp):
         """L1: the arena (activations, scratch), state, the two weight buffers (weighted layers use
