@@ -59,7 +59,7 @@ static inline int32_t td_f32_key(float v)
 static inline void td_quantize_tab_##SUFFIX(const float *x, T *y, const int32_t *t, int n,     \
                                             int32_t lo)                                        \
 {                                                                                             \
-    for (int i = 0; i < n; i++) {                                                             \
+    TD_PAR_FOR(i, n) {   /* elements across the cores */                                      \
         int32_t k = td_f32_key(x[i]);                                                         \
         const int32_t *p = t;                                                                 \
         if (k >= p[128]) p += 128;                                                            \
@@ -72,6 +72,7 @@ static inline void td_quantize_tab_##SUFFIX(const float *x, T *y, const int32_t 
         if (k >= p[1]) p += 1;                                                                \
         y[i] = (T)(k > 0x7f800000 ? lo : lo + (int32_t)(p - t));                              \
     }                                                                                         \
+    td_par_sync();                                                                            \
 }
 
 /* DequantizeLinear from 8 bits, per tensor: a 256-entry table of the golden's float32 results. */
@@ -79,7 +80,8 @@ static inline void td_quantize_tab_##SUFFIX(const float *x, T *y, const int32_t 
 static inline void td_dequantize_tab_##SUFFIX(const T *x, float *y, const float *t, int n,     \
                                               int32_t lo)                                      \
 {                                                                                             \
-    for (int i = 0; i < n; i++) y[i] = t[(int32_t)x[i] - lo];                                 \
+    TD_PAR_FOR(i, n) y[i] = t[(int32_t)x[i] - lo];                                            \
+    td_par_sync();                                                                            \
 }
 
 TD_DEFINE_QUANTIZE_TAB(s8, int8_t)
