@@ -139,7 +139,7 @@ def inspect(model, target, shape, exact_memory, integer_only):
     tgt = targets.get(target)
     c = compile_onnx(Path(model), parse_shapes(shape), exact=exact_memory, kernels=tgt.kernels,
                      const_limit=tgt.constant_limit(), integer_only=integer_only)
-    click.echo(describe(c))
+    click.echo(describe(c, tgt.homes(c)))
 
 
 @main.command()

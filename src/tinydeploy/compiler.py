@@ -38,12 +38,17 @@ class Footprint:
     arena: int              # planned activations and scratch
     scratch: int            # the largest node scratch (inside the arena; live one node at a time)
     program: dict[str, int] = field(default_factory=dict)  # a generated main's own data, by name
+    node_weights: tuple[int, ...] = ()  # constant bytes each node reading some reads, in order (for
+                                        # a target streaming them layer by layer)
 
     @classmethod
     def of(cls, c: "Compiled", program: dict[str, int] | None = None) -> "Footprint":
         ts = c.graph.tensors.values()
+        per_node = (sum(c.graph.tensors[n].nbytes for n in set(node.inputs) if n and c.graph.tensors[n].is_const)
+                    for node in c.graph.nodes)
         return cls(sum(t.nbytes for t in ts if t.is_const), sum(t.nbytes for t in ts if t.state),
-                   c.plan.arena_bytes, max((b for _, b in c.scratch.values()), default=0), dict(program or {}))
+                   c.plan.arena_bytes, max((b for _, b in c.scratch.values()), default=0), dict(program or {}),
+                   tuple(b for b in per_node if b))
 
 
 def compile_graph(graph: Graph, exact: bool = False, time_limit_s: float = 5.0,

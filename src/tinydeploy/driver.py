@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from . import targets
-from .compiler import Compiled, Footprint, compile_onnx, emit_c
+from .compiler import Compiled, Footprint, compile_onnx
 from .errors import BudgetError, TinydeployError
 from .progress import step
 from .targets.base import Measured, Target
@@ -58,6 +58,7 @@ def base_report(c: Compiled, target: Target, t_compile: float, program: dict[str
         "memory": {level: fp.arena, "scratch": fp.scratch, "state": fp.state, "weights": fp.weights,
                    **({"program": sum(fp.program.values())} if fp.program else {})},
         "memory_lower_bound": {level: c.plan.lower_bound},
+        "placement": target.placement(fp),   # level -> {part: bytes} before code (the budget check's view)
         "memory_plan": {"method": c.plan.method, "optimal": c.plan.optimal, "gap": c.plan.gap,
                         "ratio": round(c.plan.ratio(), 4)},
         "sections": {}, "code_bytes": None, "compile_seconds": round(t_compile, 4),
@@ -86,7 +87,7 @@ def compile_to_dir(model: Path, target: str | Target, out_dir: Path, shapes: dic
         with step(f"compiling {model.name}"):
             c = compile_onnx(model, shapes, exact, tgt.kernels, tgt.constant_limit(), integer_only)
         tgt.check_budget(Footprint.of(c))  # a model that does not fit is a compile-time error
-        emit_c(c, tmp)
+        tgt.emit(c, tmp)
     return base_report(c, tgt, time.perf_counter() - t0)
 
 
@@ -117,15 +118,16 @@ def generate(checkpoint=None, target: str | Target = targets.DEFAULT, prompt: st
         raise TinydeployError(f"target {tgt.name} cannot run the generate program")
     t0 = time.perf_counter()
     SamplerParams.from_float(temperature, top_p)  # refuse bad parameters before the calibration
-    level, size = next(iter(tgt.levels.items()))  # bounds the checkpoint's data before anything is built
-    model, tok = load_model(checkpoint, (size, f"of {tgt.name} {level}") if size is not None else None)
+    sizes = tgt.levels.values()   # all levels together bound the checkpoint's data before anything is built
+    size = None if None in sizes else sum(sizes)
+    model, tok = load_model(checkpoint, (size, f"of {tgt.name} {'+'.join(tgt.levels)}") if size is not None else None)
     ids = tok.encode(prompt, bos=True) if prompt else [1]
     with tempfile.TemporaryDirectory(prefix="td-gen-") as tmp:
         work = Path(work or tmp)
         for rows in PREFILL_ROWS:  # the largest prefill chunk whose program fits (decode uses the same graph)
             with step(f"compiling the generate program ({rows} prefill rows)"):
                 prog = build_program(model, tok, ids, steps, temperature, top_p, seed, work / f"c{rows}", rows,
-                                     tgt.kernels)
+                                     tgt.kernels, tgt.emit)
             try:
                 tgt.check_budget(Footprint.of(prog.compiled, prog.data))
                 with step(f"running on {tgt.name}"):

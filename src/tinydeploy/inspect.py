@@ -10,11 +10,14 @@ from .schedule.blocks import node_region, regions
 from .schedule.buffers import alias_roots
 
 
-def describe(c: Compiled) -> str:
+def describe(c: Compiled, homes: dict[str, str] | None = None) -> str:
+    """`homes`: the memory level of each tensor (the target's; a column when there are several)."""
     g, lines = c.graph, []
     lines.append(f"graph {g.name}: {len(g.nodes)} nodes, inputs {g.inputs}, outputs {g.outputs}")
     lines.append("")
-    lines.append(f"{'#':>3}  {'node':<32} {'op':<16} {'output':<28} {'shape':<18} {'dtype':<8} {'MACs':>10}  block")
+    levels = homes if homes and len(set(homes.values())) > 1 else None
+    lines.append(f"{'#':>3}  {'node':<32} {'op':<16} {'output':<28} {'shape':<18} {'dtype':<8} {'MACs':>10}  block"
+                 + ("  inputs' levels -> output's" if levels else ""))
     total = 0
     for k, n in enumerate(g.nodes):
         t = g.tensors[n.outputs[0]]
@@ -24,8 +27,14 @@ def describe(c: Compiled) -> str:
         mark = node_region(n)
         lines.append(f"{k:>3}  {n.name[:32]:<32} {n.op + kind:<16} {n.outputs[0][:28]:<28} "
                      f"{'x'.join(map(str, t.shape)):<18} {str(t.dtype):<8} {macs:>10,}  "
-                     + ("" if mark is None else f"r{mark[0]}"))
+                     + ("  " if mark is None else f"r{mark[0]}")
+                     + (f"  {' '.join(levels[i] for i in n.inputs if i)} -> {levels[n.outputs[0]]}" if levels else ""))
     lines.append(f"total MACs: {total:,}")
+    if levels:
+        per = {}
+        for name, lv in levels.items():
+            per[lv] = per.get(lv, 0) + g.tensors[name].nbytes
+        lines.append("tensor bytes by home level: " + ", ".join(f"{lv} {b:,}" for lv, b in sorted(per.items())))
     for r in regions(g, alias_roots(g)):
         lines.append(f"row block r{r.index}: nodes {r.steps[0] - 1}-{r.steps[1] - 1} run on {r.block} of "
                      f"{r.count or r.rows} rows at a time; {len(r.internal)} buffers hold {r.block} rows")

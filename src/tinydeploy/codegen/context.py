@@ -99,10 +99,17 @@ class EmitContext:
         return (f"__builtin_memcpy({self.ptr(o)}, {self.ptr(i)}, (size_t)({self.rows(node)}) * "
                 f"{t.nbytes // max(t.shape[0], 1)});\n")
 
-    def end_layer(self) -> None:
+    def end_layer(self, code: str = "") -> dict:
+        """Close the layer whose C text is `code`; returns fields for its record (none here; a
+        target's context may add some, e.g. the transfers a layer needs)."""
         node, _, planned, used = self._layer
         if used != planned:  # the op's `scratch` and its `emit` disagree: a bug, not a user error
             raise RuntimeError(f"node {node}: {planned} bytes of scratch planned, {used} emitted")
+        return {}
+
+    def template_fields(self) -> dict:
+        """Extra fields for the network templates (a target's context may add some)."""
+        return {}
 
     def scratch(self, pieces) -> list[str]:
         """Pointer expressions to the node's scratch pieces [(dtype, count), ...] (padded copies,
@@ -111,6 +118,14 @@ class EmitContext:
         offsets, used = scratch_layout(pieces)
         self._layer = (node, base, planned, used)
         return [f"(({ctype(dt)} *)({self.prefix}arena + {base + off}))" for (dt, _), off in zip(pieces, offsets)]
+
+    def records(self, hint: str, ctype_: str, rows: np.ndarray) -> str:
+        """Declare `static const ctype_ name[n] = {{...}, ...}`, a C struct of int32 fields per row
+        (e.g. td_rq_t), and return its name."""
+        name = self.ident(hint)
+        body = ",\n  ".join("{" + ", ".join(str(int(v)) for v in r) + "}" for r in rows)
+        self.decls.append(f"static const {ctype_} {name}[{len(rows)}] = {{\n  {body}\n}};")
+        return name
 
     def array(self, hint: str, values, dtype=None) -> str:
         """Declare `static const T name[N] = {...}` and return its name."""

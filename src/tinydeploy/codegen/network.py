@@ -64,11 +64,12 @@ def render_from(path: Path, **kw) -> str:
 
 
 def _with_includes(headers: list[str]) -> list[str]:
-    """The kernel headers plus those they #include from runtime/kernels (kernels share helpers)."""
+    """The kernel headers plus those they #include from runtime/kernels (kernels share helpers; a
+    target's own headers, e.g. the cluster's td_par.h, are the target's to provide)."""
     todo, seen = list(headers), []
     while todo:
         h = todo.pop()
-        if h in seen:
+        if h in seen or not (RUNTIME / "kernels" / h).is_file():
             continue
         seen.append(h)
         todo += re.findall(r'^#include "([^"]+)"', (RUNTIME / "kernels" / h).read_text(), re.M)
@@ -81,11 +82,12 @@ def tensor_offsets(graph: Graph, plan_offsets: dict[str, int], roots: dict[str, 
 
 def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: Path, prefix: str = "td_",
              kernels: Kernels | None = None, scratch: dict[int, tuple[int, int]] | None = None,
-             regions=()) -> CProject:
+             regions=(), ctx: EmitContext | None = None, template: Path | None = None) -> CProject:
     """`scratch`: node index → (arena offset, bytes) of the node's planned scratch; `regions`: the row
-    blocks as the memory plan sized them (schedule/blocks.py; compiler.Compiled has both)."""
+    blocks as the memory plan sized them (schedule/blocks.py; compiler.Compiled has both). A target
+    may hand its own emit context and network.c template (e.g. targets/cluster)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx = EmitContext(graph, offsets, prefix, kernels or Kernels())
+    ctx = ctx or EmitContext(graph, offsets, prefix, kernels or Kernels())
     layers = []
     blocks = {r.index: r for r in regions}
     for k, node in enumerate(graph.nodes):
@@ -106,9 +108,8 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
         if code is None:
             raise TinydeployError(f"node {node.name}: operator {node.op} has no C kernel (only constant "
                                   f"inputs are supported, which fold at compile time)")
-        ctx.end_layer()
         layers.append({"name": node.name, "op": node.op, "code": code, "pre": pre, "post": "", "block": mark is not None,
-                       "macs": registry.node_macs(node, graph)})
+                       "macs": registry.node_macs(node, graph), **ctx.end_layer(code)})
     if ctx.block is not None:
         layers[-1]["post"] += "}"
 
@@ -117,10 +118,11 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
                  "ctype": ctype(graph.tensors[n].dtype), "shape": list(graph.tensors[n].shape)} for n in names]
 
     kw = dict(name=graph.name, p=prefix, P=prefix.upper(), arena=arena_bytes, inputs=io(graph.inputs),
-              outputs=io(graph.outputs), layers=layers, decls=ctx.decls, headers=sorted(ctx.headers))
+              outputs=io(graph.outputs), layers=layers, decls=ctx.decls, headers=sorted(ctx.headers),
+              **ctx.template_fields())
     (out_dir / f"{prefix}network.h").write_text(render("network.h.j2", **kw))
     src = out_dir / f"{prefix}network.c"
-    src.write_text(render("network.c.j2", **kw))
+    src.write_text(render_from(template, **kw) if template else render("network.c.j2", **kw))
     # a plain Makefile, so the project builds without tinydeploy: libnetwork.a (lib<prefix>network.a)
     lib = "network" if prefix == "td_" else f"{prefix}network"
     (out_dir / "Makefile").write_text(render("Makefile.j2", name=graph.name, p=prefix, lib=lib, sources=[src.name]))

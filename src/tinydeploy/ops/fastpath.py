@@ -32,21 +32,21 @@ def rq_table(bias: np.ndarray, mult, shift, y_zp: int, max_abs_acc: int) -> np.n
 
 
 def declare(ctx, hint: str, table: np.ndarray) -> str:
-    """`static const td_rq_t name[n] = {...}` in the network's declarations; returns the name."""
-    name = ctx.ident(hint)
-    rows = ",\n  ".join("{" + ", ".join(str(int(v)) for v in r) + "}" for r in table)
-    ctx.decls.append(f"static const td_rq_t {name}[{len(table)}] = {{\n  {rows}\n}};")
-    return name
+    """A constant td_rq_t array of the table's records; returns its C expression."""
+    return ctx.records(hint, "td_rq_t", table)
 
 
 def qconv(node, graph, g: dict, k: Kernels) -> Choice | None:
-    """td_conv_fast for stride-1 undilated ungrouped QConv with K % 4 == 0 and OW % 4 == 0."""
+    """td_conv_fast for stride-1 undilated ungrouped QConv with K % 4 == 0."""
     a = node.attrs
     w = graph.const(node.inputs[1])
     if g["G"] > 1 and g["G"] == g["C"] == g["K"]:
         return qconv_dw(node, graph, g, k)
+    if (g["KH"], g["KW"], g["SH"], g["SW"], g["PT"], g["PL"], g["PB"], g["PR"]) == (1, 1, 1, 1, 0, 0, 0, 0):
+        # a pointwise conv is one row of OH * OW pixels: its 4-pixel blocks run across the rows
+        g = {**g, "H": 1, "W": g["H"] * g["W"], "OH": 1, "OW": g["OH"] * g["OW"]}
     if (not k.fast or w is None or w.dtype != np.int8 or g["G"] != 1 or g["SH"] != 1 or g["SW"] != 1
-            or g["DH"] != 1 or g["DW"] != 1 or g["K"] % 4 or g["OW"] % 4 or a["w_zp"] != 0 or g["N"] != 1
+            or g["DH"] != 1 or g["DW"] != 1 or g["K"] % 4 or a["w_zp"] != 0 or g["N"] != 1
             or graph.tensors[node.inputs[0]].dtype != np.int8):
         return None
     K, C, KH, KW = g["K"], g["C"], g["KH"], g["KW"]

@@ -21,7 +21,7 @@ class Kernels:
     winograd: bool = True   # Winograd F(2x2,3x3) for 3x3 stride-1 QConv where its estimate is lower
     # instruction estimates, fitted on the rv32 simulator (ops/winograd.py `worthwhile`)
     direct_fast_per_mac: float = 2.45     # td_conv_fast
-    direct_ref_per_mac: float = 6.0       # td_conv_s8 (the fast kernel needs OW % 4 == 0)
+    direct_ref_per_mac: float = 6.0       # td_conv_s8 (the fast kernel takes a row's last OW % 4 pixels one by one)
     wino_per_tile_channel: float = 70     # input transform, per 2x2 output tile and input channel
     wino_per_product: float = 2.55        # per product of the 16 C K products of a tile
     wino_per_tile_output: float = 55      # output transform and requantization, per tile and output channel

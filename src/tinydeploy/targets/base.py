@@ -73,6 +73,11 @@ class Target(ABC):
         nbytes, level = min(bounded)
         return ConstLimit(nbytes, f"{level} of target {self.name}")
 
+    def homes(self, c: "Compiled") -> dict[str, str]:
+        """The memory level each tensor lives in (inspect shows it). Default: the first level."""
+        level = next(iter(self.levels))
+        return {name: level for name in c.graph.tensors}
+
     def check_budget(self, fp: "Footprint") -> None:
         """Raise BudgetError, naming bytes needed and available, when the data does not fit a level.
         Code and stack use are known only after linking: a linker overflow is the same error."""
@@ -85,6 +90,11 @@ class Target(ABC):
                 raise BudgetError(f"{self.name}: the {what} needs {need:,} bytes of {level} before code "
                                   f"({items}) but the target has {have:,}")
 
+    def emit(self, c: "Compiled", out_dir: Path) -> "CProject":
+        """The C project of a compiled network (`compile -o`); a target may place data its own way."""
+        from ..compiler import emit_c
+        return emit_c(c, out_dir)
+
     @abstractmethod
     def run(self, c: "Compiled", inputs: dict[str, np.ndarray], work: Path) -> tuple[dict[str, np.ndarray], Measured]:
         """Run the compiled network once on `inputs` (work: a scratch folder); outputs by name."""
@@ -96,3 +106,22 @@ class Target(ABC):
     def report(self) -> dict:
         """REPORT.json fields this target fills before running."""
         return {"target": self.name, "clock_hz": self.clock_hz}
+
+
+class SimulatedTarget(Target):
+    """A target described by a config value (`self.config`, a dataclass field of the subclass, loaded
+    from --target-config by `config_class.load`) whose simulator counts cycles at the config's clock:
+    td_cycles() in a program counts those cycles."""
+    config_class: ClassVar[type]
+
+    @property
+    def clock_hz(self):
+        return self.config.clock_hz
+
+    @property
+    def counter_hz(self):
+        return self.config.clock_hz
+
+    @classmethod
+    def load(cls, config_path=None):
+        return cls(cls.config_class.load(config_path))

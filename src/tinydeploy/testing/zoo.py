@@ -13,11 +13,14 @@ import onnx
 from .graph import GraphBuilder
 
 
-def _conv(g: GraphBuilder, x: str, c_out: int, k: int, *, stride=1, pad=0, group=1, bias=True) -> str:
+def _conv(g: GraphBuilder, x: str, c_out: int, k, *, stride=1, pad=0, group=1, bias=True) -> str:
+    """k: size or (kh, kw); pad: all sides or ONNX pads (top, left, bottom, right)."""
     c_in = g.shape(x)[1]
-    w = g.weight((c_out, c_in // group, k, k), fan_in=(c_in // group) * k * k)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    w = g.weight((c_out, c_in // group, kh, kw), fan_in=(c_in // group) * kh * kw)
     ins = [x, w] + ([g.bias(c_out)] if bias else [])
-    return g.op("Conv", *ins, kernel_shape=[k, k], strides=[stride, stride], pads=[pad] * 4, group=group)
+    return g.op("Conv", *ins, kernel_shape=[kh, kw], strides=[stride, stride],
+                pads=[pad] * 4 if isinstance(pad, int) else list(pad), group=group)
 
 
 def cnn(seed: int = 0, size: int = 16) -> onnx.ModelProto:
@@ -98,3 +101,49 @@ def transformer_block(seed: int = 0, seq: int = 8, d_model: int = 32, heads: int
 
 
 BUILDERS = {"cnn": cnn, "mlp": mlp, "transformer_block": transformer_block}
+
+
+# ---- MLPerf Tiny shapes (benchmarks; not in BUILDERS) ---------------------------------------------
+def _classifier(g: GraphBuilder, x: str, classes: int) -> onnx.ModelProto:
+    f = g.op("Flatten", g.op("GlobalAveragePool", x), axis=1)
+    c = g.shape(f)[1]
+    g.output(g.op("Gemm", f, g.weight((classes, c), fan_in=c), g.bias(classes), transB=1))
+    return g.build()
+
+
+def ds_cnn(seed: int = 0) -> onnx.ModelProto:
+    """DS-CNN keyword spotting (MLPerf Tiny KWS): 1x1x49x10 MFCC -> 12 classes, 64 channels."""
+    g = GraphBuilder("ds_cnn", seed)
+    x = g.op("Relu", _conv(g, g.input("input", (1, 1, 49, 10)), 64, (10, 4), stride=2, pad=(4, 1, 5, 1)))
+    for _ in range(4):
+        x = g.op("Relu", _conv(g, x, 64, 3, pad=1, group=64))
+        x = g.op("Relu", _conv(g, x, 64, 1))
+    return _classifier(g, x, 12)
+
+
+def mobilenet_v1(seed: int = 0, size: int = 96, alpha: float = 0.25, classes: int = 2) -> onnx.ModelProto:
+    """MobileNetV1 (MLPerf Tiny visual wake words: 96x96, width 0.25, 2 classes)."""
+    g = GraphBuilder("mobilenet_v1", seed)
+    ch = lambda c: max(8, int(c * alpha))  # noqa: E731
+    x = g.op("Relu", _conv(g, g.input("input", (1, 3, size, size)), ch(32), 3, stride=2, pad=(0, 0, 1, 1)))
+    for c, s in [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * 5 + [(1024, 2), (1024, 1)]:
+        cin = g.shape(x)[1]
+        x = g.op("Relu", _conv(g, x, cin, 3, stride=s, pad=(0, 0, 1, 1) if s == 2 else 1, group=cin))
+        x = g.op("Relu", _conv(g, x, ch(c), 1))
+    return _classifier(g, x, classes)
+
+
+def resnet8(seed: int = 0, classes: int = 10) -> onnx.ModelProto:
+    """ResNet-8 (MLPerf Tiny image classification: 32x32 CIFAR-10)."""
+    g = GraphBuilder("resnet8", seed)
+    x = g.op("Relu", _conv(g, g.input("input", (1, 3, 32, 32)), 16, 3, pad=1))
+    for c, s in [(16, 1), (32, 2), (64, 2)]:
+        y = g.op("Relu", _conv(g, x, c, 3, stride=s, pad=1))
+        y = _conv(g, y, c, 3, pad=1)
+        if s != 1:
+            x = _conv(g, x, c, 1, stride=s)
+        x = g.op("Relu", g.op("Add", x, y))
+    return _classifier(g, x, classes)
+
+
+MLPERF_TINY = {"ds_cnn": ds_cnn, "mobilenet_v1": mobilenet_v1, "resnet8": resnet8}

@@ -137,7 +137,9 @@ class Program(CProgram):
 
 
 def build_program(model: IntLlama, tok: Tokenizer, prompt_ids: list[int], steps: int, temperature: float,
-                  top_p: float, seed: int, out_dir: Path, rows: int = PREFILL_ROWS[0], kernels=None) -> Program:
+                  top_p: float, seed: int, out_dir: Path, rows: int = PREFILL_ROWS[0], kernels=None,
+                  emit=emit_c) -> Program:
+    """`kernels`, `emit`: the target's kernel description and C emitter (Target.emit)."""
     from .graph import build_graph
     cfg = model.cfg
     if not prompt_ids or prompt_ids[0] != BOS_ID:
@@ -149,7 +151,7 @@ def build_program(model: IntLlama, tok: Tokenizer, prompt_ids: list[int], steps:
     t0 = time.perf_counter()
     comp = compile_graph(build_graph(model, rows), kernels=kernels)
     t1 = time.perf_counter()
-    project = emit_c(comp, out_dir)
+    project = emit(comp, out_dir)
     pieces = [tok.piece(0, t) for t in range(cfg.vocab_size)]
     off = np.concatenate([[0], np.cumsum([len(p) for p in pieces])])
     off = off.astype(np.uint16 if off[-1] <= 0xFFFF else np.uint32)  # uint16 unless the pieces need more

@@ -7,9 +7,9 @@
 
 #define TD_CONV_LOOPS(ACC_T, LOAD_X, LOAD_W, INIT, STORE)                                       \
     const int CG = C / G, KG = K / G;                                                          \
-    for (int k = 0; k < K; k++) {                                                              \
+    TD_PAR_FOR2(k, K, oh, OH) {  /* (channel, output row) pairs across the cores */            \
         const int g = k / KG;                                                                  \
-        for (int oh = 0; oh < OH; oh++) {                                                      \
+        {                                                                                      \
             for (int ow = 0; ow < OW; ow++) {                                                  \
                 ACC_T acc = INIT;                                                              \
                 for (int c = 0; c < CG; c++) {                                                 \
@@ -27,7 +27,8 @@
                 y[(k * OH + oh) * OW + ow] = STORE;                                            \
             }                                                                                  \
         }                                                                                      \
-    }
+    }                                                                                          \
+    td_par_sync();
 
 static inline void td_conv_f32(const float *x, const float *w, const float *bias, float *y,
                                int C, int H, int W, int K, int OH, int OW, int KH, int KW,

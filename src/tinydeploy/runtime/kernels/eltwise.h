@@ -49,18 +49,23 @@ static inline float td_fmodf_(float a, float b)
 #define TD_FMODF(a, b) td_fmodf_(a, b)
 #endif
 
+/* Across the cores: the rows (i0, i1, i2) when there are several, else the columns i3. */
 #define TD_BCAST_LOOPS(STMT)                                                                   \
-    ptrdiff_t k = 0;                                                                           \
-    for (int i0 = 0; i0 < D0; i0++)                                                            \
-        for (int i1 = 0; i1 < D1; i1++)                                                        \
-            for (int i2 = 0; i2 < D2; i2++)                                                    \
-                for (int i3 = 0; i3 < D3; i3++, k++) {                                         \
-                    const ptrdiff_t ia = (ptrdiff_t)i0 * as0 + (ptrdiff_t)i1 * as1 +           \
-                                         (ptrdiff_t)i2 * as2 + (ptrdiff_t)i3 * as3;            \
-                    const ptrdiff_t ib = (ptrdiff_t)i0 * bs0 + (ptrdiff_t)i1 * bs1 +           \
-                                         (ptrdiff_t)i2 * bs2 + (ptrdiff_t)i3 * bs3;            \
-                    STMT;                                                                      \
-                }
+    const int rows_ = D0 * D1 * D2;                                                            \
+    const int rlo_ = rows_ > 1 ? td_par_lo(rows_) : 0, rhi_ = rows_ > 1 ? td_par_hi(rows_) : 1; \
+    const int clo_ = rows_ > 1 ? 0 : td_par_lo(D3), chi_ = rows_ > 1 ? D3 : td_par_hi(D3);     \
+    for (int r_ = rlo_; r_ < rhi_; r_++) {                                                     \
+        const int i2 = r_ % D2, i1 = r_ / D2 % D1, i0 = r_ / D2 / D1;                          \
+        ptrdiff_t k = (ptrdiff_t)r_ * D3 + clo_;                                               \
+        for (int i3 = clo_; i3 < chi_; i3++, k++) {                                            \
+            const ptrdiff_t ia = (ptrdiff_t)i0 * as0 + (ptrdiff_t)i1 * as1 +                   \
+                                 (ptrdiff_t)i2 * as2 + (ptrdiff_t)i3 * as3;                    \
+            const ptrdiff_t ib = (ptrdiff_t)i0 * bs0 + (ptrdiff_t)i1 * bs1 +                   \
+                                 (ptrdiff_t)i2 * bs2 + (ptrdiff_t)i3 * bs3;                    \
+            STMT;                                                                              \
+        }                                                                                      \
+    }                                                                                          \
+    td_par_sync();
 
 #define TD_BCAST_ARGS int D0, int D1, int D2, int D3, int as0, int as1, int as2, int as3,      \
                       int bs0, int bs1, int bs2, int bs3

@@ -5,7 +5,8 @@
 
 static inline void td_lut_s8(const int8_t *x, int8_t *y, const int8_t *table, int n)
 {
-    for (int i = 0; i < n; i++) y[i] = table[(uint8_t)x[i] ^ 0x80u];
+    TD_PAR_FOR(i, n) y[i] = table[(uint8_t)x[i] ^ 0x80u];
+    td_par_sync();
 }
 
 /* uint8 q with zero point z == int8 (q - 128) with zero point z - 128: flip the top bit. */

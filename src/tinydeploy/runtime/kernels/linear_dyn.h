@@ -50,7 +50,8 @@ __attribute__((noinline)) static void td_linear_dyn_c64(const int8_t *xr, const 
 {
     const td_rescale_t rq = td_rescale_plan(s, bits);
     int32_t part[2][8];
-    for (int j = 0; j < rows; j += 8) {
+    TD_PAR_FOR(jb, rows / 8) {   /* blocks of 8 rows across the cores */
+        const int j = jb * 8;
         const int8_t *w = w8 + j * 64, *xp = xr;
         for (int g = 0; g < 2; g++) {
             int32_t p0 = 0, p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0;
@@ -89,7 +90,8 @@ __attribute__((noinline)) static void td_linear_dyn_c64x4(const int8_t *x4, cons
         rq[i] = td_rescale_plan(td_scale_mul(f, c), bits);
     }
     int32_t part[2][16];
-    for (int j = 0; j < rows; j += 4) {
+    TD_PAR_FOR(jb, rows / 4) {   /* blocks of 4 rows across the cores */
+        const int j = jb * 4;
         const int8_t *w = w8 + j * 64, *xp = x4;
         for (int g = 0; g < 2; g++) {
             int32_t p00 = 0, p01 = 0, p02 = 0, p03 = 0, p10 = 0, p11 = 0, p12 = 0, p13 = 0;
@@ -118,7 +120,8 @@ __attribute__((noinline)) static void td_linear_dyn_c64x4(const int8_t *x4, cons
  * row j + P starts P * cols / 32 groups after row j at the same offset within a group), so each
  * activation load feeds 4 MACs; int32 partial sums per group (|sum| <= 32 * 127 * 128 < 2^31), one
  * 64-bit multiply by the group mantissa per group and row; whole groups fully unrolled. Integer
- * sums in another order: the result is the same to the bit. */
+ * sums in another order: the result is the same to the bit. On the cluster each core takes a
+ * share of the weight rows (every output row t), then one barrier. */
 __attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int32_t *F, int n, const int8_t *w8,
                                                     const int16_t *mw, int rows, int cols, td_scale c, int bits,
                                                     void *out, int out32)
@@ -142,9 +145,8 @@ __attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int3
             td_linear_dyn_c64(xr, w8, mw, j0, s, bits, out, out32, t * rows);
         }
         if (fast) {
-            for (int jb = j0; jb < rows; jb += 4 * P)
-                for (int r = 0; r < P; r++) {
-                    int j = jb + r;
+            TD_PAR_FOR2(jq, (rows - j0) / (4 * P), r, P) {   /* (4-row group, offset) pairs across the cores */
+                    int j = j0 + jq * 4 * P + r;
                     int32_t base = j * cols;
                     const int8_t *w0 = w8 + base, *w1 = w0 + P * cols, *w2 = w1 + P * cols,
                                  *w3 = w2 + P * cols;
@@ -187,7 +189,8 @@ __attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int3
                 }
             j0 = rows;
         }
-        for (int j = j0; j < rows; j++) {
+        TD_PAR_FOR(jr, rows - j0) {
+            const int j = j0 + jr;
             int32_t base = j * cols;
             const int8_t *wr = w8 + base;
             int64_t acc = 0;
@@ -203,5 +206,6 @@ __attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int3
             td_linear_dyn_out(out, out32, t * rows + j, acc, rq);
         }
     }
+    td_par_sync();   /* each core wrote its rows of every output row t */
 }
 #endif

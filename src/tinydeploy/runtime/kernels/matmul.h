@@ -11,18 +11,16 @@
 #include "td_fast_matmul.h"
 
 #define TD_MATMUL_LOOPS(ACC_T, LOAD_A, LOAD_B, INIT, STORE)                                   \
-    for (int bi = 0; bi < B; bi++) {                                                           \
+    TD_PAR_FOR2(bm_, B * M, n, N) {  /* (row, column) pairs across the cores */                \
+        const int bi = bm_ / M, m = bm_ % M;                                                   \
         const ptrdiff_t ao = (ptrdiff_t)bi * sab, bo = (ptrdiff_t)bi * sbb;                    \
-        for (int m = 0; m < M; m++) {                                                          \
-            for (int n = 0; n < N; n++) {                                                      \
-                ACC_T acc = INIT;                                                              \
-                for (int k = 0; k < K; k++)                                                    \
-                    acc += LOAD_A(ao + (ptrdiff_t)m * sam + (ptrdiff_t)k * sak) *              \
-                           LOAD_B(bo + (ptrdiff_t)k * sbk + (ptrdiff_t)n * sbn);               \
-                y[((ptrdiff_t)bi * M + m) * N + n] = STORE;                                    \
-            }                                                                                  \
-        }                                                                                      \
-    }
+        ACC_T acc = INIT;                                                                      \
+        for (int k = 0; k < K; k++)                                                            \
+            acc += LOAD_A(ao + (ptrdiff_t)m * sam + (ptrdiff_t)k * sak) *                      \
+                   LOAD_B(bo + (ptrdiff_t)k * sbk + (ptrdiff_t)n * sbn);                       \
+        y[(ptrdiff_t)bm_ * N + n] = STORE;                                                     \
+    }                                                                                          \
+    td_par_sync();
 
 /* y = clamp(alpha * A·B + beta * c[m*scm + n*scn], lo, hi); c may be NULL (Gemm's C, MatMul: none) */
 static inline void td_matmul_f32(const float *a, const float *b, const float *c, float *y,

@@ -47,7 +47,7 @@ static inline void td_layernorm_s8(const int8_t *x, int8_t *y, int rows, int D, 
                                    int64_t E16, const int32_t *Mg, const int64_t *Bq, int Sg,
                                    int32_t lo, int32_t hi)
 {
-    for (int r = 0; r < rows; r++) {
+    TD_PAR_FOR(r, rows) {   /* rows across the cores */
         const int8_t *xr = x + (ptrdiff_t)r * D;
         int8_t *yr = y + (ptrdiff_t)r * D;
         int32_t sum = 0, sq = 0;
@@ -73,6 +73,7 @@ static inline void td_layernorm_s8(const int8_t *x, int8_t *y, int rows, int D, 
             yr[i] = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
         }
     }
+    td_par_sync();
 }
 
 /* QRMSNormDyn (ops/norm.py): int16 rows -> int8 z8 = quantize(x * G) and the run-time scale

@@ -38,31 +38,35 @@ static inline int td_pool_count(int oh, int ow, int H, int W, int KH, int KW, in
 
 static inline void td_maxpool_f32(const float *x, float *y, TD_POOL_ARGS)
 {
-    for (int p = 0; p < P; p++) {
+    TD_PAR_FOR2(p, P, oh, OH) {   /* (plane, output row) pairs across the cores */
         const float *xp = x + (ptrdiff_t)p * H * W;
         float *yp = y + (ptrdiff_t)p * OH * OW;
-        for (int oh = 0; oh < OH; oh++)
+        {
             for (int ow = 0; ow < OW; ow++) {
                 float acc = -3.402823466e38f;
                 int any = 0;
                 TD_POOL_WINDOW_LOOPS(float v = xp[ih * W + iw]; if (!any || v > acc || v != v) acc = v; any = 1)
                 yp[oh * OW + ow] = acc;
             }
+        }
     }
+    td_par_sync();
 }
 
 static inline void td_avgpool_f32(const float *x, float *y, TD_POOL_ARGS, int PB, int PR, int include_pad)
 {
-    for (int p = 0; p < P; p++) {
+    TD_PAR_FOR2(p, P, oh, OH) {   /* (plane, output row) pairs across the cores */
         const float *xp = x + (ptrdiff_t)p * H * W;
         float *yp = y + (ptrdiff_t)p * OH * OW;
-        for (int oh = 0; oh < OH; oh++)
+        {
             for (int ow = 0; ow < OW; ow++) {
                 float acc = 0.0f;
                 TD_POOL_WINDOW_LOOPS(acc += xp[ih * W + iw])
                 yp[oh * OW + ow] = acc / (float)td_pool_count(oh, ow, H, W, KH, KW, SH, SW, PT, PL, PB, PR, include_pad);
             }
+        }
     }
+    td_par_sync();
 }
 
 /* int8 max: the maximum is taken on the integers (monotonic), then rescaled once when the output
@@ -70,17 +74,19 @@ static inline void td_avgpool_f32(const float *x, float *y, TD_POOL_ARGS, int PB
 static inline void td_maxpool_s8(const int8_t *x, int8_t *y, TD_POOL_ARGS, int rq, int32_t x_zp,
                                  int32_t m, int32_t s, int32_t y_zp, int32_t lo, int32_t hi)
 {
-    for (int p = 0; p < P; p++) {
+    TD_PAR_FOR2(p, P, oh, OH) {   /* (plane, output row) pairs across the cores */
         const int8_t *xp = x + (ptrdiff_t)p * H * W;
         int8_t *yp = y + (ptrdiff_t)p * OH * OW;
-        for (int oh = 0; oh < OH; oh++)
+        {
             for (int ow = 0; ow < OW; ow++) {
                 int32_t acc = -128;
                 TD_POOL_WINDOW_LOOPS(if (xp[ih * W + iw] > acc) acc = xp[ih * W + iw])
                 acc = rq ? td_requant(acc - x_zp, m, s) + y_zp : acc;
                 yp[oh * OW + ow] = (int8_t)td_clamp(acc, lo, hi);
             }
+        }
     }
+    td_par_sync();
 }
 
 /* int8 average: acc = sum (x - x_zp) over the real inputs; the divisor c selects a multiplier
@@ -89,16 +95,18 @@ static inline void td_avgpool_s8(const int8_t *x, int8_t *y, TD_POOL_ARGS, int P
                                  int include_pad, int32_t x_zp, const int32_t *m, const int8_t *s,
                                  int cmin, int32_t y_zp, int32_t lo, int32_t hi)
 {
-    for (int p = 0; p < P; p++) {
+    TD_PAR_FOR2(p, P, oh, OH) {   /* (plane, output row) pairs across the cores */
         const int8_t *xp = x + (ptrdiff_t)p * H * W;
         int8_t *yp = y + (ptrdiff_t)p * OH * OW;
-        for (int oh = 0; oh < OH; oh++)
+        {
             for (int ow = 0; ow < OW; ow++) {
                 int32_t acc = 0;
                 TD_POOL_WINDOW_LOOPS(acc += (int32_t)xp[ih * W + iw] - x_zp)
                 const int c = td_pool_count(oh, ow, H, W, KH, KW, SH, SW, PT, PL, PB, PR, include_pad) - cmin;
                 yp[oh * OW + ow] = (int8_t)td_clamp(td_requant(acc, m[c], s[c]) + y_zp, lo, hi);
             }
+        }
     }
+    td_par_sync();
 }
 #endif

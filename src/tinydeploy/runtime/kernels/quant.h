@@ -20,27 +20,25 @@ static inline void td_quantize_f32_##SUFFIX(const float *x, T *y, const float *s
                                             const int32_t *zp, int outer, int ch, int inner,  \
                                             int32_t lo, int32_t hi)                            \
 {                                                                                             \
-    for (int o = 0; o < outer; o++)                                                           \
-        for (int c = 0; c < ch; c++)                                                          \
-            for (int i = 0; i < inner; i++) {                                                 \
-                int idx = (o * ch + c) * inner + i;                                           \
+    TD_PAR_FOR2(oc, outer * ch, i, inner) {  /* across the cores */                           \
+                const int c = oc % ch, idx = oc * inner + i;                                  \
                 float q = x[idx] / s[c];                                                      \
                 /* NaN → the lowest value, as onnxruntime (and no UB in the int conversion) */ \
                 int64_t v = q == q ? (int64_t)td_round_even(q) + zp[c] : lo;                 \
                 y[idx] = (T)(v < lo ? lo : (v > hi ? hi : v));                                \
             }                                                                                 \
+    td_par_sync();                                                                            \
 }
 
 #define TD_DEFINE_DEQUANTIZE(SUFFIX, T)                                                        \
 static inline void td_dequantize_##SUFFIX##_f32(const T *x, float *y, const float *s,         \
                                                 const int32_t *zp, int outer, int ch, int inner) \
 {                                                                                             \
-    for (int o = 0; o < outer; o++)                                                           \
-        for (int c = 0; c < ch; c++)                                                          \
-            for (int i = 0; i < inner; i++) {                                                 \
-                int idx = (o * ch + c) * inner + i;                                           \
+    TD_PAR_FOR2(oc, outer * ch, i, inner) {  /* across the cores */                           \
+                const int c = oc % ch, idx = oc * inner + i;                                  \
                 y[idx] = (float)((int64_t)x[idx] - zp[c]) * s[c];                             \
             }                                                                                 \
+    td_par_sync();                                                                            \
 }
 
 /* Order key of a float's bits: a < b as floats  <=>  key(a) < key(b) as int32 (-0 just below +0,
@@ -61,7 +59,7 @@ static inline int32_t td_f32_key(float v)
 static inline void td_quantize_tab_##SUFFIX(const float *x, T *y, const int32_t *t, int n,     \
                                             int32_t lo)                                        \
 {                                                                                             \
-    for (int i = 0; i < n; i++) {                                                             \
+    TD_PAR_FOR(i, n) {   /* elements across the cores */                                      \
         int32_t k = td_f32_key(x[i]);                                                         \
         const int32_t *p = t;                                                                 \
         if (k >= p[128]) p += 128;                                                            \
@@ -74,6 +72,7 @@ static inline void td_quantize_tab_##SUFFIX(const float *x, T *y, const int32_t 
         if (k >= p[1]) p += 1;                                                                \
         y[i] = (T)(k > 0x7f800000 ? lo : lo + (int32_t)(p - t));                              \
     }                                                                                         \
+    td_par_sync();                                                                            \
 }
 
 /* DequantizeLinear from 8 bits, per tensor: a 256-entry table of the golden's float32 results. */
@@ -81,7 +80,8 @@ static inline void td_quantize_tab_##SUFFIX(const float *x, T *y, const int32_t 
 static inline void td_dequantize_tab_##SUFFIX(const T *x, float *y, const float *t, int n,     \
                                               int32_t lo)                                      \
 {                                                                                             \
-    for (int i = 0; i < n; i++) y[i] = t[(int32_t)x[i] - lo];                                 \
+    TD_PAR_FOR(i, n) y[i] = t[(int32_t)x[i] - lo];                                            \
+    td_par_sync();                                                                            \
 }
 
 TD_DEFINE_QUANTIZE_TAB(s8, int8_t)

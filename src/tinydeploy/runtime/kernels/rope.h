@@ -14,14 +14,15 @@ static inline void td_rope(int16_t *v, int32_t pos, int n, int D, int hs, const 
                            const int16_t *sinq)
 {
     int half = hs / 2;
-    for (int t = 0; t < n; t++) {
+    TD_PAR_FOR2(t, n, h, D / hs) {   /* (row, head) pairs across the cores */
         const int16_t *cr = cosq + (pos + t) * half, *sr = sinq + (pos + t) * half;
-        for (int16_t *vh = v + t * D, *end = vh + D; vh < end; vh += hs)
-            for (int k = 0; k < half; k++) {
-                int32_t x0 = vh[2 * k], x1 = vh[2 * k + 1], c = cr[k], s = sr[k];
-                vh[2 * k] = td_rope_q14(x0 * c - x1 * s);
-                vh[2 * k + 1] = td_rope_q14(x0 * s + x1 * c);
-            }
+        int16_t *vh = v + t * D + h * hs;
+        for (int k = 0; k < half; k++) {
+            int32_t x0 = vh[2 * k], x1 = vh[2 * k + 1], c = cr[k], s = sr[k];
+            vh[2 * k] = td_rope_q14(x0 * c - x1 * s);
+            vh[2 * k + 1] = td_rope_q14(x0 * s + x1 * c);
+        }
     }
+    td_par_sync();
 }
 #endif

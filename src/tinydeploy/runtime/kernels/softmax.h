@@ -45,8 +45,7 @@ static inline void td_softmax_s8(const int8_t *x, int8_t *y, int outer, int L, i
                                  const uint16_t *table, uint32_t C, int Sc, int32_t zy,
                                  int32_t lo, int32_t hi)
 {
-    for (int o = 0; o < outer; o++)
-        for (int i = 0; i < inner; i++) {
+    TD_PAR_FOR2(o, outer, i, inner) {   /* rows across the cores */
             const int8_t *xr = x + (ptrdiff_t)o * L * inner + i;
             int8_t *yr = y + (ptrdiff_t)o * L * inner + i;
             int32_t mx = xr[0];
@@ -63,6 +62,7 @@ static inline void td_softmax_s8(const int8_t *x, int8_t *y, int outer, int L, i
                 yr[l * inner] = (int8_t)td_clamp((int32_t)((p + half) >> sh) + zy, lo, hi);
             }
         }
+    td_par_sync();
 }
 
 /* softmax.softmax_exp2, the weights: scores s[0..n) with maximum amax become w = 2^(-e8/256) in Q15

@@ -28,4 +28,28 @@ static inline float td_clampf(float v, float lo, float hi)
 {
     return v < lo ? lo : (v > hi ? hi : v);
 }
+
+/* Work shared by the cores of a cluster (built with TD_CLUSTER, targets/cluster): a parallel kernel
+ * does items [td_par_lo(n), td_par_hi(n)) of its n and ends with td_par_sync(), so the next call
+ * sees all of its output. Elsewhere one core does every item and nothing waits. */
+#ifdef TD_CLUSTER
+#include "td_par.h"
+#else
+#define td_par_lo(n) 0
+#define td_par_hi(n) (n)
+#define td_par_sync() ((void)0)
+#endif
+
+/* for (i, j) in [0, NI) x [0, NJ), row-major: this core's share of the NI * NJ pairs (one core:
+ * two plain nested loops; `continue` goes to the next pair either way) */
+#ifdef TD_CLUSTER
+#define TD_PAR_FOR2(i, NI, j, NJ)                                                              \
+    for (int i##_q_ = td_par_lo((NI) * (NJ)), i##_e_ = td_par_hi((NI) * (NJ)),                 \
+             i = i##_q_ / (NJ), j = i##_q_ % (NJ);                                              \
+         i##_q_ < i##_e_; i##_q_++, j = (j + 1 == (NJ)) ? (i++, 0) : j + 1)
+#else
+#define TD_PAR_FOR2(i, NI, j, NJ) for (int i = 0; i < (NI); i++) for (int j = 0; j < (NJ); j++)
+#endif
+/* for (i) in [0, N): this core's share */
+#define TD_PAR_FOR(i, N) for (int i = td_par_lo(N), i##_e_ = td_par_hi(N); i < i##_e_; i++)
 #endif

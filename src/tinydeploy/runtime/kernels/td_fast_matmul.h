@@ -108,8 +108,8 @@ static inline void td_mm_fast(const int8_t *a, const int8_t *w, const td_rq_t *q
     const int M4 = M & ~3, R5 = M4 / 5 * 5;
     int N5 = N / 5 * 5;
     while ((N - N5) % 4) N5 -= 5;
-    for (int m = 0; m < M4; m += 4)
-        for (int n = 0; n < N5; n += 5) {
+    TD_PAR_FOR2(mb, M4 / 4, nb, N5 / 5) {   /* each nest's blocks across the cores */
+            const int m = mb * 4, n = nb * 5;
             const td_rq_t *qn = q + n;
             const int8_t *pa = a + m * K, *pw = w + n * K;
             int8_t *py = y + m * N + n;
@@ -122,7 +122,8 @@ static inline void td_mm_fast(const int8_t *a, const int8_t *w, const td_rq_t *q
             TD_RQ_COL(2, c02, c12, c22, c32); TD_RQ_COL(3, c03, c13, c23, c33);
             TD_RQ_COL(4, c04, c14, c24, c34);
         }
-    for (int n = N5; n < N; n += 4) {
+    TD_PAR_FOR(nb, (N - N5) / 4) {
+        const int n = N5 + nb * 4;
         const td_rq_t *qn = q + n;
         int m = 0;
         for (; m < R5; m += 5) {
@@ -148,7 +149,10 @@ static inline void td_mm_fast(const int8_t *a, const int8_t *w, const td_rq_t *q
         }
         for (; m < M4; m++) td_mm_row4(a + m * K, w + n * K, qn, y + m * N + n, K, lo, hi);
     }
-    for (int m = M4; m < M; m++)       /* remaining rows (e.g. a matrix-vector Gemm): 1 x 4 */
-        for (int n = 0; n < N; n += 4) td_mm_row4(a + m * K, w + n * K, q + n, y + m * N + n, K, lo, hi);
+    TD_PAR_FOR2(mr, M - M4, nb, N / 4) {  /* remaining rows (e.g. a matrix-vector Gemm): 1 x 4 */
+        const int m = M4 + mr, n = nb * 4;
+        td_mm_row4(a + m * K, w + n * K, q + n, y + m * N + n, K, lo, hi);
+    }
+    td_par_sync();
 }
 #endif

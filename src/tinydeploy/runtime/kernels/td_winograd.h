@@ -34,9 +34,10 @@ static inline void td_wino_in(const int8_t *d, int WP, int16_t *v, int S)
 /* m[t][k][p] = sum_c v[p][t][c] wu[p][k][c] for the nt tiles of a chunk, K % 4 == 0 */
 static inline void td_wino_mm(const int16_t *v, const int16_t *wu, int32_t *m, int nt, int TC, int C, int K)
 {
-    for (int p = 0; p < 16; p++) {
+    TD_PAR_FOR2(p, 16, kb, K / 4) {   /* (position, 4 channels) pairs across the cores */
         const int16_t *vp = v + p * TC * C, *up = wu + p * K * C;
-        for (int k = 0; k < K; k += 4) {
+        const int k = kb * 4;
+        {
             int t = 0;
             for (; t + 4 <= nt; t += 4) {
                 int32_t c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
@@ -71,6 +72,7 @@ static inline void td_wino_mm(const int16_t *v, const int16_t *wu, int32_t *m, i
             }
         }
     }
+    td_par_sync();
 }
 
 /* Y' = A^T M A (A^T = [[1,1,1,0],[0,1,-1,-1]]), requantized with q[k] (bias and shift scaled by 4) */
@@ -97,22 +99,19 @@ static inline void td_wino_conv(const int8_t *xp, const int16_t *wu, const td_rq
     const int TW = (OW + 1) / 2, T = TW * ((OH + 1) / 2);
     for (int t0 = 0; t0 < T; t0 += TC) {
         const int nt = T - t0 < TC ? T - t0 : TC;
-        for (int t = 0; t < nt; t++) {
+        TD_PAR_FOR2(t, nt, c, C) {   /* each phase across the cores, then a barrier */
             const int ty = (t0 + t) / TW, tx = (t0 + t) % TW;
-            const int8_t *d = xp + 2 * ty * WP + 2 * tx;
-            int16_t *vt = v + t * C;
-            for (int c = 0; c < C; c++)
-                td_wino_in(d + c * HP * WP, WP, vt + c, TC * C);
+            td_wino_in(xp + 2 * ty * WP + 2 * tx + c * HP * WP, WP, v + t * C + c, TC * C);
         }
+        td_par_sync();
         td_wino_mm(v, wu, m, nt, TC, C, K);
-        for (int t = 0; t < nt; t++) {
+        TD_PAR_FOR2(t, nt, k, K) {
             const int ty = (t0 + t) / TW, tx = (t0 + t) % TW;
             const int two_rows = 2 * ty + 1 < OH, two_cols = 2 * tx + 1 < OW;
-            int8_t *py = y + 2 * ty * OW + 2 * tx;
-            const int32_t *mm = m + t * K * 16;
-            for (int k = 0; k < K; k++)
-                td_wino_out(mm + k * 16, q + k, py + k * OH * OW, OW, two_rows, two_cols, lo, hi);
+            td_wino_out(m + (t * K + k) * 16, q + k, y + 2 * ty * OW + 2 * tx + k * OH * OW, OW, two_rows, two_cols,
+                        lo, hi);
         }
+        td_par_sync();
     }
 }
 #endif

@@ -1,5 +1,61 @@
 """cluster: N RV32IMC[F] cores sharing an L1 scratchpad, an L2 behind a DMA, a hardware barrier;
 run on one unicorn engine per core with modelled cycles (README.md).
 
-Public API: `from tinydeploy.targets.cluster.runner import build, simulate, ClusterConfig`.
+The target protocol (targets/base.py): `ClusterTarget(ClusterConfig(...))` or
+`ClusterTarget.load("cluster.toml")`. The simulator's API: `from tinydeploy.targets.cluster.runner
+import build, simulate, ClusterConfig`.
 """
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..base import Measured, SimulatedTarget
+from .config import ClusterConfig
+
+
+@dataclass(frozen=True)
+class ClusterTarget(SimulatedTarget):
+    name = "cluster"
+    config: ClusterConfig = field(default_factory=ClusterConfig)
+    config_class = ClusterConfig
+
+    @property
+    def levels(self):
+        return self.config.memory_levels
+
+    def placement(self, fp):
+        """L1: the arena (activations, scratch), state, the two weight buffers (weighted layers use
+        them in turn: each is as large as its largest layer), one stack per core; L2: every constant
+        (and a program's data). Code and constant tables sit in L2 too, known after linking."""
+        cfg = self.config
+        buffers = sum(max(fp.node_weights[i::2], default=0) for i in (0, 1))
+        return {"L1": {"arena": fp.arena, "state": fp.state, "weight buffers": buffers,
+                       "stacks": cfg.cores * cfg.stack_bytes},
+                "L2": {"weights": fp.weights, **fp.program}}
+
+    def homes(self, c):
+        """Constants in L2 (moved per layer into an L1 weight buffer); activations, scratch and
+        state (KV caches) in L1."""
+        return {n: "L2" if t.is_const else "L1" for n, t in c.graph.tensors.items()}
+
+    def emit(self, c, out_dir: Path):
+        from .network import emit
+        return emit(c, out_dir)[0]
+
+    def run(self, c, inputs, work: Path):
+        from .network import run
+        return run(c, inputs, work, self.config)
+
+    def run_program(self, prog, work: Path):
+        from .network import run_program
+        return run_program(prog, work, self.config)
+
+    def report(self):
+        cfg = self.config
+        return {**super().report(), "march": cfg.march, "cores": cfg.cores,
+                "levels": {"L1": cfg.l1_bytes, "L2": cfg.l2_bytes},
+                "dma": {"latency": cfg.dma_latency, "bytes_per_cycle": cfg.dma_bytes_per_cycle}}
+
+
+TARGET = ClusterTarget

@@ -15,7 +15,8 @@ from .config import L1_BASE, L2_BASE, PERIPH_BASE, ClusterConfig
 RUNTIME_DIR = rv32_toolchain.RUNTIME_DIR.parent / "cluster"
 RUNTIME = (RUNTIME_DIR / "crt0.S",
            *(rv32_toolchain.RUNTIME_DIR / name for name in ("td_sim.S", "hal_rv32.c", "libc.c", "libm.c")))
-DEFINES = {"TD_MMIO_BASE": f"{PERIPH_BASE:#x}"}  # the rv32 HAL's console and counter registers
+# the rv32 HAL's console and counter registers; TD_CLUSTER: runtime/kernels split work across cores (td_par.h)
+DEFINES = {"TD_MMIO_BASE": f"{PERIPH_BASE:#x}", "TD_CLUSTER": "1"}
 SECTIONS = (".text", ".rodata", ".l2", ".data", ".bss", ".l1", ".stack")
 L1_SECTIONS, L2_SECTIONS = SECTIONS[3:], SECTIONS[:3]
 

@@ -10,30 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..base import Measured, Target
+from ..base import Measured, SimulatedTarget
 from .config import Rv32Config
 
 
 @dataclass(frozen=True)
-class Rv32Target(Target):
+class Rv32Target(SimulatedTarget):
     name = "rv32"
     config: Rv32Config = field(default_factory=Rv32Config)
+    config_class = Rv32Config
 
     @property
     def levels(self):
         return {"SRAM": self.config.sram_bytes}
-
-    @property
-    def clock_hz(self):
-        return self.config.clock_hz
-
-    @property
-    def counter_hz(self):   # td_cycles() counts retired instructions, one per cycle
-        return self.config.clock_hz
-
-    @classmethod
-    def load(cls, config_path=None):
-        return cls(Rv32Config.load(config_path))
 
     def placement(self, fp):
         return {"SRAM": {**super().placement(fp)["SRAM"], "stack": self.config.stack_bytes}}
