@@ -166,3 +166,27 @@ def test_single_files_keep_mode_and_follow_symlinks(work):
     assert (work / "o.npz").stat().st_mode & 0o777 == 0o600 and np.load(work / "o.npz")["y"].shape == (1, 4)
     assert (work / "r.json").is_symlink() and (work / "real.json").read_text().startswith("{")
     assert not [p for p in work.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_symlinks_inside_the_project_are_not_followed(work):
+    out, victim = work / "proj", work / "victim"
+    assert _cli("compile", work / "m.onnx", "-o", out).returncode == 0
+    victim.mkdir()
+    (victim / "precious.txt").write_text("mine")
+    (victim / "td_common.h").write_text("mine")
+    for p in (out / "runtime").iterdir():
+        p.unlink()
+    (out / "runtime").rmdir()
+    (out / "runtime").symlink_to(victim)                       # a folder of the project points outside
+    (out / MANIFEST).write_text((out / MANIFEST).read_text() + "runtime/precious.txt\n")
+    before = _tree(victim)
+    _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", out), "symlink")
+    assert _tree(victim) == before
+    # the manifest itself a symlink to a user's file: that file is not rewritten
+    (out / "runtime").unlink()
+    (out / MANIFEST).unlink()
+    (work / "list.txt").write_text("td_network.c\n")
+    (out / MANIFEST).symlink_to(work / "list.txt")
+    _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", out), "not written by tinydeploy")
+    assert (work / "list.txt").read_text() == "td_network.c\n"
+    _no_staging_left(work)

@@ -76,7 +76,7 @@ class Staged:
             raise TinydeployError(f"cannot write to {t}: it exists and is not a folder")
         if not t.is_dir() or not any(t.iterdir()):
             return set()
-        if not (t / MANIFEST).is_file():
+        if (t / MANIFEST).is_symlink() or not (t / MANIFEST).is_file():
             raise TinydeployError(f"-o {t}: the folder is not empty and was not written by tinydeploy "
                                   f"(no {MANIFEST}); give a new or empty folder")
         owned = set((t / MANIFEST).read_text().split())
@@ -103,6 +103,10 @@ class Staged:
         new = _files(self.tmp)
         for rel in sorted(set(new) | self.old):
             dest = self.target / rel
+            # a symlinked folder inside the project would carry writes and removals outside it
+            for d in PurePosixPath(rel).parents:
+                if str(d) != "." and (self.target / d).is_symlink():
+                    raise TinydeployError(f"{self.target / d} is a symlink; refusing to write through it")
             if rel not in self.old and (dest.exists() or dest.is_symlink()):
                 raise TinydeployError(f"{dest} exists and was not written by tinydeploy; refusing to replace it")
             for i in self.inputs:
