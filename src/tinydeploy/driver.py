@@ -107,7 +107,7 @@ def run_model(model: Path, target: str | Target, inputs_path: Path, shapes: dict
 
 def generate(checkpoint=None, target: str | Target = targets.DEFAULT, prompt: str = "", steps: int = 256,
              temperature: float = 0.0, top_p: float = 0.9, seed: int = 0, config_path=None,
-             work: Path | None = None) -> tuple[str, dict]:
+             work: Path | None = None, tokenizer=None) -> tuple[str, dict]:
     """Compile the llama2.c model with the generation loop as main, run it on the target; returns
     (printed text, REPORT dict: run's fields plus generate's)."""
     from .models.llama.generate import PREFILL_ROWS, build_program, generate_fields, load_model
@@ -118,7 +118,7 @@ def generate(checkpoint=None, target: str | Target = targets.DEFAULT, prompt: st
     t0 = time.perf_counter()
     SamplerParams.from_float(temperature, top_p)  # refuse bad parameters before the calibration
     level, size = next(iter(tgt.levels.items()))  # bounds the checkpoint's data before anything is built
-    model, tok = load_model(checkpoint, (size, f"of {tgt.name} {level}") if size is not None else None)
+    model, tok = load_model(checkpoint, (size, f"of {tgt.name} {level}") if size is not None else None, tokenizer)
     ids = tok.encode(prompt, bos=True) if prompt else [1]
     with tempfile.TemporaryDirectory(prefix="td-gen-") as tmp:
         work = Path(work or tmp)
