@@ -123,6 +123,8 @@ def test_failed_compile_leaves_nothing(work):
     (work / "bad.onnx").write_bytes(b"not onnx")
     _assert_one_line_error(_cli("compile", work / "bad.onnx", "-o", work / "new"), "cannot read")
     assert not (work / "new").exists()
+    _assert_one_line_error(_cli("compile", work / "bad.onnx", "-o", work / "a" / "b" / "new"), "cannot read")
+    assert not (work / "a").exists()
     (work / "empty").mkdir()
     _assert_one_line_error(_cli("compile", work / "bad.onnx", "-o", work / "empty"), "cannot read")
     assert (work / "empty").is_dir() and not any((work / "empty").iterdir())

@@ -62,7 +62,9 @@ class Staged:
     def __init__(self, target: Path, inputs: tuple = ()):
         self.target, self.inputs = Path(target), [Path(p) for p in inputs]
         self.old = self._owned()
-        self.created = not self.target.is_dir()
+        # the outermost folder this run creates: a failed run removes it and what it holds, if empty
+        self.created = next((d for d in reversed([self.target, *self.target.parents])
+                             if not d.is_dir() and not d.is_symlink()), None)
         try:
             self.target.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(prefix=_STAGING, dir=self.target))
@@ -96,7 +98,7 @@ class Staged:
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)   # the staging folder is ours alone
             if exc_type is not None and self.created:
-                _rmdir_empty(self.target, self.target.parent)
+                _rmdir_empty(self.target, self.created.parent)
         return False
 
     def _commit(self) -> None:
