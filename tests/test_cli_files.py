@@ -7,6 +7,8 @@ import onnx
 import pytest
 from click.testing import CliRunner
 from tinydeploy.cli import main
+from tinydeploy.errors import TinydeployError
+from tinydeploy.files import write_file_atomic
 from test_cli_errors import _assert_one_line_error, _relu
 
 MANIFEST = ".tinydeploy-manifest"
@@ -192,3 +194,16 @@ def test_symlinks_inside_the_project_are_not_followed(work):
     _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", out), "not written by tinydeploy")
     assert (work / "list.txt").read_text() == "td_network.c\n"
     _no_staging_left(work)
+
+
+def test_an_output_under_a_file_is_refused_before_any_output(work):
+    np.savez(work / "in.npz", x=np.ones((1, 4), np.float32))
+    run = ["run", work / "m.onnx", "--inputs", work / "in.npz"]
+    _assert_one_line_error(_cli(*run, "--outputs", work / "o.npz", "--report", work / "notes.txt" / "r.json"),
+                           "notes.txt is not a folder")
+    _assert_one_line_error(_cli(*run, "--outputs", work / "notes.txt" / "a" / "o.npz"), "is not a folder")
+    _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", work / "p", "--report", work / "notes.txt" / "r"),
+                           "is not a folder")
+    assert not (work / "o.npz").exists() and not (work / "p").exists()
+    with pytest.raises(TinydeployError, match="cannot write"):   # the file is checked here too
+        write_file_atomic(work / "notes.txt" / "r.json", "{}")

@@ -27,10 +27,15 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def check_distinct(inputs: dict[str, object], outputs: dict[str, object]) -> None:
-    """Refuse an output that would replace an input or another output (labels name the options)."""
+    """Refuse an output that would replace an input or another output (labels name the options), or
+    that cannot be created because a file stands where a folder of its path would be: checked before
+    any work, so one output cannot be written while another then fails."""
     ins = [(k, Path(p)) for k, p in inputs.items() if p]
     outs = [(k, Path(p)) for k, p in outputs.items() if p]
     for j, (ko, o) in enumerate(outs):
+        up = next(d for d in [o.parent, *o.parent.parents] if d.exists() or d.is_symlink())
+        if not up.is_dir():
+            raise TinydeployError(f"cannot write {ko} {o}: {up} is not a folder")
         for ki, i in ins + outs[:j]:
             if _same(o, i):
                 raise TinydeployError(f"{ko} {o} is the same file as {ki} {i}; refusing to overwrite it")
@@ -47,7 +52,10 @@ def write_file_atomic(path: Path, data: bytes | str) -> None:
             shutil.copymode(path, tmp)
         tmp.replace(path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         raise TinydeployError(f"cannot write {path}: {e.strerror}") from None
 
 
