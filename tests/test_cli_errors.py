@@ -39,6 +39,9 @@ BAD_MODELS = {
     "truncated": (lambda: _relu().SerializeToString()[:-7], "not a valid ONNX protobuf"),
     "garbage": (lambda: b"\x00\x01not onnx at all" * 10, "cannot read"),
     "missing_initializer": (lambda: _model([helper.make_node("Add", ["x", "w"], ["y"])]), "missing initializer"),
+    "no_outputs": (lambda: helper.make_model(helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        []), opset_imports=[helper.make_opsetid("", 17)], ir_version=8), "the graph has no outputs"),
     "cyclic": (lambda: _model([helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
                                helper.make_node("Relu", ["a"], ["y"])]), "cycle through node"),
     "unknown_op": (lambda: _model([helper.make_node("Frobnicate", ["x"], ["y"], name="f1")]), "node f1: Frobnicate"),

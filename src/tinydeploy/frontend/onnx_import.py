@@ -265,6 +265,8 @@ def _to_ir(model: onnx.ModelProto, declared: dict[str, tuple]) -> Graph:
     inits = {i.name for i in g.initializer}
     inputs = [i.name for i in g.input if i.name not in inits]
     graph = Graph(g.name or "network", tensors, nodes, inputs, [o.name for o in g.output], stated)
+    if not graph.outputs:
+        raise TinydeployError("the graph has no outputs; nothing to compute")
     for o in graph.outputs:
         if graph.tensors[o].is_const:
             raise TinydeployError(f"graph output '{o}' is a constant; nothing to compute")
