@@ -174,9 +174,10 @@ def _set_input_shapes(g: onnx.GraphProto, shapes: dict[str, tuple[int, ...]]) ->
             continue
         for k, d in enumerate(dims):
             if not d.HasField("dim_value") or d.dim_value <= 0:
-                sym = d.dim_param or "?"
+                what = (f"a size of {d.dim_value}" if d.HasField("dim_value")
+                        else f"a dynamic dimension '{d.dim_param or '?'}'")
                 raise TinydeployError(
-                    f"input '{inp.name}' has a dynamic dimension '{sym}' (axis {k}); give its size with "
+                    f"input '{inp.name}' has {what} (axis {k}); give its size with "
                     f"--shape {inp.name}=" + "x".join(str(x.dim_value) if x.dim_value > 0 else "N" for x in dims))
     return changed
 
