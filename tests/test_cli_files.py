@@ -85,6 +85,10 @@ def test_recompile_replaces_only_its_own_files(work):
     # a manifest cannot point outside its folder
     (out / MANIFEST).write_text("../notes.txt\n")
     _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", out), "not a file of this folder")
+    (out / MANIFEST).write_text("\n".join(sorted(written)) + "\na\0b\n")
+    _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", out), "not a file of this folder")
+    (out / MANIFEST).write_bytes(b"\xff\xfe\n")
+    _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", out), "cannot read")
     assert (work / "notes.txt").read_text() == "mine"
     _no_staging_left(work)
 

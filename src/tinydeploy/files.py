@@ -89,10 +89,13 @@ class Staged:
         if (t / MANIFEST).is_symlink() or not (t / MANIFEST).is_file():
             raise TinydeployError(f"-o {t}: the folder is not empty and was not written by tinydeploy "
                                   f"(no {MANIFEST}); give a new or empty folder")
-        owned = set((t / MANIFEST).read_text().split())
+        try:
+            owned = set((t / MANIFEST).read_text().split())
+        except (OSError, UnicodeDecodeError) as e:
+            raise TinydeployError(f"cannot read {t / MANIFEST}: {getattr(e, 'strerror', None) or e.reason}") from None
         for rel in owned:
             p = PurePosixPath(rel)
-            if p.is_absolute() or ".." in p.parts or rel == MANIFEST or rel.startswith(_STAGING):
+            if p.is_absolute() or ".." in p.parts or rel == MANIFEST or rel.startswith(_STAGING) or "\0" in rel:
                 raise TinydeployError(f"{t / MANIFEST}: entry {rel!r} is not a file of this folder")
         return owned
 
