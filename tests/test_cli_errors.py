@@ -229,3 +229,11 @@ def test_constants_are_limited_by_the_rv32_sram(tmp_path):
     _assert_one_line_error(_cli("compile", tmp_path / "m.onnx", "-t", "rv32", "-o", tmp_path / "p"),
                            f"{(sram // 4 + 1) * 4:,} bytes of constants, beyond the {sram:,} bytes of SRAM of target rv32")
     assert not (tmp_path / "p").exists()
+
+
+def test_inputs_in_a_npy_file_are_refused(tmp_path):
+    onnx.save(_relu(), tmp_path / "m.onnx")
+    np.save(tmp_path / "in.npy", np.ones((1, 4), np.float32))
+    r = _cli("run", tmp_path / "m.onnx", "--inputs", tmp_path / "in.npy", "--outputs", tmp_path / "out.npz")
+    _assert_one_line_error(r, "not a valid .npz file")
+    assert not (tmp_path / "out.npz").exists()

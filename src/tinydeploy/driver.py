@@ -18,7 +18,10 @@ from .targets.base import Measured, Target
 
 def load_inputs(path: Path, graph) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):   # a .npy holds one unnamed array
+            raise ValueError("a single array, not named arrays")
+        with z:
             data = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise TinydeployError(f"cannot read inputs {path}: no such file") from None
