@@ -211,3 +211,12 @@ def test_an_output_under_a_file_is_refused_before_any_output(work):
     assert not (work / "o.npz").exists() and not (work / "p").exists()
     with pytest.raises(TinydeployError, match="cannot write"):   # the file is checked here too
         write_file_atomic(work / "notes.txt" / "r.json", "{}")
+
+
+def test_a_symlink_loop_is_one_error(work):
+    (work / "loop1").symlink_to(work / "loop2")
+    (work / "loop2").symlink_to(work / "loop1")
+    _assert_one_line_error(_cli("compile", work / "loop1", "-o", work / "p"), "cannot read")
+    _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", work / "p", "--report", work / "loop1" / "r"),
+                           "cannot write")
+    assert not (work / "p").exists()

@@ -23,7 +23,7 @@ def _same(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)
     except OSError:
-        return Path(a).resolve() == Path(b).resolve()
+        return os.path.realpath(a) == os.path.realpath(b)   # never raises, even on a symlink loop
 
 
 def check_distinct(inputs: dict[str, object], outputs: dict[str, object]) -> None:
@@ -43,7 +43,7 @@ def check_distinct(inputs: dict[str, object], outputs: dict[str, object]) -> Non
 
 def write_file_atomic(path: Path, data: bytes | str) -> None:
     """Write a whole file or nothing; a symlink is followed, an existing file keeps its mode."""
-    path = Path(path).resolve()
+    path = Path(os.path.realpath(path))   # Path.resolve raises on a symlink loop
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
