@@ -220,3 +220,15 @@ def test_a_symlink_loop_is_one_error(work):
     _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", work / "p", "--report", work / "loop1" / "r"),
                            "cannot write")
     assert not (work / "p").exists()
+
+
+def test_report_cannot_replace_a_project_file(work):
+    out = work / "proj"
+    for rounds in range(2):   # a new folder, then a project already there
+        r = _cli("compile", work / "m.onnx", "-o", out, "--report", out / "td_network.c")
+        _assert_one_line_error(r, "--report")
+        assert "would replace the project's td_network.c" in r.stderr
+        assert not (out / "td_network.c").exists() or (out / "td_network.c").read_text().startswith("/*")
+        assert _cli("compile", work / "m.onnx", "-o", out).returncode == 0
+    assert _cli("compile", work / "m.onnx", "-o", out, "--report", out / "REPORT.json").returncode == 0
+    _no_staging_left(work)

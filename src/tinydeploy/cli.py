@@ -89,7 +89,7 @@ def compile(model, target, out_dir, report, shape, exact_memory, target_config, 
     from .driver import compile_to_dir
     check_distinct({"MODEL": model, "--target-config": target_config}, {"-o": out_dir, "--report": report})
     rep = compile_to_dir(Path(model), target, Path(out_dir), parse_shapes(shape), exact_memory, target_config,
-                         integer_only)
+                         integer_only, report=report)
     _warn_float(rep)
     if report:
         write_file_atomic(Path(report), json.dumps(rep, indent=2))

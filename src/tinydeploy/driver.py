@@ -81,11 +81,12 @@ def add_measured(rep: dict, m: Measured) -> dict:
 
 
 def compile_to_dir(model: Path, target: str | Target, out_dir: Path, shapes: dict, exact: bool = False,
-                   config_path=None, integer_only: bool = False) -> dict:
+                   config_path=None, integer_only: bool = False, report: Path | None = None) -> dict:
     from .files import Staged
     tgt = targets.get(target, config_path)
     t0 = time.perf_counter()
-    with Staged(out_dir, inputs=(model, config_path) if config_path else (model,)) as tmp:  # refuses early
+    with Staged(out_dir, inputs=(model, config_path) if config_path else (model,),
+                others={"--report": report}) as tmp:  # refuses early
         with step(f"compiling {model.name}"):
             c = compile_onnx(model, shapes, exact, tgt.kernels, tgt.constant_limit(), integer_only)
         tgt.check_budget(Footprint.of(c))  # a model that does not fit is a compile-time error

@@ -67,8 +67,10 @@ class Staged:
     """A project folder written whole or not at all: the files are built in a staging folder inside it
     and moved into place at the end. `-o` a symlink to a folder writes into that folder."""
 
-    def __init__(self, target: Path, inputs: tuple = ()):
+    def __init__(self, target: Path, inputs: tuple = (), others: dict | None = None):
+        """others: the command's other outputs by option (e.g. --report), which no project file may be."""
         self.target, self.inputs = Path(target), [Path(p) for p in inputs]
+        self.others = {k: Path(p) for k, p in (others or {}).items() if p}
         self.old = self._owned()
         # the outermost folder this run creates: a failed run removes it and what it holds, if empty
         self.created = next((d for d in reversed([self.target, *self.target.parents])
@@ -125,6 +127,9 @@ class Staged:
             for i in self.inputs:
                 if dest.exists() and _same(dest, i):
                     raise TinydeployError(f"{dest} is the input {i}; refusing to replace it")
+            for k, o in self.others.items():
+                if rel in new and _same(dest, o):
+                    raise TinydeployError(f"{k} {o} would replace the project's {rel}; give another path")
         # the manifest covers every file this run may leave behind before any of them is moved
         write_file_atomic(self.target / MANIFEST, "\n".join(sorted(set(new) | self.old)) + "\n")
         try:
