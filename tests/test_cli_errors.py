@@ -39,6 +39,9 @@ BAD_MODELS = {
     "truncated": (lambda: _relu().SerializeToString()[:-7], "not a valid ONNX protobuf"),
     "garbage": (lambda: b"\x00\x01not onnx at all" * 10, "cannot read"),
     "missing_initializer": (lambda: _model([helper.make_node("Add", ["x", "w"], ["y"])]), "missing initializer"),
+    "no_outputs": (lambda: helper.make_model(helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "m", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        []), opset_imports=[helper.make_opsetid("", 17)], ir_version=8), "the graph has no outputs"),
     "cyclic": (lambda: _model([helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
                                helper.make_node("Relu", ["a"], ["y"])]), "cycle through node"),
     "unknown_op": (lambda: _model([helper.make_node("Frobnicate", ["x"], ["y"], name="f1")]), "node f1: Frobnicate"),
@@ -46,6 +49,10 @@ BAD_MODELS = {
     "dynamic_dim": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])],
                                    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
                                    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])]), "--shape x=Nx4"),
+    "zero_dim": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])],
+                                [helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 4])],
+                                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [0, 4])]),
+                 "input 'x' has a size of 0 (axis 0)"),
     "absurd_size": (lambda: _model([helper.make_node("Expand", ["x", "s"], ["y"])],
                                    outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                                    inits=[numpy_helper.from_array(np.array([1 << 28, 4], np.int64), "s")]),
@@ -222,3 +229,11 @@ def test_constants_are_limited_by_the_rv32_sram(tmp_path):
     _assert_one_line_error(_cli("compile", tmp_path / "m.onnx", "-t", "rv32", "-o", tmp_path / "p"),
                            f"{(sram // 4 + 1) * 4:,} bytes of constants, beyond the {sram:,} bytes of SRAM of target rv32")
     assert not (tmp_path / "p").exists()
+
+
+def test_inputs_in_a_npy_file_are_refused(tmp_path):
+    onnx.save(_relu(), tmp_path / "m.onnx")
+    np.save(tmp_path / "in.npy", np.ones((1, 4), np.float32))
+    r = _cli("run", tmp_path / "m.onnx", "--inputs", tmp_path / "in.npy", "--outputs", tmp_path / "out.npz")
+    _assert_one_line_error(r, "not a valid .npz file")
+    assert not (tmp_path / "out.npz").exists()

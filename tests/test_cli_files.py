@@ -7,6 +7,8 @@ import onnx
 import pytest
 from click.testing import CliRunner
 from tinydeploy.cli import main
+from tinydeploy.errors import TinydeployError
+from tinydeploy.files import write_file_atomic
 from test_cli_errors import _assert_one_line_error, _relu
 
 MANIFEST = ".tinydeploy-manifest"
@@ -83,6 +85,10 @@ def test_recompile_replaces_only_its_own_files(work):
     # a manifest cannot point outside its folder
     (out / MANIFEST).write_text("../notes.txt\n")
     _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", out), "not a file of this folder")
+    (out / MANIFEST).write_text("\n".join(sorted(written)) + "\na\0b\n")
+    _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", out), "not a file of this folder")
+    (out / MANIFEST).write_bytes(b"\xff\xfe\n")
+    _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", out), "cannot read")
     assert (work / "notes.txt").read_text() == "mine"
     _no_staging_left(work)
 
@@ -123,6 +129,8 @@ def test_failed_compile_leaves_nothing(work):
     (work / "bad.onnx").write_bytes(b"not onnx")
     _assert_one_line_error(_cli("compile", work / "bad.onnx", "-o", work / "new"), "cannot read")
     assert not (work / "new").exists()
+    _assert_one_line_error(_cli("compile", work / "bad.onnx", "-o", work / "a" / "b" / "new"), "cannot read")
+    assert not (work / "a").exists()
     (work / "empty").mkdir()
     _assert_one_line_error(_cli("compile", work / "bad.onnx", "-o", work / "empty"), "cannot read")
     assert (work / "empty").is_dir() and not any((work / "empty").iterdir())
@@ -166,3 +174,61 @@ def test_single_files_keep_mode_and_follow_symlinks(work):
     assert (work / "o.npz").stat().st_mode & 0o777 == 0o600 and np.load(work / "o.npz")["y"].shape == (1, 4)
     assert (work / "r.json").is_symlink() and (work / "real.json").read_text().startswith("{")
     assert not [p for p in work.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_symlinks_inside_the_project_are_not_followed(work):
+    out, victim = work / "proj", work / "victim"
+    assert _cli("compile", work / "m.onnx", "-o", out).returncode == 0
+    victim.mkdir()
+    (victim / "precious.txt").write_text("mine")
+    (victim / "td_common.h").write_text("mine")
+    for p in (out / "runtime").iterdir():
+        p.unlink()
+    (out / "runtime").rmdir()
+    (out / "runtime").symlink_to(victim)                       # a folder of the project points outside
+    (out / MANIFEST).write_text((out / MANIFEST).read_text() + "runtime/precious.txt\n")
+    before = _tree(victim)
+    _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", out), "symlink")
+    assert _tree(victim) == before
+    # the manifest itself a symlink to a user's file: that file is not rewritten
+    (out / "runtime").unlink()
+    (out / MANIFEST).unlink()
+    (work / "list.txt").write_text("td_network.c\n")
+    (out / MANIFEST).symlink_to(work / "list.txt")
+    _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", out), "not written by tinydeploy")
+    assert (work / "list.txt").read_text() == "td_network.c\n"
+    _no_staging_left(work)
+
+
+def test_an_output_under_a_file_is_refused_before_any_output(work):
+    np.savez(work / "in.npz", x=np.ones((1, 4), np.float32))
+    run = ["run", work / "m.onnx", "--inputs", work / "in.npz"]
+    _assert_one_line_error(_cli(*run, "--outputs", work / "o.npz", "--report", work / "notes.txt" / "r.json"),
+                           "notes.txt is not a folder")
+    _assert_one_line_error(_cli(*run, "--outputs", work / "notes.txt" / "a" / "o.npz"), "is not a folder")
+    _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", work / "p", "--report", work / "notes.txt" / "r"),
+                           "is not a folder")
+    assert not (work / "o.npz").exists() and not (work / "p").exists()
+    with pytest.raises(TinydeployError, match="cannot write"):   # the file is checked here too
+        write_file_atomic(work / "notes.txt" / "r.json", "{}")
+
+
+def test_a_symlink_loop_is_one_error(work):
+    (work / "loop1").symlink_to(work / "loop2")
+    (work / "loop2").symlink_to(work / "loop1")
+    _assert_one_line_error(_cli("compile", work / "loop1", "-o", work / "p"), "cannot read")
+    _assert_one_line_error(_cli("compile", work / "m.onnx", "-o", work / "p", "--report", work / "loop1" / "r"),
+                           "cannot write")
+    assert not (work / "p").exists()
+
+
+def test_report_cannot_replace_a_project_file(work):
+    out = work / "proj"
+    for rounds in range(2):   # a new folder, then a project already there
+        r = _cli("compile", work / "m.onnx", "-o", out, "--report", out / "td_network.c")
+        _assert_one_line_error(r, "--report")
+        assert "would replace the project's td_network.c" in r.stderr
+        assert not (out / "td_network.c").exists() or (out / "td_network.c").read_text().startswith("/*")
+        assert _cli("compile", work / "m.onnx", "-o", out).returncode == 0
+    assert _cli("compile", work / "m.onnx", "-o", out, "--report", out / "REPORT.json").returncode == 0
+    _no_staging_left(work)

@@ -208,3 +208,30 @@ def test_damaged_calibration_cache_is_rebuilt(tmp_path, cache, monkeypatch):
     monkeypatch.setattr(np, "savez", fail)
     _calibration(cfg, w, ck)
     assert list(cache.iterdir()) == []
+
+
+def _upper_tokenizer(src, dst):
+    """The llama2.c tokenizer file `src` with every token's text upper-cased (byte tokens <0xAB> kept)."""
+    data, out, pos = src.read_bytes(), bytearray(src.read_bytes()[:4]), 4
+    while pos < len(data):
+        n = int(np.frombuffer(data, "<i4", 1, pos + 4)[0])
+        text = data[pos + 8:pos + 8 + n]
+        out += data[pos:pos + 8] + (text if text.startswith(b"<0x") else text.upper())
+        pos += 8 + n
+    dst.write_bytes(bytes(out))
+    return dst
+
+
+def test_generate_tokenizer_option(tmp_path):
+    from tinydeploy.models import default_tokenizer_path
+    ck = _tiny(tmp_path / "m.bin", seq_len=16)
+    args = ["generate", "--model", str(ck), "--steps", "8"]
+    base = CliRunner().invoke(main, args)
+    assert base.exit_code == 0, base.output
+    tok = _upper_tokenizer(default_tokenizer_path(), tmp_path / "upper.bin")
+    r = CliRunner().invoke(main, [*args, "--tokenizer", str(tok)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout != base.stdout and r.stdout.upper() == base.stdout.upper()
+    _one_line_error([*args, "--tokenizer", tmp_path / "none.bin"], "tokenizer")
+    (tmp_path / "short.bin").write_bytes(b"\x01")
+    _one_line_error([*args, "--tokenizer", tmp_path / "short.bin"], "is truncated")

@@ -40,6 +40,18 @@ def test_nan_and_inf_quantize_as_onnxruntime(dtype, per_axis):
     assert (ref[np.isnan(x)] == lo).all() and (ref[x == np.inf] == hi).all() and (ref[x == -np.inf] == lo).all()
 
 
+@pytest.mark.parametrize("dtype,tp", [(np.int32, TensorProto.INT32), (np.int16, TensorProto.INT16)])
+def test_values_past_the_output_type_saturate(dtype, tp):
+    """Beyond int32 (and far beyond int16) golden and C both saturate; int32's bounds are no float32."""
+    m = _model([helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"])], TensorProto.FLOAT, tp,
+               {"s": np.float32(0.5), "z": np.array(5, dtype)}, shape=(2, 4))
+    x = np.array([[3e38, -3e38, 1e10, -1e10], [2.2e9, 1.2e9, -1.2e9, 7.25]], np.float32)
+    _, gold, host = golden_and_host(m, {"x": x})
+    lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+    want = np.clip(np.rint(x.astype(np.float64) / 0.5) + 5, lo, hi)
+    assert np.array_equal(gold["y"], want) and np.array_equal(host["y"], want), (gold["y"], host["y"])
+
+
 def test_nan_inside_a_lookup_table_region_quantizes_as_onnxruntime():
     """DequantizeLinear → Sqrt → QuantizeLinear becomes a table; Sqrt of a negative value is NaN."""
     nodes = [helper.make_node("DequantizeLinear", ["x", "sx", "zx"], ["f"]), helper.make_node("Sqrt", ["f"], ["r"]),

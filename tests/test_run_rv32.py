@@ -84,3 +84,17 @@ def test_compile_for_rv32_refuses_a_model_that_does_not_fit(qmodel, tmp_path):
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "12,288" in r.stderr and "scratch" in r.stderr
     assert not (tmp_path / "proj").exists()
+
+
+def test_a_graph_without_nodes_runs_on_rv32(tmp_path):
+    """Outputs that are the inputs: no layer, so the linker drops the per-layer counters."""
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    onnx.save(helper.make_model(helper.make_graph([], "g", [x], [x]), opset_imports=[helper.make_opsetid("", 17)],
+                                ir_version=8), tmp_path / "m.onnx")
+    np.savez(tmp_path / "in.npz", x=np.arange(4, dtype=np.float32).reshape(1, 4))
+    r = subprocess.run([sys.executable, "-m", "tinydeploy.cli", "run", str(tmp_path / "m.onnx"), "--target", "rv32",
+                        "--inputs", str(tmp_path / "in.npz"), "--outputs", str(tmp_path / "o.npz")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert np.array_equal(np.load(tmp_path / "o.npz")["x"], np.arange(4, dtype=np.float32).reshape(1, 4))

@@ -107,6 +107,10 @@ BAD_WINDOWS = {
                              "pads = [0, 0, 1]: needs an even number of values"),
     "lppool_kernel_0": ("LpPool", dict(kernel_shape=[2, 0]), {}, "kernel_shape = [2, 0]: every value must be at least 1"),
     "lppool_stride_0": ("LpPool", dict(kernel_shape=[2, 2], strides=[0, 0]), {}, "strides = [0, 0]: every value must be at least 1"),
+    "maxpool_pad_as_large_as_kernel": ("MaxPool", dict(kernel_shape=[2, 2], pads=[0, 2, 0, 0]), {},
+                                       "pads = [0, 2, 0, 0]: every pad must be smaller than kernel_shape [2, 2]"),
+    "averagepool_pad_beyond_kernel": ("AveragePool", dict(kernel_shape=[2, 3], pads=[1, 1, 1, 3]), {},
+                                      "pads = [1, 1, 1, 3]: every pad must be smaller than kernel_shape [2, 3]"),
     "conv_auto_pad": ("Conv", dict(auto_pad="SAME"), {}, "auto_pad = 'SAME': must be one of NOTSET, SAME_UPPER"),
 }
 

@@ -60,3 +60,12 @@ def test_target_config_is_parsed_by_the_target(tmp_path):
         targets.get("host", tmp_path / "b.toml")
     with pytest.raises(TinydeployError, match="unknown target"):
         targets.get("npu")
+
+
+@pytest.mark.parametrize("text", ['[1]', '"x"', '{"rv32": 5}', '{"clock_hz": 1e400}', '{"clock_hz": "inf"}',
+                                  '{"clock_hz": 2.5}', '{"clock_hz": true}', '{"sram_bytes": [1]}',
+                                  '{"stack_bytes": null}'])
+def test_a_hostile_target_config_is_one_error(text, tmp_path):
+    (tmp_path / "c.json").write_text(text)
+    with pytest.raises(TinydeployError, match="^rv32: "):
+        targets.get("rv32", tmp_path / "c.json")

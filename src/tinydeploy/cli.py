@@ -89,7 +89,7 @@ def compile(model, target, out_dir, report, shape, exact_memory, target_config, 
     from .driver import compile_to_dir
     check_distinct({"MODEL": model, "--target-config": target_config}, {"-o": out_dir, "--report": report})
     rep = compile_to_dir(Path(model), target, Path(out_dir), parse_shapes(shape), exact_memory, target_config,
-                         integer_only)
+                         integer_only, report=report)
     _warn_float(rep)
     if report:
         write_file_atomic(Path(report), json.dumps(rep, indent=2))
@@ -146,6 +146,8 @@ def inspect(model, target, shape, exact_memory, integer_only):
 @click.option("--model", "checkpoint", type=click.Path(dir_okay=False), help="llama2.c Q8_0 checkpoint (default: bundled stories260K).")
 @click.option("--target", "-t", type=click.Choice(targets.names(programs=True)), default=targets.DEFAULT,
               show_default=True)
+@click.option("--tokenizer", type=click.Path(dir_okay=False),
+              help="llama2.c tokenizer (default: tok<vocab>.bin or tokenizer.bin beside the model, else bundled).")
 @TARGET_CONFIG
 @click.option("--prompt", default="", help="Text to start from (default: BOS only).")
 @click.option("--steps", default=256, show_default=True, help="New tokens to generate.")
@@ -154,14 +156,15 @@ def inspect(model, target, shape, exact_memory, integer_only):
 @click.option("--seed", default=0, show_default=True)
 @click.option("--report", type=click.Path(dir_okay=False), help="Write REPORT.json here.")
 @_edge
-def generate(checkpoint, target, target_config, prompt, steps, temperature, top_p, seed, report):
+def generate(checkpoint, tokenizer, target, target_config, prompt, steps, temperature, top_p, seed, report):
     """Generate text with a llama2.c model compiled to C, running the whole loop on TARGET."""
     from .driver import generate as run_generate
     from .models import default_checkpoint_path, default_tokenizer_path
     ck = Path(checkpoint) if checkpoint else default_checkpoint_path()
-    tokenizers = {f"tokenizer {p}": p for p in [default_tokenizer_path(), *ck.parent.glob("tok*.bin")]}
+    tokenizers = {f"tokenizer {p}": p for p in [default_tokenizer_path(), *ck.parent.glob("tok*.bin"), tokenizer] if p}
     check_distinct({"--model": ck, **tokenizers, "--target-config": target_config}, {"--report": report})
-    text, rep = run_generate(checkpoint, target, prompt, steps, temperature, top_p, seed, target_config)
+    text, rep = run_generate(checkpoint, target, prompt, steps, temperature, top_p, seed, target_config,
+                             tokenizer=tokenizer)
     click.echo(text, nl=False)
     if report:
         write_file_atomic(Path(report), json.dumps(rep, indent=2))

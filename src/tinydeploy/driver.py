@@ -18,7 +18,10 @@ from .targets.base import Measured, Target
 
 def load_inputs(path: Path, graph) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):   # a .npy holds one unnamed array
+            raise ValueError("a single array, not named arrays")
+        with z:
             data = {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise TinydeployError(f"cannot read inputs {path}: no such file") from None
@@ -79,11 +82,12 @@ def add_measured(rep: dict, m: Measured) -> dict:
 
 
 def compile_to_dir(model: Path, target: str | Target, out_dir: Path, shapes: dict, exact: bool = False,
-                   config_path=None, integer_only: bool = False) -> dict:
+                   config_path=None, integer_only: bool = False, report: Path | None = None) -> dict:
     from .files import Staged
     tgt = targets.get(target, config_path)
     t0 = time.perf_counter()
-    with Staged(out_dir, inputs=(model, config_path) if config_path else (model,)) as tmp:  # refuses early
+    with Staged(out_dir, inputs=(model, config_path) if config_path else (model,),
+                others={"--report": report}) as tmp:  # refuses early
         with step(f"compiling {model.name}"):
             c = compile_onnx(model, shapes, exact, tgt.kernels, tgt.constant_limit(), integer_only)
         tgt.check_budget(Footprint.of(c))  # a model that does not fit is a compile-time error
@@ -108,7 +112,7 @@ def run_model(model: Path, target: str | Target, inputs_path: Path, shapes: dict
 
 def generate(checkpoint=None, target: str | Target = targets.DEFAULT, prompt: str = "", steps: int = 256,
              temperature: float = 0.0, top_p: float = 0.9, seed: int = 0, config_path=None,
-             work: Path | None = None) -> tuple[str, dict]:
+             work: Path | None = None, tokenizer=None) -> tuple[str, dict]:
     """Compile the llama2.c model with the generation loop as main, run it on the target; returns
     (printed text, REPORT dict: run's fields plus generate's)."""
     from .models.llama.generate import PREFILL_ROWS, build_program, generate_fields, load_model
@@ -120,7 +124,8 @@ def generate(checkpoint=None, target: str | Target = targets.DEFAULT, prompt: st
     SamplerParams.from_float(temperature, top_p)  # refuse bad parameters before the calibration
     sizes = tgt.levels.values()   # all levels together bound the checkpoint's data before anything is built
     size = None if None in sizes else sum(sizes)
-    model, tok = load_model(checkpoint, (size, f"of {tgt.name} {'+'.join(tgt.levels)}") if size is not None else None)
+    model, tok = load_model(checkpoint, (size, f"of {tgt.name} {'+'.join(tgt.levels)}") if size is not None else None,
+                            tokenizer)
     ids = tok.encode(prompt, bos=True) if prompt else [1]
     with tempfile.TemporaryDirectory(prefix="td-gen-") as tmp:
         work = Path(work or tmp)

@@ -174,9 +174,10 @@ def _set_input_shapes(g: onnx.GraphProto, shapes: dict[str, tuple[int, ...]]) ->
             continue
         for k, d in enumerate(dims):
             if not d.HasField("dim_value") or d.dim_value <= 0:
-                sym = d.dim_param or "?"
+                what = (f"a size of {d.dim_value}" if d.HasField("dim_value")
+                        else f"a dynamic dimension '{d.dim_param or '?'}'")
                 raise TinydeployError(
-                    f"input '{inp.name}' has a dynamic dimension '{sym}' (axis {k}); give its size with "
+                    f"input '{inp.name}' has {what} (axis {k}); give its size with "
                     f"--shape {inp.name}=" + "x".join(str(x.dim_value) if x.dim_value > 0 else "N" for x in dims))
     return changed
 
@@ -265,6 +266,8 @@ def _to_ir(model: onnx.ModelProto, declared: dict[str, tuple]) -> Graph:
     inits = {i.name for i in g.initializer}
     inputs = [i.name for i in g.input if i.name not in inits]
     graph = Graph(g.name or "network", tensors, nodes, inputs, [o.name for o in g.output], stated)
+    if not graph.outputs:
+        raise TinydeployError("the graph has no outputs; nothing to compute")
     for o in graph.outputs:
         if graph.tensors[o].is_const:
             raise TinydeployError(f"graph output '{o}' is a constant; nothing to compute")

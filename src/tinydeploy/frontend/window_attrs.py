@@ -60,6 +60,10 @@ def _check(n: onnx.NodeProto, where: str, dims: dict[str, list]) -> None:
     if "kernel_shape" in a and w_dims is not None and None not in w_dims \
             and list(a["kernel_shape"]) != list(w_dims[2:]):
         bad("kernel_shape", f"must equal the spatial size of weight '{w_name}' {list(w_dims)}")
+    if wi is None and "pads" in a and len(a["pads"]) == 2 * len(a["kernel_shape"]) \
+            and any(p >= k for p, k in zip(a["pads"], 2 * list(a["kernel_shape"]))):
+        # a window wholly in the padding has no element: its max / mean is undefined (ORT refuses it too)
+        bad("pads", f"every pad must be smaller than kernel_shape {list(a['kernel_shape'])}")
     if a.get("group", 1) < 1:
         bad("group", "must be at least 1")
     auto = a.get("auto_pad", b"NOTSET")

@@ -51,8 +51,8 @@ def _check(node, graph):
 def quantize(x, s, zp, lo: int, hi: int) -> np.ndarray:
     """round(x / s) + zp saturated to [lo, hi] as float; NaN → lo, as onnxruntime and td_quantize_f32."""
     with np.errstate(invalid="ignore", over="ignore"):   # |x / s| beyond float32: ±inf, saturated
-        y = np.rint(np.asarray(x, np.float32) / s) + zp
-        return np.where(np.isnan(y), np.float32(lo), np.clip(y, lo, hi))
+        y = np.rint(np.asarray(x, np.float32) / s).astype(np.float64) + zp  # int32's bounds are not float32s
+        return np.where(np.isnan(y), lo, np.clip(y, lo, hi))
 
 
 @register("QuantizeLinear", header="quant.h",

@@ -85,8 +85,10 @@ def _save_calibration(f: Path, calib: Calibration) -> None:
 
 
 def load_model(checkpoint: str | Path | None = None,
-               memory: tuple[int, str] | None = None) -> tuple[IntLlama, Tokenizer]:
-    """The integer model (calibrated on the float model's own samples, cached) and its tokenizer;
+               memory: tuple[int, str] | None = None,
+               tokenizer: str | Path | None = None) -> tuple[IntLlama, Tokenizer]:
+    """The integer model (calibrated on the float model's own samples, cached) and its tokenizer
+    (``tokenizer``, else tok<vocab>.bin or tokenizer.bin beside the checkpoint, else the bundled one);
     ``memory`` (bytes, who holds them; default: generate's host limit) bounds the program's data before
     anything is built."""
     from tinydeploy.models import default_checkpoint_path, default_tokenizer_path
@@ -102,8 +104,11 @@ def load_model(checkpoint: str | Path | None = None,
     w = _for_kernels(path, w)
     check_fits(f"checkpoint {path} (seq_len {cfg.seq_len})", generate_parts(cfg, w),
                *(memory or (HOST_MEMORY_BYTES, "generate allows on the host")))
-    tok_path = next((p for p in (path.parent / f"tok{cfg.vocab_size}.bin", path.parent / "tokenizer.bin")
-                     if p.is_file()), default_tokenizer_path())
+    tok_path = Path(tokenizer) if tokenizer else next(
+        (p for p in (path.parent / f"tok{cfg.vocab_size}.bin", path.parent / "tokenizer.bin") if p.is_file()),
+        default_tokenizer_path())
+    if not tok_path.is_file():
+        raise TinydeployError(f"tokenizer {tok_path} not found")
     tok = Tokenizer.load(tok_path, cfg.vocab_size)
     return IntLlama(cfg, w, _calibration(cfg, w, path)), tok
 

@@ -24,7 +24,10 @@ static inline void td_quantize_f32_##SUFFIX(const float *x, T *y, const float *s
                 const int c = oc % ch, idx = oc * inner + i;                                  \
                 float q = x[idx] / s[c];                                                      \
                 /* NaN → the lowest value, as onnxruntime (and no UB in the int conversion) */ \
-                int64_t v = q == q ? (int64_t)td_round_even(q) + zp[c] : lo;                 \
+                /* |q| >= 2^23 is a whole float already; past int32 it only needs to saturate */ \
+                int64_t v = q != q ? lo : q >= 8388608.0f || q <= -8388608.0f                  \
+                    ? (int64_t)(q > 4.0e9f ? 4.0e9f : q < -4.0e9f ? -4.0e9f : q) + zp[c]        \
+                    : (int64_t)td_round_even(q) + zp[c];                                      \
                 y[idx] = (T)(v < lo ? lo : (v > hi ? hi : v));                                \
             }                                                                                 \
     td_par_sync();                                                                            \

@@ -52,7 +52,10 @@ class FileConfig:
                 values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
             except (OSError, ValueError) as exc:
                 raise TinydeployError(f"{cls.name}: cannot read target config {path}: {exc}") from None
-            values = values.get(cls.name, values)
+            if isinstance(values, dict) and isinstance(values.get(cls.name), dict):
+                values = values[cls.name]
+            if not isinstance(values, dict):
+                raise TinydeployError(f"{cls.name}: target config {path} must hold a table of options")
         return cls.from_dict({**values, **overrides})
 
 
@@ -114,12 +117,17 @@ def _coerce(cls: type, values: dict[str, Any]) -> dict[str, Any]:
             value = int(m.group(1)) * _UNITS[m.group(2).lower()]
         elif kind == "int" and isinstance(value, (str, float)):
             try:
-                value = int(float(value))
-            except ValueError:
+                number = float(value)
+                value = int(number)
+            except (ValueError, OverflowError):
                 raise TinydeployError(f"{cls.name}: {key} must be a number, got {value!r}") from None
+            if value != number:
+                raise TinydeployError(f"{cls.name}: {key} must be a whole number, got {number!r}")
         elif kind == "str":
             value = str(value)
         elif kind == "bool" and not isinstance(value, bool):
             raise TinydeployError(f"{cls.name}: {key} must be true or false, got {value!r}")
+        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TinydeployError(f"{cls.name}: {key} must be a number, got {value!r}")
         out[key] = value
     return out

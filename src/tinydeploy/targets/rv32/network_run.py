@@ -31,7 +31,9 @@ def run(project: CProject, graph, inputs: dict[str, np.ndarray], work: Path, con
         t = graph.tensors[name]
         off = project.offsets[name]
         outs[name] = np.frombuffer(arena[off:off + t.nbytes], t.dtype).reshape(t.shape).copy()
-    layer = np.frombuffer(sim.read(project.prefix + "layer_cycles"), np.uint32)[:len(project.layers)]
+    # a graph without nodes (outputs are inputs) has no layer: the linker drops the unused counters
+    layer = np.frombuffer(sim.read(project.prefix + "layer_cycles"), np.uint32)[:len(project.layers)] \
+        if project.layers else []
     meas = {"cycles": int(np.frombuffer(sim.read("td_run_cycles"), np.uint64)[0]),
             "total_instructions": sim.instructions, "layer_cycles": [int(c) for c in layer],
             "sections": res.sections, "code_bytes": res.code_bytes, "stack_used_bytes": sim.stack_used_bytes,
