@@ -54,6 +54,14 @@ def test_compile_refuses_a_folder_it_did_not_write(work):
     _no_staging_left(work)
 
 
+def test_folder_holding_only_a_killed_compiles_staging_folder_is_usable(tmp_path):
+    onnx.save(_relu(), tmp_path / "m.onnx")
+    (tmp_path / "k1" / ".tinydeploy-abc").mkdir(parents=True)
+    r = _cli("compile", tmp_path / "m.onnx", "-o", tmp_path / "k1")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "k1" / "td_network.c").is_file() and (tmp_path / "k1" / ".tinydeploy-abc").is_dir()
+
+
 def test_compile_into_an_empty_current_folder(tmp_path):
     onnx.save(_relu(), tmp_path / "m.onnx")
     (tmp_path / "out").mkdir()

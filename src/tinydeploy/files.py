@@ -86,7 +86,12 @@ class Staged:
         t = self.target
         if t.exists() and not t.is_dir() or t.is_symlink() and not t.exists():
             raise TinydeployError(f"cannot write to {t}: it exists and is not a folder")
-        if not t.is_dir() or not any(t.iterdir()):
+        if not t.is_dir():
+            return set()
+        # a killed compile's staging folder (ours by its name) does not make the folder foreign; it is
+        # left where it is (nothing is removed that this run did not create)
+        if all(e.name.startswith(_STAGING) and e.is_dir() and not e.is_symlink() for e in t.iterdir()) \
+                and not (t / MANIFEST).exists():
             return set()
         if (t / MANIFEST).is_symlink() or not (t / MANIFEST).is_file():
             raise TinydeployError(f"-o {t}: the folder is not empty and was not written by tinydeploy "
