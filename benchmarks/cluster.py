@@ -18,21 +18,19 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-import tinydeploy.testing as T
 from tinydeploy.compiler import compile_graph
 from tinydeploy.frontend.onnx_import import import_model
 from tinydeploy.golden import run_graph
 from tinydeploy.ops.registry import node_macs
 from tinydeploy.targets.cluster import ClusterTarget
 from tinydeploy.targets.cluster.config import ClusterConfig
-from tinydeploy.testing.zoo import MLPERF_TINY
+from tinydeploy.testing.zoo import MLPERF_TINY, mlperf_tiny_int8
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def measure(name: str) -> dict:
-    q = T.quantize(MLPERF_TINY[name](), fmt="qdq", activation="int8", weight="int8", per_channel=True)
-    inputs = T.random_inputs(q, seed=1)[0]
+    q, inputs = mlperf_tiny_int8(name)
     eight = ClusterTarget(ClusterConfig())
     t0 = time.perf_counter()
     c = compile_graph(import_model(onnx.ModelProto.FromString(q.SerializeToString())), kernels=eight.kernels)

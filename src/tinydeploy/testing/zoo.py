@@ -147,3 +147,11 @@ def resnet8(seed: int = 0, classes: int = 10) -> onnx.ModelProto:
 
 
 MLPERF_TINY = {"ds_cnn": ds_cnn, "mobilenet_v1": mobilenet_v1, "resnet8": resnet8}
+
+
+def mlperf_tiny_int8(name: str) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """MLPERF_TINY[name] quantized by onnxruntime (QDQ, int8, per-channel) and one random input: the
+    form every benchmark runs (cluster.py, mlperf_rv32.py), so their figures are of the same model."""
+    from .quant import quantize, random_inputs
+    q = quantize(MLPERF_TINY[name](), fmt="qdq", activation="int8", weight="int8", per_channel=True)
+    return q, random_inputs(q, seed=1)[0]
