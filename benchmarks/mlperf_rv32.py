@@ -63,21 +63,18 @@ ANCHORS = [
     ("Bosch (no SIMD)", "Cortex-M0+", {"KWS": 43.5e6, "VWW": 119.6e6, "IC": 106.8e6}),
 ]
 MUST, GOAL = 4.0, 3.0
-KINDS = ["conv 1x1 stride 1", "conv 1x1 stride 2", "conv 3x3 stride 1", "conv 3x3 stride 2", "depthwise 3x3 stride 1",
-         "depthwise 3x3 stride 2", "dense", "other conv", "no MACs (pool, add, softmax, ...)"]
+OTHER = "other (quantize, pool, add, softmax, ...)"
 
 
 def kind(node, graph) -> str:
-    """The layer kinds issue 13 names as slow (1x1, stride 2, depthwise, dense)."""
+    """Convs by kernel, stride and depthwise or not, dense, and the rest: the kinds issue 13 names."""
     if node.op == "QMatMul":
         return "dense"
     if node.op != "QConv":
-        return KINDS[-1]
-    k_out, c_in, kh, kw = graph.tensors[node.inputs[1]].shape
-    s = max(node.attrs.get("strides", [1]))
-    if node.attrs.get("group", 1) > 1:
-        return f"depthwise 3x3 stride {s}" if (kh, kw) == (3, 3) and c_in == 1 and s <= 2 else "other conv"
-    return f"conv {kh}x{kw} stride {s}" if kh == kw and kh in (1, 3) and s <= 2 else "other conv"
+        return OTHER
+    _, c_in, kh, kw = graph.tensors[node.inputs[1]].shape
+    dw = node.attrs.get("group", 1) > 1 and c_in == 1
+    return f"{'depthwise' if dw else 'conv'} {kh}x{kw} stride {max(node.attrs.get('strides', [1]))}"
 
 
 def measure(name: str) -> dict:
@@ -104,14 +101,18 @@ def _ipm(instr: int, macs: int) -> str:
 
 
 def table(rows: list[dict]) -> list[str]:
-    lines = ["| network | MLPerf Tiny | built as | MACs | rv32 instructions | instructions/MAC | must ≤ 4.0 "
-             "| goal ≤ 3.0 | .text bytes | SRAM bytes (image + stack) | float nodes |",
-             "| --- | --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |"]
+    lines = ["| network | MLPerf Tiny | built as | MACs | rv32 instructions | of which input QuantizeLinear "
+             "| instructions/MAC | must | goal ≤ 3.0 | .text bytes | SRAM bytes (image + stack) | float nodes |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |"]
     for r in rows:
         rep = r["rep"]
         ipm = rep["cycles"] / rep["macs"]
-        lines.append(f"| {r['name']} | {r['bench']} | {r['how']} | {rep['macs']:,} | {rep['cycles']:,} | {ipm:.2f} | "
-                     f"{'yes' if ipm <= MUST else 'no'} | {'yes' if ipm <= GOAL else 'no'} | "
+        q_in = sum(l["cycles"] for l in rep["layers"] if l["op"] == "QuantizeLinear")
+        # AD's must is "fits 512 KiB, integer, exact" (exact is asserted in measure, fitting by the build)
+        must = (f"≤ 4.0: {'yes' if ipm <= MUST else 'no'}" if r["bench"] != "AD" else
+                f"fits, integer, exact: {'no' if rep.get('float_nodes') else 'yes'}")
+        lines.append(f"| {r['name']} | {r['bench']} | {r['how']} | {rep['macs']:,} | {rep['cycles']:,} | {q_in:,} | "
+                     f"{ipm:.2f} | {must} | {'yes' if ipm <= GOAL else 'no'} | "
                      f"{rep['sections'].get('.text', 0):,} | {rep['memory']['SRAM_total']:,} | "
                      f"{len(rep.get('float_nodes', []))} |")
     return lines
@@ -127,6 +128,11 @@ def anchors(rows: list[dict]) -> list[str]:
     for engine, core, cyc in ANCHORS:
         lines.append(f"| {engine} | {core} | not given in the issue | issue 13, section 3 | "
                      + " | ".join(f"{cyc[b] / 1e6:.1f} M" for b in benches) + " |")
+    best = {b: min(cyc[b] for _, core, cyc in ANCHORS if core == "Cortex-M4") for b in benches}
+    beats = [b for b in benches if zoo[b]["rep"]["cycles"] < best[b]]
+    lines += ["", "Goal's second half (fewer cycles than the best Cortex-M4 engine on at least one network): "
+              + (f"met on {', '.join(beats)}." if beats else "not met; rv32 / Plumerai = "
+                 + ", ".join(f"{b} {zoo[b]['rep']['cycles'] / best[b]:.2f}x" for b in benches) + ".")]
     return lines
 
 
@@ -135,7 +141,7 @@ def breakdown(rows: list[dict]) -> list[str]:
              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         layers, total = r["rep"]["layers"], sum(l["cycles"] for l in r["rep"]["layers"])
-        for k in KINDS:
+        for k in sorted({l["kind"] for l in layers}, key=lambda k: (k == OTHER, k)):
             ls = [l for l in layers if l["kind"] == k]
             if ls:
                 macs, cyc = sum(l["macs"] for l in ls), sum(l["cycles"] for l in ls)
@@ -147,7 +153,7 @@ def breakdown(rows: list[dict]) -> list[str]:
 def slowest(rows: list[dict], n: int = 12) -> list[str]:
     lines = ["| network | layer | kind | output shape | MACs | instructions | instructions/MAC |",
              "| --- | --- | --- | --- | ---: | ---: | ---: |"]
-    layers = [(r, l) for r in rows for l in r["rep"]["layers"] if l["macs"]]
+    layers = [(r, l) for r in rows for l in r["rep"]["layers"] if l["macs"] and l["kind"] != OTHER]
     for r, l in sorted(layers, key=lambda t: -t[1]["cycles"] / t[1]["macs"])[:n]:
         lines.append(f"| {r['name']} | {l['name']} | {l['kind']} | {'x'.join(map(str, l['shape']))} | {l['macs']:,} | "
                      f"{l['cycles']:,} | {_ipm(l['cycles'], l['macs'])} |")
@@ -178,7 +184,9 @@ def main(argv: list[str]) -> int:
              "Targets (issue 13, section 3): instructions/MAC ≤ 4.0 (must) and ≤ 3.0 (goal) on each of DS-CNN KWS, "
              "MobileNetV1-0.25 VWW and ResNet-8; the FC autoencoder at 512 KiB: fits, integer, exact, goal ≤ 3.0. "
              "SRAM bytes: the linked image (code, constants, data, arena) plus the configured stack. "
-             "float nodes: nodes left in float (`float_nodes` in REPORT.json).", "",
+             "float nodes: nodes left in float (`float_nodes` in REPORT.json). The zoo networks take a float input, so "
+             "their count includes the input QuantizeLinear in soft-float (its own column; issue 13 part 2 asks to "
+             "make it cheap); the tf2onnx-shaped graphs take int8.", "",
              "## Published anchors", "",
              "Cycles for one inference of MLPerf Tiny's reference models, **on other cores**, quoted from issue 13 "
              "(section 3); the issue gives neither clock nor a citation beyond the engine, so none is given here. "
