@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tinydeploy.schedule import tiling as T
+from tinydeploy.schedule import graph_tiling as GT
 from tinydeploy.testing import tiling_graphs as TG
 
 OUT = Path(__file__).parent / "results" / "tiling.md"
@@ -27,7 +27,7 @@ def graphs():
 
 def timed(g, homes, l1):
     c, w = time.process_time(), time.perf_counter()
-    r = T.tile_graph(g, homes, l1)
+    r = GT.tile_graph(g, homes, l1)
     return r, time.process_time() - c, time.perf_counter() - w
 
 
@@ -55,7 +55,7 @@ def main() -> None:
               "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for name, g in graphs():
         for l1 in SIZES:
-            for label, homes in (("chosen", T.choose_homes(g, l1)), ("all L2", {})):
+            for label, homes in (("chosen", GT.choose_homes(g, l1)), ("all L2", {})):
                 r, cpu, wall = timed(g, homes, l1)
                 if label == "chosen":
                     lines.append(f"| {name} | {KIB(l1)} | {len(r.tilings)} | {r.solved} | "
@@ -70,7 +70,7 @@ def main() -> None:
                                                                              "att_v0", "classifier"])]
     for g, names in picks:
         for l1 in (16 * 1024,) + SIZES:
-            r = T.tile_graph(g, {}, l1)
+            r = GT.tile_graph(g, {}, l1)
             for t in r.tilings:
                 if t.node in names:
                     tiles = ", ".join(f"{d} {t.tiles[d]}" for d in t.order if t.spec.dim(d).size > 1)

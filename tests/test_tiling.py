@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tinydeploy.errors import TinydeployError
 from tinydeploy.ir import Graph, Node, Tensor
+from tinydeploy.schedule import graph_tiling as GT
 from tinydeploy.schedule import tiling as T
 from tinydeploy.testing import tiling_graphs as TG
 
@@ -207,7 +208,7 @@ def test_tilings_are_deterministic():
     spec = T.spec_for(g.nodes[0], g)
     runs = [T.solve(spec, {}, 16 * 1024) for _ in range(3)]
     assert len({(tuple(r.tiles.items()), r.order, r.cycles, r.dma_bytes) for r in runs}) == 1
-    graphs = [T.tile_graph(TG.ds_cnn(), {}, 32 * 1024) for _ in range(2)]
+    graphs = [GT.tile_graph(TG.ds_cnn(), {}, 32 * 1024) for _ in range(2)]
     assert [(t.tiles, t.order) for t in graphs[0].tilings] == [(t.tiles, t.order) for t in graphs[1].tilings]
 
 
@@ -234,7 +235,7 @@ def test_halo_of_a_strided_dilated_conv_at_the_borders():
 def test_infeasible_budget_is_one_clear_error():
     g = TG.ds_cnn()
     with pytest.raises(TinydeployError) as e:
-        T.tile_graph(g, T.choose_homes(g, 1024), 1024)
+        GT.tile_graph(g, GT.choose_homes(g, 1024), 1024)
     msg = str(e.value)
     assert msg.startswith("node ") and "does not fit in L1 at any tiling" in msg and "1,024 bytes of L1" in msg
     assert "\n" not in msg
@@ -246,10 +247,10 @@ def test_networks_tile_into_l1(l1):
     every node fits beside the L1-resident tensors alive with it; weights and caches stay in L2."""
     total = 0.0
     for g in (TG.ds_cnn(), TG.llm(32), TG.llm(1)):
-        homes = T.choose_homes(g, l1)
+        homes = GT.choose_homes(g, l1)
         assert all(homes[n] == "L2" for n, t in g.tensors.items() if t.is_const or t.state)
         t0 = time.process_time()
-        r = T.tile_graph(g, homes, l1)
+        r = GT.tile_graph(g, homes, l1)
         total += time.process_time() - t0
         for t in r.tilings:
             assert t.reserved + t.l1_bytes + T.Cost().align * len(t.buffers) <= l1, t.node
@@ -260,12 +261,12 @@ def test_networks_tile_into_l1(l1):
 
 def test_home_chooser_evicts_the_largest_activations():
     g = TG.llm(32)
-    small, big = T.choose_homes(g, 16 * 1024), T.choose_homes(g, 1 << 20)
+    small, big = GT.choose_homes(g, 16 * 1024), GT.choose_homes(g, 1 << 20)
     acts = [n for n, t in g.tensors.items() if not t.is_const and not t.state]
     assert all(big[n] == "L1" for n in acts)
     evicted = [n for n in acts if small[n] == "L2"]
     assert evicted and min(g.tensors[n].nbytes for n in evicted) >= 1024
-    live = T.resident_bytes(g, small)
+    live = GT.resident_bytes(g, small)
     assert max(live) <= 8 * 1024
 
 
