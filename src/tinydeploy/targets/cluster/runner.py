@@ -19,6 +19,7 @@ from tinydeploy.errors import BudgetError, TinydeployError
 
 from ..rv32.elf import Elf32, read_elf
 from . import toolchain
+from ..rv32 import toolchain as rv32_toolchain
 from .config import L1_BASE, L2_BASE, ClusterConfig
 from .simulator import DEFAULT_QUANTUM, ClusterResult, run
 
@@ -44,12 +45,7 @@ def _sizes(elf: Elf32) -> dict[str, int]:
 def build(sources: list[Path], include_dirs: list[Path], out_dir: Path, config: ClusterConfig,
           defines: dict[str, str] | None = None) -> ClusterBuild:
     """Compile and link; raise TinydeployError (one line, naming bytes) if L1 or L2 overflows."""
-    sources = [Path(s) for s in sources]
-    for src in sources:
-        if not src.is_file():
-            raise TinydeployError(f"cluster: source file {src} does not exist")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    sources, out_dir = rv32_toolchain.prepare(sources, out_dir, "cluster")
     objects = toolchain.compile_objects(sources, [Path(d) for d in include_dirs], out_dir / "obj", config, defines)
     try:
         elf_path, map_path = toolchain.link(objects, out_dir, config)

@@ -43,12 +43,7 @@ def _sizes(elf: Elf32) -> dict[str, int]:
 def build(sources: list[Path], include_dirs: list[Path], out_dir: Path, config: Rv32Config,
           defines: dict[str, str] | None = None) -> BuildResult:
     """Compile and link; raise TinydeployError (one line, naming bytes) if the image exceeds SRAM."""
-    sources = [Path(s) for s in sources]
-    for src in sources:
-        if not src.is_file():
-            raise TinydeployError(f"rv32: source file {src} does not exist")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    sources, out_dir = toolchain.prepare(sources, out_dir, "rv32")
     runtime = [toolchain.RUNTIME_DIR / name for name in toolchain.RUNTIME_SOURCES]
     objects = toolchain.compile_objects(sources + runtime, [Path(d) for d in include_dirs],
                                         out_dir / "obj", config, defines)

@@ -85,6 +85,18 @@ def _run(cmd: list[str], what: str, log: Path) -> str:
     return proc.stdout
 
 
+def prepare(sources: list, out_dir, target: str) -> tuple[list[Path], Path]:
+    """The sources as paths, each checked to exist (one-line error naming the target), and the build
+    folder, created: the opening of every target's build()."""
+    sources = [Path(s) for s in sources]
+    for src in sources:
+        if not src.is_file():
+            raise TinydeployError(f"{target}: source file {src} does not exist")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return sources, out_dir
+
+
 def compile_objects(sources: list[Path], include_dirs: list[Path], obj_dir: Path, config: Rv32Config,
                     defines: dict[str, str] | None) -> list[Path]:
     """Compile in parallel; `config` needs `fpu`, `opt_level` and `name` (rv32 or the cluster's)."""
