@@ -95,10 +95,14 @@ def load_model(checkpoint: str | Path | None = None,
     path = Path(checkpoint) if checkpoint else default_checkpoint_path()
     if not path.is_file():
         raise TinydeployError(f"checkpoint {path} not found")
-    try:
-        cfg, w = read_checkpoint(path)
-    except (ValueError, OSError) as e:
-        raise TinydeployError(f"cannot read checkpoint {path}: {e}") from None
+    if path.suffix.lower() == ".onnx":   # a decoder with a KV cache (onnx_decoder.py), in Q8_0 groups
+        from .onnx_decoder import read_decoder
+        cfg, w = read_decoder(path)
+    else:
+        try:
+            cfg, w = read_checkpoint(path)
+        except (ValueError, OSError) as e:
+            raise TinydeployError(f"cannot read checkpoint {path}: {e}") from None
     if not w.quantized:
         raise TinydeployError(f"{path}: generate needs a llama2.c version-2 (Q8_0) checkpoint")
     w = _for_kernels(path, w)
