@@ -1,6 +1,9 @@
-"""Dev-only: the optimum ONNX export of the bundled stories260K, committed as
-tests/data/stories260K_optimum/model.onnx (tinydeploy's tests and benchmarks read that file; nothing
-here is a dependency of the package or its tests).
+"""Dev-only: optimum ONNX exports committed under tests/data/ (tinydeploy's tests and benchmarks read
+those files; nothing here is a dependency of the package or its tests):
+
+- stories260K_optimum/model.onnx: the bundled stories260K;
+- gqa_random_optimum/model.onnx: a small random Llama with grouped-query attention (4 heads sharing
+  1 kv head, untied classifier, Hugging Face's initialisation with torch.manual_seed(0)).
 
 Provenance: src/tinydeploy/models/data/stories260K/stories260K_q80.bin (llama2.c Q8_0) -> float32
 weights q * scale (the checkpoint's dequantization, so re-quantizing them in groups of 32 gives back
@@ -27,7 +30,7 @@ from transformers import LlamaConfig as HFConfig, LlamaForCausalLM
 
 from tinydeploy.models.llama import load_default
 
-OUT = Path(__file__).resolve().parents[2] / "tests" / "data" / "stories260K_optimum"
+DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
 
 
 def to_halves(w: np.ndarray, heads: int) -> np.ndarray:
@@ -62,15 +65,28 @@ def hf_model():
     return model
 
 
-def main():
+def random_gqa():
+    torch.manual_seed(0)
+    return LlamaForCausalLM(HFConfig(
+        vocab_size=512, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=1, max_position_embeddings=64, rms_norm_eps=1e-5, rope_theta=10000.0,
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, hidden_act="silu")).eval()
+
+
+def export(model, name: str):
     with tempfile.TemporaryDirectory() as tmp:
-        hf_model().save_pretrained(tmp)
+        model.save_pretrained(tmp)
         out = Path(tmp) / "onnx"
         subprocess.run([str(Path(sys.executable).with_name("optimum-cli")), "export", "onnx",
                         "--model", tmp, "--task", "text-generation-with-past", str(out)], check=True)
-        OUT.mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / "model.onnx", OUT / "model.onnx")
-    print("wrote", OUT / "model.onnx")
+        (DATA / name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(out / "model.onnx", DATA / name / "model.onnx")
+    print("wrote", DATA / name / "model.onnx")
+
+
+def main():
+    export(hf_model(), "stories260K_optimum")
+    export(random_gqa(), "gqa_random_optimum")
 
 
 if __name__ == "__main__":

@@ -31,9 +31,12 @@ KERNEL_GROUP = GROUP  # the Q8_0 group of the compiled kernels (ops/linear.py)
 
 
 def _calibration(cfg, w, path: Path) -> Calibration:
-    """Activation ranges of the float model on its own samples, cached per checkpoint in
-    cache_dir(); a cache file that does not load or does not fit the model is rebuilt."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    """Activation ranges of the float model on its own samples, cached in cache_dir() per model (its
+    config and float weights: a llama2.c checkpoint and its ONNX export share one); a cache file that
+    does not load or does not fit the model is rebuilt."""
+    arrays = (getattr(w, f.name) for f in fields(LlamaWeights) if isinstance(getattr(w, f.name), np.ndarray))
+    digest = hashlib.sha256(repr(cfg).encode() + b"".join(np.ascontiguousarray(a, np.float32).tobytes()
+                                                          for a in arrays)).hexdigest()[:16]
     f = cache_dir() / f"llama-calib-{digest}.npz"
     try:
         with np.load(f) as z:

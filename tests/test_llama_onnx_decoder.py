@@ -1,0 +1,112 @@
+"""ONNX decoders with past/present (optimum's text-generation-with-past) through the llama route:
+stories260K's export gives the llama2.c route's integers, tokens and logits; a random grouped-query
+export compiles bit-exact to its golden and near its float logits; other layouts are one-line errors.
+Fixtures: tests/data/*/README.md (made by scripts/dev/make_optimum_fixture.py)."""
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from helpers import run_host
+from tinydeploy.cli import main
+from tinydeploy.driver import generate
+from tinydeploy.errors import TinydeployError
+from tinydeploy.models.llama import load_default
+from tinydeploy.models.llama.generate import build_program, load_model
+from tinydeploy.models.llama.onnx_decoder import read_decoder
+from tinydeploy.targets.rv32 import Rv32Config, Rv32Target
+
+DATA = Path(__file__).parent / "data"
+STORIES = DATA / "stories260K_optimum" / "model.onnx"
+GQA = DATA / "gqa_random_optimum" / "model.onnx"
+ARGS = dict(prompt="Lily had a dog", temperature=0.8, top_p=0.9, seed=5)
+
+
+@pytest.fixture(scope="module")
+def llama2c_host():
+    return generate(target="host", steps=16, **ARGS)
+
+
+def test_stories260K_export_gives_the_checkpoints_integers():
+    """The float export re-quantized in Q8_0 groups: the very int8 values and scales of the checkpoint."""
+    cfg, w = read_decoder(STORIES)
+    cfg0, w0, _ = load_default()
+    assert cfg == cfg0 and w.group_size == w0.group_size
+    assert w.quantized.keys() == w0.quantized.keys()
+    for k, t in w0.quantized.items():
+        np.testing.assert_array_equal(w.quantized[k].q, t.q, err_msg=k)
+        np.testing.assert_array_equal(w.quantized[k].scales, t.scales, err_msg=k)
+    for k in ("rms_att", "rms_ffn", "rms_final", "token_embedding", "wq", "wk", "wcls"):
+        np.testing.assert_array_equal(getattr(w, k), getattr(w0, k), err_msg=k)
+
+
+def test_generate_onnx_equals_llama2c_route_on_host(tmp_path, llama2c_host):
+    """`generate --model x.onnx` picks the decoder route by file type: same tokens, text and logits."""
+    report = tmp_path / "r.json"
+    r = CliRunner().invoke(main, ["generate", "--model", str(STORIES), "--steps", "16", "--report", str(report),
+                                  *[a for k, v in ARGS.items() for a in (f"--{k.replace('_', '-')}", str(v))]])
+    assert r.exit_code == 0, r.output
+    import json
+    rep = json.loads(report.read_text())
+    assert len(rep["token_ids"]) == 16 and rep["token_ids"] == llama2c_host[1]["token_ids"]
+    assert rep["logit_hash"] == llama2c_host[1]["logit_hash"]   # FNV-1a over every sampled-from logits vector
+    assert r.stdout == llama2c_host[0]
+
+
+def test_generate_onnx_on_rv32(llama2c_host):
+    text, rep = generate(STORIES, target=Rv32Target(Rv32Config(fpu=False)), steps=3, **ARGS)
+    host3 = generate(target="host", steps=3, **ARGS)[1]
+    assert rep["token_ids"] == host3["token_ids"] == llama2c_host[1]["token_ids"][:3]
+    assert rep["logit_hash"] == host3["logit_hash"]
+    assert rep["memory"]["state"] == 163840 and rep["memory"]["SRAM_total"] <= 512 * 1024
+
+
+def test_grouped_query_decoder_bit_exact_to_golden_and_near_float(tmp_path):
+    """4 heads on 1 kv head, untied classifier: the C logits equal the integer golden; the golden stays
+    within 3 % of the largest float logit of the ONNX graph (measured 1.2 %) with the same top-1."""
+    import onnxruntime as ort
+    model, tok = load_model(GQA)
+    cfg = model.cfg
+    assert (cfg.n_heads, cfg.n_kv_heads, cfg.shared_classifier) == (4, 1, False)
+    ids = tok.encode("Once upon a time, there was a little girl", bos=True)
+    res = run_host(build_program(model, tok, ids, 6, 0.0, 0.9, 0, tmp_path / "c", rows=4), tmp_path, dump_logits=True)
+    assert res.tokens == model.generate(ids, 6)
+    np.testing.assert_array_equal(res.logits[0], model.forward_many(ids, 0)[-1])
+    li = model.forward_many(ids, 0) / 256   # Q8 logit units
+    T = len(ids)
+    feed = {"input_ids": np.array([ids]), "attention_mask": np.ones((1, T), np.int64),
+            "position_ids": np.arange(T)[None]}
+    feed.update({f"past_key_values.{l}.{kv}": np.zeros((1, cfg.n_kv_heads, 0, cfg.head_size), np.float32)
+                 for l in range(cfg.n_layers) for kv in ("key", "value")})
+    lf = ort.InferenceSession(str(GQA)).run(["logits"], feed)[0][0]
+    assert np.abs(li - lf).max() <= 0.03 * np.abs(lf).max()
+    assert (li.argmax(1) == lf.argmax(1)).mean() >= 0.9
+
+
+def _mutated(tmp_path, change) -> Path:
+    m = onnx.load(str(STORIES))
+    change(m.graph)
+    out = tmp_path / "m.onnx"
+    onnx.save(m, str(out))
+    return out
+
+
+def _first(g, op):
+    return next(n for n in g.node if n.op_type == op)
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda g: setattr(g.input[2], "name", "positions"), "no input 'position_ids'"),
+    (lambda g: setattr(_first(g, "Sigmoid"), "op_type", "Tanh"), "layer 0, feed-forward: expected silu"),
+    (lambda g: setattr(_first(g, "Neg"), "op_type", "Identity"), "output 'logits' differs by"),
+])
+def test_other_layouts_are_one_line_errors(tmp_path, change, needle):
+    path = _mutated(tmp_path, change)
+    with pytest.raises(TinydeployError, match=needle):
+        read_decoder(path)
+    r = CliRunner().invoke(main, ["generate", "--model", str(path), "--steps", "2"])
+    assert r.exit_code == 1 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.stderr
