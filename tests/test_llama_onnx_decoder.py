@@ -63,6 +63,14 @@ def test_generate_onnx_on_rv32(llama2c_host):
     assert rep["memory"]["state"] == 163840 and rep["memory"]["SRAM_total"] <= 512 * 1024
 
 
+@pytest.mark.slow
+def test_generate_onnx_on_rv32_long(llama2c_host):
+    """64 tokens on rv32 with the FPU: the llama2.c route's tokens and logits on the host."""
+    rep = generate(STORIES, target=Rv32Target(Rv32Config(fpu=True)), steps=64, prompt="Once upon a time")[1]
+    host = generate(target="host", steps=64, prompt="Once upon a time")[1]
+    assert rep["token_ids"] == host["token_ids"] and rep["logit_hash"] == host["logit_hash"]
+
+
 def test_grouped_query_decoder_bit_exact_to_golden_and_near_float(tmp_path):
     """4 heads on 1 kv head, untied classifier: the C logits equal the integer golden; the golden stays
     within 3 % of the largest float logit of the ONNX graph (measured 1.2 %) with the same top-1."""
@@ -110,3 +118,93 @@ def test_other_layouts_are_one_line_errors(tmp_path, change, needle):
     assert r.exit_code == 1 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], r.stderr
+
+
+# ---------------------------------------------------------------- QDQ: onnxruntime's static quantizer
+
+def _float_feeds(ids, past: dict, P: int, L: int = 5, kvh: int = 4, hs: int = 8) -> dict:
+    R = len(ids)
+    feeds = {"input_ids": np.array([ids]), "attention_mask": np.ones((1, P + R), np.int64),
+             "position_ids": np.arange(P, P + R)[None]}
+    feeds.update({f"past_key_values.{l}.{kv}": past.get(f"{l}.{kv}", np.zeros((1, kvh, 0, hs), np.float32))
+                  for l in range(L) for kv in ("key", "value")})
+    return feeds
+
+
+def _prefix(ids) -> dict:
+    """The float export's caches after the tokens `ids` (onnxruntime)."""
+    import onnxruntime as ort
+    s = ort.InferenceSession(str(STORIES))
+    names = [o.name for o in s.get_outputs()]
+    return {n[len("present."):]: v for n, v in zip(names, s.run(None, _float_feeds(ids, {}, 0))) if n != "logits"}
+
+
+@pytest.fixture(scope="module")
+def qdq(tmp_path_factory) -> onnx.ModelProto:
+    """The stories260K export through onnxruntime.quantization.quantize_static (QDQ; MatMuls: int8
+    weights per tensor, int8 activations calibrated on two prompts)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    _, _, tok = load_default()
+
+    class Prompts(CalibrationDataReader):
+        def __init__(self):
+            self.feeds = iter(_float_feeds(tok.encode(t, bos=True), {}, 0) for t in
+                              ("Once upon a time, there was a little girl named Lily.", "The dog ran to the park."))
+
+        def get_next(self):
+            return next(self.feeds, None)
+    out = tmp_path_factory.mktemp("qdq") / "qdq.onnx"
+    quantize_static(str(STORIES), str(out), Prompts(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=False)
+    return onnx.load(str(out))
+
+
+def _at_shape(qdq: onnx.ModelProto, P: int, R: int) -> tuple[onnx.ModelProto, dict]:
+    """The QDQ decoder with static input shapes (P cached positions, R new rows) and its inputs."""
+    _, _, tok = load_default()
+    ids = tok.encode("Once upon a time, there was a little girl", bos=True)[:P + R]
+    feeds = _float_feeds(ids[P:], _prefix(ids[:P]), P)
+    m = onnx.ModelProto.FromString(qdq.SerializeToString())
+    for i in m.graph.input:
+        i.type.tensor_type.shape.ClearField("dim")
+        i.type.tensor_type.shape.dim.extend(onnx.TensorShapeProto.Dimension(dim_value=v) for v in feeds[i.name].shape)
+    return m, feeds
+
+
+@pytest.mark.parametrize("P, R", [(6, 4), (9, 1)])   # prefill rows after a cached past; one decode step
+def test_qdq_decoder_matches_onnxruntime(qdq, P, R):
+    """At fixed shapes the QDQ decoder's machinery folds and it compiles through the generic QDQ lowering
+    (every MatMul an integer kernel); its logits keep the depth rule of docs/tolerance.md against the
+    exact reference and onnxruntime (measured: 0 LSB); the caches match as float."""
+    from model_check import allowed_lsb, depths, output_scales
+    from helpers import compile_model
+    from tinydeploy.golden import run_graph
+    from tinydeploy.testing import references
+    m, feeds = _at_shape(qdq, P, R)
+    c = compile_model(m)
+    assert sum(n.op == "QMatMul" for n in c.graph.nodes) == 47   # 5 x (7 projections, 2 attention products), classifier, RoPE angles
+    ours = run_graph(c.graph, feeds)
+    depth, scale = depths(m)["logits"], output_scales(m)["logits"]
+    refs = references(m, feeds)
+    assert set(refs) == {"exact reference", "onnxruntime"}   # QDQ: onnxruntime's float kernels, exact
+    for label, ref in refs.items():
+        err = (ours["logits"].astype(np.float64) - ref["logits"]) / scale
+        assert np.abs(err).max() <= allowed_lsb(depth) and abs(err.mean()) < 0.1, label
+        for name in (o.name for o in m.graph.output if o.name != "logits"):
+            np.testing.assert_allclose(ours[name], ref[name], rtol=1e-5, atol=1e-6, err_msg=f"{label} {name}")
+
+
+@pytest.mark.slow
+def test_qdq_decoder_host_c(qdq):
+    """The same through the C of the host (gcc -O2 takes ~40 s of CPU on this graph's float islands)."""
+    from model_check import check_model
+    check_model(*_at_shape(qdq, 6, 4))
+
+
+def test_generate_refuses_a_qdq_decoder(qdq, tmp_path):
+    path = tmp_path / "qdq.onnx"
+    onnx.save(qdq, str(path))
+    r = CliRunner().invoke(main, ["generate", "--model", str(path), "--steps", "2"])
+    assert r.exit_code == 1 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "a quantized decoder" in lines[0] and "(DequantizeLinear)" in lines[0], r.stderr

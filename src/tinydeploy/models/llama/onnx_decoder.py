@@ -38,8 +38,7 @@ PAST, ROWS = 3, 2        # the concrete shape the machinery is folded at (distin
 CONTEXT = 512            # positions of the KV cache when the caller gives none (an export states none)
 GROUP = 32               # Q8_0 group of the weights (the llama2.c checkpoints' and the kernels')
 TOLERANCE = 1e-3         # recognised float llama vs the folded graph, relative to the largest logit
-MOVES = ("Reshape", "Transpose", "Unsqueeze", "Squeeze", "Identity", "Cast",
-         "QuantizeLinear", "DequantizeLinear")   # data movement (and a QDQ model's Q/DQ) walked through
+MOVES = ("Reshape", "Transpose", "Unsqueeze", "Squeeze", "Identity", "Cast")   # data movement, walked through
 
 
 def _interface(model, path) -> tuple[int, int, int]:
@@ -58,6 +57,11 @@ def _interface(model, path) -> tuple[int, int, int]:
         raise TinydeployError(f"{path}: not a decoder in the text-generation-with-past layout ({what}; expected "
                               f"inputs input_ids, attention_mask, position_ids, past_key_values.{{i}}.key/.value, "
                               f"outputs logits, present.{{i}}.key/.value)")
+    qdq = next((n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")), None)
+    if qdq is not None:   # its own static activation scales are not the design's run-time ones
+        raise TinydeployError(f"{path}: node {qdq.name or qdq.op_type} ({qdq.op_type}): a quantized decoder; generate "
+                              f"quantizes a float decoder with its own integer design (give the float export), "
+                              f"a QDQ graph compiles at fixed shapes (compile/run --shape)")
     dims = ins["past_key_values.0.key"].type.tensor_type.shape.dim
     if len(dims) != 4 or not all(d.HasField("dim_value") and d.dim_value > 0 for d in (dims[1], dims[3])):
         raise TinydeployError(f"{path}: input 'past_key_values.0.key' must be [batch, kv_heads, past, head_size] "
@@ -86,14 +90,8 @@ class _Walker:
         raise TinydeployError(f"{self.path}: {where}: {what}; not the llama decoder layout this importer recognises")
 
     def const(self, name: str) -> np.ndarray | None:
-        """A constant's value, also behind a DequantizeLinear of constants (a QDQ model's weights)."""
         t = self.g.tensors[name]
-        if t.is_const:
-            return np.asarray(t.data)
-        p = self.u.producer(name)
-        if p is not None and p.op == "DequantizeLinear" and all(self.g.tensors[i].is_const for i in p.inputs if i):
-            return np.asarray(run_graph(type(self.g)(self.g.name, self.g.tensors, [p], [], [name]), {})[name])
-        return None
+        return np.asarray(t.data) if t.is_const else None
 
     def source(self, name: str):
         """The first producer upstream of ``name`` that is not data movement."""
@@ -223,8 +221,8 @@ def recognise(g: Graph, path, L: int, kvh: int, hs: int) -> tuple[LlamaConfig, L
     if len(eps | {e}) != 1:
         w.fail("norms", f"differing epsilons {sorted(eps | {e})}")
     shared = np.array_equal(wcls, emb)
-    cfg = LlamaConfig(D, mats["w1"][0].shape[0], L, H, kvh, emb.shape[0], CONTEXT, shared, norm_eps=float(str(np.float32(e))),
-                      rope_theta=_rope_theta(w, hs))
+    cfg = LlamaConfig(D, mats["w1"][0].shape[0], L, H, kvh, emb.shape[0], CONTEXT, shared,
+                      norm_eps=float(str(np.float32(e))), rope_theta=_rope_theta(w, hs))  # as configured, not float32
     f32 = lambda a: np.ascontiguousarray(np.stack(a) if isinstance(a, list) else a, np.float32)  # noqa: E731
     m = {n: f32(mats[n]) for n in MATRICES}
     return cfg, LlamaWeights(f32(emb), f32(norms["att"]), m["wq"], m["wk"], m["wv"], m["wo"], f32(norms["ffn"]),
@@ -245,7 +243,7 @@ def _rope_theta(w: _Walker, hs: int) -> float:
         todo += [i for i in p.inputs if not w.g.tensors[i].is_const]
     if inv is None or hs < 4 or not inv[1] > 0:
         w.fail("rotary embedding", "no Cos of positions times constant inverse frequencies")
-    return float(f"{inv[1] ** (-hs / 2):.5g}")   # as configured: the float32 table is rounded
+    return float(f"{inv[1] ** (-hs / 2):.5g}")   # the configured base, not its float32 rounding
 
 
 def _check(g: Graph, cfg: LlamaConfig, w: LlamaWeights, path) -> None:
@@ -273,22 +271,22 @@ def _check(g: Graph, cfg: LlamaConfig, w: LlamaWeights, path) -> None:
                                   f"not a layout this importer recognises")
 
 
-def _q80(w: LlamaWeights, path) -> LlamaWeights:
-    """The float weights in Q8_0 groups of GROUP, as a version-2 checkpoint holds them."""
-    names = ["token_embedding", *MATRICES] + ([] if w.wcls is w.token_embedding else ["wcls"])
+def _q80(cfg: LlamaConfig, w: LlamaWeights, path) -> LlamaWeights:
+    """The float weights in Q8_0 groups of GROUP (each layer's tensor flattened), as a version-2
+    checkpoint holds them, and their dequantized values as its float weights."""
+    names = ["token_embedding", *MATRICES] + ([] if cfg.shared_classifier else ["wcls"])
     quantized, dequantized = {}, {}
     for n in names:
         a = getattr(w, n)
-        if a[0].size % GROUP:
-            raise TinydeployError(f"{path}: {n} has {a[0].size} values per layer, not a whole number of Q8_0 "
-                                  f"groups of {GROUP}")
-        stack = a if a.ndim == 3 else a[None]
+        stack = a if a.ndim == 3 else a[None]   # per-layer matrices are stacked, the tables are one
+        if stack[0].size % GROUP:
+            raise TinydeployError(f"{path}: {n} has {stack[0].size} values{' per layer' if a.ndim == 3 else ''}, "
+                                  f"not a whole number of Q8_0 groups of {GROUP}")
         qs, ss = zip(*(quantize_q80(t, GROUP) for t in stack))
         qt = QuantizedTensor(np.stack(qs), np.stack(ss), GROUP)
         quantized[n] = qt if a.ndim == 3 else QuantizedTensor(qt.q[0], qt.scales[0], GROUP)
         dequantized[n] = quantized[n].dequantize()
-    if "wcls" not in names:
-        dequantized["wcls"] = dequantized["token_embedding"]
+    dequantized.setdefault("wcls", dequantized["token_embedding"])
     return replace(w, **dequantized, version=2, group_size=GROUP, quantized=quantized)
 
 
@@ -299,4 +297,4 @@ def read_decoder(path: str | Path, context: int = CONTEXT) -> tuple[LlamaConfig,
     g = fold(model, L, kvh, hs)
     cfg, w = recognise(g, path, L, kvh, hs)
     _check(g, cfg, w, path)
-    return replace(cfg, seq_len=context), _q80(w, path)
+    return replace(cfg, seq_len=context), _q80(cfg, w, path)
