@@ -2,6 +2,7 @@
 stories260K's export gives the llama2.c route's integers, tokens and logits; a random grouped-query
 export compiles bit-exact to its golden and near its float logits; other layouts are one-line errors.
 Fixtures: tests/data/*/README.md (made by scripts/dev/make_optimum_fixture.py)."""
+import re
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,7 @@ def test_grouped_query_decoder_bit_exact_to_golden_and_near_float(tmp_path):
     model, tok = load_model(GQA)
     cfg = model.cfg
     assert (cfg.n_heads, cfg.n_kv_heads, cfg.shared_classifier) == (4, 1, False)
+    assert model.seq_len == 64   # max_position_embeddings of the config.json beside the export
     ids = tok.encode("Once upon a time, there was a little girl", bos=True)
     res = run_host(build_program(model, tok, ids, 6, 0.0, 0.9, 0, tmp_path / "c", rows=4), tmp_path, dump_logits=True)
     assert res.tokens == model.generate(ids, 6)
@@ -91,6 +93,19 @@ def test_grouped_query_decoder_bit_exact_to_golden_and_near_float(tmp_path):
     lf = ort.InferenceSession(str(GQA)).run(["logits"], feed)[0][0]
     assert np.abs(li - lf).max() <= 0.03 * np.abs(lf).max()
     assert (li.argmax(1) == lf.argmax(1)).mean() >= 0.9
+
+
+def test_context_from_option_config_or_default(tmp_path):
+    assert read_decoder(GQA, context=40)[0].seq_len == 40
+    lone = tmp_path / "lone" / "model.onnx"   # no config.json beside it
+    lone.parent.mkdir()
+    lone.write_bytes(GQA.read_bytes())
+    assert read_decoder(lone)[0].seq_len == 512
+    for text, needle in [("{not json", "config.json: not a readable JSON object"),
+                         ('{"max_position_embeddings": "many"}', "max_position_embeddings is 'many'")]:
+        (lone.parent / "config.json").write_text(text)
+        with pytest.raises(TinydeployError, match=needle):
+            read_decoder(lone)
 
 
 def _mutated(tmp_path, change) -> Path:
@@ -108,11 +123,11 @@ def _first(g, op):
 @pytest.mark.parametrize("change, needle", [
     (lambda g: setattr(g.input[2], "name", "positions"), "no input 'position_ids'"),
     (lambda g: setattr(_first(g, "Sigmoid"), "op_type", "Tanh"), "layer 0, feed-forward: expected silu"),
-    (lambda g: setattr(_first(g, "Neg"), "op_type", "Identity"), "output 'logits' differs by"),
+    (lambda g: setattr(_first(g, "Neg"), "op_type", "Identity"), "output 'logits' (3 cached positions, 2 new) differs by"),
 ])
 def test_other_layouts_are_one_line_errors(tmp_path, change, needle):
     path = _mutated(tmp_path, change)
-    with pytest.raises(TinydeployError, match=needle):
+    with pytest.raises(TinydeployError, match=re.escape(needle)):
         read_decoder(path)
     r = CliRunner().invoke(main, ["generate", "--model", str(path), "--steps", "2"])
     assert r.exit_code == 1 and r.stdout == ""

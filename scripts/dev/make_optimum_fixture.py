@@ -80,7 +80,8 @@ def export(model, name: str):
         subprocess.run([str(Path(sys.executable).with_name("optimum-cli")), "export", "onnx",
                         "--model", tmp, "--task", "text-generation-with-past", str(out)], check=True)
         (DATA / name).mkdir(parents=True, exist_ok=True)
-        shutil.copy(out / "model.onnx", DATA / name / "model.onnx")
+        for f in ("model.onnx", "config.json"):   # config.json states the context (max_position_embeddings)
+            shutil.copy(out / f, DATA / name / f)
     print("wrote", DATA / name / "model.onnx")
 
 

@@ -143,7 +143,8 @@ def inspect(model, target, shape, exact_memory, integer_only):
 
 
 @main.command()
-@click.option("--model", "checkpoint", type=click.Path(dir_okay=False), help="llama2.c Q8_0 checkpoint (default: bundled stories260K).")
+@click.option("--model", "checkpoint", type=click.Path(dir_okay=False),
+              help="llama2.c Q8_0 checkpoint (default: bundled stories260K), or an ONNX decoder with past/present (.onnx).")
 @click.option("--target", "-t", type=click.Choice(targets.names(programs=True)), default=targets.DEFAULT,
               show_default=True)
 @click.option("--tokenizer", type=click.Path(dir_okay=False),
@@ -154,17 +155,19 @@ def inspect(model, target, shape, exact_memory, integer_only):
 @click.option("--temperature", default=0.0, show_default=True, help="Finite, >= 0; 0 is greedy.")
 @click.option("--top-p", default=0.9, show_default=True, help="Nucleus sampling mass in 0..1; 0 or 1: off.")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--context", type=click.IntRange(min=2), help="KV-cache positions (default: the checkpoint's seq_len; "
+              "an ONNX decoder's max_position_embeddings in config.json beside it, else 512).")
 @click.option("--report", type=click.Path(dir_okay=False), help="Write REPORT.json here.")
 @_edge
-def generate(checkpoint, tokenizer, target, target_config, prompt, steps, temperature, top_p, seed, report):
-    """Generate text with a llama2.c model compiled to C, running the whole loop on TARGET."""
+def generate(checkpoint, tokenizer, target, target_config, prompt, steps, temperature, top_p, seed, context, report):
+    """Generate text with a llama2.c model or an ONNX decoder compiled to C, running the whole loop on TARGET."""
     from .driver import generate as run_generate
     from .models import default_checkpoint_path, default_tokenizer_path
     ck = Path(checkpoint) if checkpoint else default_checkpoint_path()
     tokenizers = {f"tokenizer {p}": p for p in [default_tokenizer_path(), *ck.parent.glob("tok*.bin"), tokenizer] if p}
     check_distinct({"--model": ck, **tokenizers, "--target-config": target_config}, {"--report": report})
     text, rep = run_generate(checkpoint, target, prompt, steps, temperature, top_p, seed, target_config,
-                             tokenizer=tokenizer)
+                             tokenizer=tokenizer, context=context)
     click.echo(text, nl=False)
     if report:
         write_file_atomic(Path(report), json.dumps(rep, indent=2))

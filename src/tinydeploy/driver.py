@@ -112,7 +112,7 @@ def run_model(model: Path, target: str | Target, inputs_path: Path, shapes: dict
 
 def generate(checkpoint=None, target: str | Target = targets.DEFAULT, prompt: str = "", steps: int = 256,
              temperature: float = 0.0, top_p: float = 0.9, seed: int = 0, config_path=None,
-             work: Path | None = None, tokenizer=None) -> tuple[str, dict]:
+             work: Path | None = None, tokenizer=None, context: int | None = None) -> tuple[str, dict]:
     """Compile the llama2.c model with the generation loop as main, run it on the target; returns
     (printed text, REPORT dict: run's fields plus generate's)."""
     from .models.llama.generate import PREFILL_ROWS, build_program, generate_fields, load_model
@@ -125,7 +125,7 @@ def generate(checkpoint=None, target: str | Target = targets.DEFAULT, prompt: st
     sizes = tgt.levels.values()   # all levels together bound the checkpoint's data before anything is built
     size = None if None in sizes else sum(sizes)
     model, tok = load_model(checkpoint, (size, f"of {tgt.name} {'+'.join(tgt.levels)}") if size is not None else None,
-                            tokenizer)
+                            tokenizer, context)
     ids = tok.encode(prompt, bos=True) if prompt else [1]
     with tempfile.TemporaryDirectory(prefix="td-gen-") as tmp:
         work = Path(work or tmp)

@@ -89,23 +89,25 @@ def _save_calibration(f: Path, calib: Calibration) -> None:
 
 def load_model(checkpoint: str | Path | None = None,
                memory: tuple[int, str] | None = None,
-               tokenizer: str | Path | None = None) -> tuple[IntLlama, Tokenizer]:
+               tokenizer: str | Path | None = None, context: int | None = None) -> tuple[IntLlama, Tokenizer]:
     """The integer model (calibrated on the float model's own samples, cached) and its tokenizer
     (``tokenizer``, else tok<vocab>.bin or tokenizer.bin beside the checkpoint, else the bundled one);
     ``memory`` (bytes, who holds them; default: generate's host limit) bounds the program's data before
-    anything is built."""
+    anything is built; ``context``: the KV cache's positions (default: the checkpoint's seq_len, an ONNX
+    decoder's stated context)."""
     from tinydeploy.models import default_checkpoint_path, default_tokenizer_path
     path = Path(checkpoint) if checkpoint else default_checkpoint_path()
     if not path.is_file():
         raise TinydeployError(f"checkpoint {path} not found")
     if path.suffix.lower() == ".onnx":   # a decoder with a KV cache (onnx_decoder.py), in Q8_0 groups
         from .onnx_decoder import read_decoder
-        cfg, w = read_decoder(path)
+        cfg, w = read_decoder(path, context)
     else:
         try:
             cfg, w = read_checkpoint(path)
         except (ValueError, OSError) as e:
             raise TinydeployError(f"cannot read checkpoint {path}: {e}") from None
+        cfg = replace(cfg, seq_len=context or cfg.seq_len)
     if not w.quantized:
         raise TinydeployError(f"{path}: generate needs a llama2.c version-2 (Q8_0) checkpoint")
     w = _for_kernels(path, w)

@@ -18,6 +18,7 @@ weights lie on that grid (stories260K's export) compiles to the very integers of
 """
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,8 +35,8 @@ from ...passes.validate_ops import validate_ops
 from .checkpoint import MATRICES, LlamaConfig, LlamaWeights, QuantizedTensor, quantize_q80
 from .reference import FloatLlama
 
-PAST, ROWS = 3, 2        # the concrete shape the machinery is folded at (distinct, both > 1)
-CONTEXT = 512            # positions of the KV cache when the caller gives none (an export states none)
+PAST, ROWS = 3, 2        # the shape the machinery is folded at to find the layers (distinct, both > 1)
+CONTEXT = 512            # positions of the KV cache when neither the caller nor the export says
 GROUP = 32               # Q8_0 group of the weights (the llama2.c checkpoints' and the kernels')
 TOLERANCE = 1e-3         # recognised float llama vs the folded graph, relative to the largest logit
 MOVES = ("Reshape", "Transpose", "Unsqueeze", "Squeeze", "Identity", "Cast")   # data movement, walked through
@@ -246,29 +247,30 @@ def _rope_theta(w: _Walker, hs: int) -> float:
     return float(f"{inv[1] ** (-hs / 2):.5g}")   # the configured base, not its float32 rounding
 
 
-def _check(g: Graph, cfg: LlamaConfig, w: LlamaWeights, path) -> None:
-    """The folded graph and the recognised float llama agree on ROWS tokens after PAST cached ones."""
-    fm = FloatLlama(cfg, w, PAST + ROWS)
-    toks = (np.arange(PAST + ROWS) * 7 + 1) % cfg.vocab_size
-    fm.forward_many(toks[:PAST], 0)
-    ref = fm.forward_many(toks[PAST:], PAST)
-    kv = lambda c, l, n: _halves(c[l, :n].reshape(n, cfg.n_kv_heads, cfg.head_size).transpose(1, 0, 2), cfg.head_size)  # noqa: E731
-    feed = {"input_ids": toks[None, PAST:], "attention_mask": np.ones((1, PAST + ROWS)),
-            "position_ids": np.arange(PAST, PAST + ROWS)[None]}
+def _check(g: Graph, cfg: LlamaConfig, w: LlamaWeights, path, past: int, rows: int) -> None:
+    """The folded graph (``past`` cached positions, ``rows`` new) and the recognised float llama agree."""
+    fm = FloatLlama(cfg, w, past + rows)
+    toks = (np.arange(past + rows) * 7 + 1) % cfg.vocab_size
+    fm.forward_many(toks[:past], 0)
+    ref = fm.forward_many(toks[past:], past)
+    heads = lambda c, l, n: c[l, :n].reshape(n, cfg.n_kv_heads, cfg.head_size).transpose(1, 0, 2)  # noqa: E731
+    feed = {"input_ids": toks[None, past:], "attention_mask": np.ones((1, past + rows)),
+            "position_ids": np.arange(past, past + rows)[None]}
     want = {"logits": ref}
     for l in range(cfg.n_layers):
-        feed[f"past_key_values.{l}.key"], feed[f"past_key_values.{l}.value"] = kv(fm.key_cache, l, PAST), \
-            fm.value_cache[l, :PAST].reshape(PAST, cfg.n_kv_heads, -1).transpose(1, 0, 2)
-        want[f"present.{l}.key"] = kv(fm.key_cache, l, PAST + ROWS)
+        feed[f"past_key_values.{l}.key"] = _halves(heads(fm.key_cache, l, past), cfg.head_size)
+        feed[f"past_key_values.{l}.value"] = heads(fm.value_cache, l, past)
+        want[f"present.{l}.key"] = _halves(heads(fm.key_cache, l, past + rows), cfg.head_size)
+        want[f"present.{l}.value"] = heads(fm.value_cache, l, past + rows)
     feed = {k: np.asarray(v, g.tensors[k].dtype).reshape(g.tensors[k].shape) for k, v in feed.items()}
     with np.errstate(all="ignore"):
         got = run_graph(g, feed)
     for name, ref in want.items():
         err = float(np.max(np.abs(np.asarray(got[name], np.float64).reshape(ref.shape) - ref)))
         if not err <= TOLERANCE * max(float(np.abs(ref).max()), 1.0):
-            raise TinydeployError(f"{path}: output '{name}' differs by {err:.3g} from the llama layers recognised in "
-                                  f"it (RMSNorm, rotate-half RoPE, causal attention, SiLU-gated feed-forward); "
-                                  f"not a layout this importer recognises")
+            raise TinydeployError(f"{path}: output '{name}' ({past} cached positions, {rows} new) differs by {err:.3g} "
+                                  f"from the llama layers recognised in it (RMSNorm, rotate-half RoPE, causal attention, "
+                                  f"SiLU-gated feed-forward); not a layout this importer recognises")
 
 
 def _q80(cfg: LlamaConfig, w: LlamaWeights, path) -> LlamaWeights:
@@ -290,11 +292,28 @@ def _q80(cfg: LlamaConfig, w: LlamaWeights, path) -> LlamaWeights:
     return replace(w, **dequantized, version=2, group_size=GROUP, quantized=quantized)
 
 
-def read_decoder(path: str | Path, context: int = CONTEXT) -> tuple[LlamaConfig, LlamaWeights]:
-    """The llama config (KV cache of ``context`` positions) and Q8_0 weights of an ONNX decoder."""
+def stated_context(path: Path) -> int:
+    """The positions an export states: max_position_embeddings of the config.json optimum writes beside
+    the model, else CONTEXT."""
+    f = Path(path).parent / "config.json"
+    if not f.is_file():
+        return CONTEXT
+    try:
+        n = json.loads(f.read_text()).get("max_position_embeddings", CONTEXT)
+    except (OSError, ValueError, AttributeError) as e:
+        raise TinydeployError(f"{f}: not a readable JSON object ({type(e).__name__}); give the context with --context") from None
+    if type(n) is not int or n < 2:
+        raise TinydeployError(f"{f}: max_position_embeddings is {n!r}, not an integer >= 2")
+    return n
+
+
+def read_decoder(path: str | Path, context: int | None = None) -> tuple[LlamaConfig, LlamaWeights]:
+    """The llama config (a KV cache of ``context`` positions, default stated_context) and Q8_0 weights
+    of an ONNX decoder."""
     model = read_model(path)
     L, kvh, hs = _interface(model, path)
     g = fold(model, L, kvh, hs)
     cfg, w = recognise(g, path, L, kvh, hs)
-    _check(g, cfg, w, path)
-    return replace(cfg, seq_len=context), _q80(cfg, w, path)
+    _check(g, cfg, w, path, PAST, ROWS)
+    _check(fold(read_model(path), L, kvh, hs, PAST + ROWS, 1), cfg, w, path, PAST + ROWS, 1)   # a decode step
+    return replace(cfg, seq_len=context or stated_context(path)), _q80(cfg, w, path)
