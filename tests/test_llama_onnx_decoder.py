@@ -95,6 +95,23 @@ def test_grouped_query_decoder_bit_exact_to_golden_and_near_float(tmp_path):
     assert (li.argmax(1) == lf.argmax(1)).mean() >= 0.9
 
 
+def test_llama2c_checkpoint_to_onnx_and_back(tmp_path):
+    """A grouped-query llama2.c checkpoint through export-llama and back: the same integer model
+    (weights, scales, calibration), so the same logits, bit for bit."""
+    from helpers import random_llama
+    from tinydeploy.models.llama import write_v2
+    cfg, w = random_llama(dim=32, hidden_dim=64, n_heads=4, n_kv_heads=2, vocab_size=512, seq_len=64, seed=3)
+    write_v2(tmp_path / "m.bin", cfg, w)
+    r = CliRunner().invoke(main, ["export-llama", str(tmp_path / "m.bin"), "-o", str(tmp_path / "m.onnx")])
+    assert r.exit_code == 0, r.output
+    if "past_key_values.0.key" not in {i.name for i in onnx.load(str(tmp_path / "m.onnx")).graph.input}:
+        pytest.skip("export-llama does not write the past/present layout yet")
+    ck, _ = load_model(tmp_path / "m.bin")
+    ox, tok = load_model(tmp_path / "m.onnx", context=cfg.seq_len)
+    ids = tok.encode("Once upon a time", bos=True)
+    np.testing.assert_array_equal(ox.forward_many(ids, 0), ck.forward_many(ids, 0))
+
+
 def test_context_from_option_config_or_default(tmp_path):
     assert read_decoder(GQA, context=40)[0].seq_len == 40
     lone = tmp_path / "lone" / "model.onnx"   # no config.json beside it
