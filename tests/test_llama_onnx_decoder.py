@@ -112,6 +112,14 @@ def test_llama2c_checkpoint_to_onnx_and_back(tmp_path):
     np.testing.assert_array_equal(ox.forward_many(ids, 0), ck.forward_many(ids, 0))
 
 
+def test_weights_bounded_before_the_float_work(monkeypatch):
+    import tinydeploy.models.llama.onnx_decoder as dec
+    monkeypatch.setattr(dec, "fold", lambda *a: pytest.fail("folded a decoder that cannot fit"))
+    with pytest.raises(TinydeployError, match=r"decoder .*model.onnx needs [\d,]+ bytes \(weights [\d,]+\): more than "
+                                              r"the 200,000 bytes of a test"):
+        load_model(STORIES, memory=(200_000, "of a test"))
+
+
 def test_context_from_option_config_or_default(tmp_path):
     assert read_decoder(GQA, context=40)[0].seq_len == 40
     lone = tmp_path / "lone" / "model.onnx"   # no config.json beside it

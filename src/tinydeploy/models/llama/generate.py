@@ -99,9 +99,10 @@ def load_model(checkpoint: str | Path | None = None,
     path = Path(checkpoint) if checkpoint else default_checkpoint_path()
     if not path.is_file():
         raise TinydeployError(f"checkpoint {path} not found")
+    memory = memory or (HOST_MEMORY_BYTES, "generate allows on the host")
     if path.suffix.lower() == ".onnx":   # a decoder with a KV cache (onnx_decoder.py), in Q8_0 groups
         from .onnx_decoder import read_decoder
-        cfg, w = read_decoder(path, context)
+        cfg, w = read_decoder(path, context, memory)
     else:
         try:
             cfg, w = read_checkpoint(path)
@@ -112,7 +113,7 @@ def load_model(checkpoint: str | Path | None = None,
         raise TinydeployError(f"{path}: generate needs a llama2.c version-2 (Q8_0) checkpoint")
     w = _for_kernels(path, w)
     check_fits(f"checkpoint {path} (seq_len {cfg.seq_len})", generate_parts(cfg, w),
-               *(memory or (HOST_MEMORY_BYTES, "generate allows on the host")))
+               *memory)
     tok_path = Path(tokenizer) if tokenizer else next(
         (p for p in (path.parent / f"tok{cfg.vocab_size}.bin", path.parent / "tokenizer.bin") if p.is_file()),
         default_tokenizer_path())

@@ -32,6 +32,7 @@ from ...passes.complete_types import complete_types
 from ...passes.drop_noops import drop_noops
 from ...passes.fold_constants import fold_constants
 from ...passes.validate_ops import validate_ops
+from .budget import check_fits
 from .checkpoint import MATRICES, LlamaConfig, LlamaWeights, QuantizedTensor, quantize_q80
 from .reference import FloatLlama
 
@@ -307,11 +308,16 @@ def stated_context(path: Path) -> int:
     return n
 
 
-def read_decoder(path: str | Path, context: int | None = None) -> tuple[LlamaConfig, LlamaWeights]:
+def read_decoder(path: str | Path, context: int | None = None,
+                 memory: tuple[int, str] | None = None) -> tuple[LlamaConfig, LlamaWeights]:
     """The llama config (a KV cache of ``context`` positions, default stated_context) and Q8_0 weights
-    of an ONNX decoder."""
+    of an ONNX decoder; ``memory`` (bytes, who holds them) bounds its int8 weights before the float
+    work (folding, the float check) that takes ~10 bytes per weight."""
     model = read_model(path)
     L, kvh, hs = _interface(model, path)
+    if memory:
+        weights = sum(np.prod(t.dims, dtype=np.int64) for t in model.graph.initializer if len(t.dims) >= 2)
+        check_fits(f"decoder {path}", {"weights": int(weights)}, *memory)
     g = fold(model, L, kvh, hs)
     cfg, w = recognise(g, path, L, kvh, hs)
     _check(g, cfg, w, path, PAST, ROWS)
