@@ -141,6 +141,20 @@ def _mutated(tmp_path, change) -> Path:
     return out
 
 
+def test_a_plain_model_is_not_a_decoder(tmp_path):
+    """In a process of its own: one line, no traceback."""
+    import subprocess
+    import sys
+    from onnx import TensorProto, helper
+    x, y = (helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4]) for n in "xy")
+    m = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "m", [x], [y]))
+    onnx.save(m, str(tmp_path / "relu.onnx"))
+    r = subprocess.run([sys.executable, "-m", "tinydeploy.cli", "generate", "--model", str(tmp_path / "relu.onnx")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stdout == "" and len(r.stderr.splitlines()) == 1
+    assert "not a decoder in the text-generation-with-past layout (no input 'input_ids'" in r.stderr
+
+
 def _first(g, op):
     return next(n for n in g.node if n.op_type == op)
 
