@@ -255,10 +255,13 @@ def test_qdq_decoder_host_c(qdq):
     check_model(*_at_shape(qdq, 6, 4))
 
 
-def test_generate_refuses_a_qdq_decoder(qdq, tmp_path):
-    path = tmp_path / "qdq.onnx"
-    onnx.save(qdq, str(path))
-    r = CliRunner().invoke(main, ["generate", "--model", str(path), "--steps", "2"])
-    assert r.exit_code == 1 and r.stdout == ""
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "a quantized decoder" in lines[0] and "(DequantizeLinear)" in lines[0], r.stderr
+def test_generate_refuses_a_quantized_decoder(qdq, tmp_path):
+    """QDQ (static) and QOperator (onnxruntime's quantize_dynamic: DynamicQuantizeLinear, MatMulInteger)."""
+    from onnxruntime.quantization import quantize_dynamic
+    onnx.save(qdq, str(tmp_path / "qdq.onnx"))
+    quantize_dynamic(str(STORIES), str(tmp_path / "dyn.onnx"))
+    for name in ("qdq", "dyn"):
+        r = CliRunner().invoke(main, ["generate", "--model", str(tmp_path / f"{name}.onnx"), "--steps", "2"])
+        assert r.exit_code == 1 and r.stdout == ""
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Linear): a quantized decoder" in lines[0], r.stderr

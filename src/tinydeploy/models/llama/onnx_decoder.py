@@ -40,6 +40,7 @@ PAST, ROWS = 3, 2        # the shape the machinery is folded at to find the laye
 CONTEXT = 512            # positions of the KV cache when neither the caller nor the export says
 GROUP = 32               # Q8_0 group of the weights (the llama2.c checkpoints' and the kernels')
 TOLERANCE = 1e-3         # recognised float llama vs the folded graph, relative to the largest logit
+QUANTIZED = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "MatMulInteger")
 MOVES = ("Reshape", "Transpose", "Unsqueeze", "Squeeze", "Identity", "Cast")   # data movement, walked through
 
 
@@ -59,11 +60,11 @@ def _interface(model, path) -> tuple[int, int, int]:
         raise TinydeployError(f"{path}: not a decoder in the text-generation-with-past layout ({what}; expected "
                               f"inputs input_ids, attention_mask, position_ids, past_key_values.{{i}}.key/.value, "
                               f"outputs logits, present.{{i}}.key/.value)")
-    qdq = next((n for n in g.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")), None)
+    qdq = next((n for n in g.node if n.op_type in QUANTIZED or n.op_type.startswith("QLinear")), None)
     if qdq is not None:   # its own static activation scales are not the design's run-time ones
         raise TinydeployError(f"{path}: node {qdq.name or qdq.op_type} ({qdq.op_type}): a quantized decoder; generate "
                               f"quantizes a float decoder with its own integer design (give the float export), "
-                              f"a QDQ graph compiles at fixed shapes (compile/run --shape)")
+                              f"a quantized graph compiles at fixed shapes (compile/run --shape)")
     dims = ins["past_key_values.0.key"].type.tensor_type.shape.dim
     if len(dims) != 4 or not all(d.HasField("dim_value") and d.dim_value > 0 for d in (dims[1], dims[3])):
         raise TinydeployError(f"{path}: input 'past_key_values.0.key' must be [batch, kv_heads, past, head_size] "
