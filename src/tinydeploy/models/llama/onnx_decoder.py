@@ -74,7 +74,7 @@ def _interface(model, path) -> tuple[int, int, int]:
 
 def fold(model, L: int, kvh: int, hs: int, past: int = PAST, rows: int = ROWS) -> Graph:
     """The decoder as an IR graph at batch 1, ``past`` cached and ``rows`` new positions, its shape
-    machinery folded by the compiler's passes."""
+    machinery folded by the compiler's passes (the first five of passes/pipeline.py)."""
     shapes = {"input_ids": (1, rows), "attention_mask": (1, past + rows), "position_ids": (1, rows)}
     shapes.update({f"past_key_values.{i}.{kv}": (1, kvh, past, hs) for i in range(L) for kv in ("key", "value")})
     g = import_model(model, shapes)
