@@ -65,7 +65,7 @@ def test_generate_onnx_on_rv32(llama2c_host):
 
 
 @pytest.mark.slow
-def test_generate_onnx_on_rv32_long(llama2c_host):
+def test_generate_onnx_on_rv32_long():
     """64 tokens on rv32 with the FPU: the llama2.c route's tokens and logits on the host."""
     rep = generate(STORIES, target=Rv32Target(Rv32Config(fpu=True)), steps=64, prompt="Once upon a time")[1]
     host = generate(target="host", steps=64, prompt="Once upon a time")[1]
