@@ -8,6 +8,7 @@ softmaxes, 1e-4 of the largest logit: measured <= 2.3e-5)."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -93,6 +94,21 @@ def test_kv_cache_agrees_with_reference():
     assert np.array_equal(got.argmax(1), want.argmax(1))  # top-1 agreement 100 %
     assert np.abs(got - want).max() < 1e-4
     assert got.argmax(1)[:-1].tolist() == REF[:39]  # and both continue the reference greedy text
+
+
+OPTIMUM = Path(__file__).parent / "data" / "stories260K_optimum" / "model.onnx"
+
+
+@pytest.mark.skipif(not OPTIMUM.is_file(), reason="optimum fixture not on this branch yet")
+def test_same_as_optimums_export():
+    """optimum's export of the same weights (the import route's fixture) computes the same: logits and
+    every present, through a prefill and two decode steps."""
+    cfg, w, _ = load_default()
+    ours, theirs = (_Decoder(_session(m), cfg) for m in (build_model(cfg, w).SerializeToString(), str(OPTIMUM)))
+    for ids in ([BOS_ID] + REF[:7], [REF[7]], [REF[8]]):
+        np.testing.assert_allclose(ours(ids), theirs(ids), rtol=0, atol=1e-4)
+        for name in ours.past:
+            np.testing.assert_allclose(ours.past[name], theirs.past[name], rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("kv_heads,shared", [(2, True), (4, False), (1, True)])
