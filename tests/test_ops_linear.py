@@ -3,6 +3,7 @@ golden bit for bit on every kernel path (4 activation rows x 4 weight rows, 8 we
 columns, 4 rows sharing group borders, generic), within the scale rounding of the exact real result;
 only the first n rows are computed."""
 import numpy as np
+import pytest
 
 from ops_testlib import IrCases
 from tinydeploy.ops.intmath import scale_from_float, scale_to_float
@@ -21,7 +22,10 @@ def _row_scales(T, lo, hi):
     return np.array([scale_from_float(v) for v in RNG.uniform(lo, hi, T)], np.int32)
 
 
-def test_linear_dyn_paths_and_rows():
+@pytest.mark.parametrize("extra", [None, ["-DTD_NO_SIMD"]], ids=["simd", "scalar"])
+def test_linear_dyn_paths_and_rows(extra):
+    """x86-64 hosts take the SSE2 path (8 products per instruction, any group segment: 16s, an 8,
+    a scalar tail); TD_NO_SIMD the scalar kernels rv32 and the cluster use."""
     b = IrCases("linear")
     T = 6
     n = b.input("n", np.array([4], np.int32))
@@ -37,7 +41,7 @@ def test_linear_dyn_paths_and_rows():
                                   b.const(f"w{K}_{N}", w8), b.const(f"m{K}_{N}", mw)],
                    ((T, N), np.int32 if bits > 16 else np.int16), c=c, bits=bits)
         cases.append((y, x8, F, w8, mw, c, 4 if rows else T, bits))
-    gold, host = b.run()
+    gold, host = b.run(extra=extra)
     for y, x8, F, w8, mw, c, rows, bits in cases:
         np.testing.assert_array_equal(gold[y][:rows], host[y][:rows], err_msg=y)
         real = x8.astype(np.float64) @ effective_weight(w8, mw).T

@@ -114,6 +114,63 @@ __attribute__((noinline)) static void td_linear_dyn_c64x4(const int8_t *x4, cons
     }
 }
 
+#if defined(__SSE2__) && !defined(TD_NO_SIMD)
+/* x86-64 hosts (SSE2 is part of the ABI): 8 products per pmaddwd on the activations widened once
+ * to int16 and the weights sign-extended in registers (unpack with themselves, shift right 8).
+ * Integer sums in another order: the same value to the bit. */
+#include <emmintrin.h>
+#define TD_LD_SIMD_COLS 2048   /* the widened row is on the stack; wider rows take the scalar path */
+static inline __m128i td_ld_madd8(__m128i acc, const int16_t *x, __m128i w16)
+{
+    return _mm_add_epi32(acc, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)x), w16));
+}
+/* sum of x[i] * w[i] for i < len */
+static inline int32_t td_ld_dot(const int16_t *x, const int8_t *w, int len)
+{
+    __m128i acc = _mm_setzero_si128();
+    int i = 0;
+    for (; i + 16 <= len; i += 16) {
+        __m128i b = _mm_loadu_si128((const __m128i *)(w + i));
+        acc = td_ld_madd8(acc, x + i, _mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8));
+        acc = td_ld_madd8(acc, x + i + 8, _mm_srai_epi16(_mm_unpackhi_epi8(b, b), 8));
+    }
+    if (i + 8 <= len) {
+        __m128i b = _mm_loadl_epi64((const __m128i *)(w + i));
+        acc = td_ld_madd8(acc, x + i, _mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8));
+        i += 8;
+    }
+    acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0x4E));
+    acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0xB1));
+    int32_t s = _mm_cvtsi128_si32(acc);
+    for (; i < len; i++) s += (int32_t)x[i] * w[i];
+    return s;
+}
+/* td_linear_dyn (below) for one core: row by row, each weight row by its group segments */
+__attribute__((noinline)) static void td_linear_dyn_simd(const int8_t *x8, const int32_t *F, int n, const int8_t *w8,
+                                                         const int16_t *mw, int rows, int cols, td_scale c, int bits,
+                                                         void *out, int out32)
+{
+    int16_t x16[TD_LD_SIMD_COLS];
+    for (int t = 0; t < n; t++) {
+        for (int i = 0; i < cols; i++) x16[i] = x8[t * cols + i];
+        td_scale f = {F[2 * t], F[2 * t + 1]};
+        const td_rescale_t rq = td_rescale_plan(td_scale_mul(f, c), bits);
+        for (int j = 0; j < rows; j++) {
+            int32_t base = j * cols;
+            int64_t acc = 0;
+            for (int i = 0; i < cols; ) {
+                int32_t g = (base + i) >> 5;
+                int end = ((g + 1) << 5) - base;
+                if (end > cols) end = cols;
+                acc += (int64_t)mw[g] * td_ld_dot(x16 + i, w8 + base + i, end - i);
+                i = end;
+            }
+            td_linear_dyn_out(out, out32, t * rows + j, acc, rq);
+        }
+    }
+}
+#endif
+
 /* out[t, j] = sat(apply(sum_g mw_g sum_{i in g} x8_i w8_ji, F_t * c)), groups of 32 over the
  * flattened [rows, cols] weight (they may straddle rows).
  * Fast path: 4 rows per pass that share their group borders (rows P apart, P = 32 / gcd(cols, 32):
@@ -126,6 +183,12 @@ __attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int3
                                                     const int16_t *mw, int rows, int cols, td_scale c, int bits,
                                                     void *out, int out32)
 {
+#ifdef TD_LD_SIMD_COLS
+    if (cols <= TD_LD_SIMD_COLS) {
+        td_linear_dyn_simd(x8, F, n, w8, mw, rows, cols, c, bits, out, out32);
+        return;
+    }
+#endif
     int gcd = cols & 31 ? (cols & -cols) : 32;
     int P = 32 / gcd;
     int fast = rows % (4 * P) == 0;
