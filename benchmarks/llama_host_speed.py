@@ -205,7 +205,7 @@ def main() -> None:
         "tokens/s (steps / their total time, hiccups included).",
         "onnxruntime: CPU provider, ORT_ENABLE_ALL, intra_op_num_threads as stated, inter_op 1, "
         "sequential; float32 weights (the Q8_0 checkpoint dequantized). tinydeploy: int8 weights and KV "
-        "cache, integer kernels, one thread.",
+        "cache, integer kernels (QLinearDyn in SSE2 on x86-64, runtime/kernels/linear_dyn.h), one thread.",
         "",
         "| runner | µs/step (median) | tokens/s | tinydeploy / runner | tokens/s, median round | top-1 = next token |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
