@@ -24,15 +24,16 @@ def _row_scales(T, lo, hi):
 
 @pytest.mark.parametrize("extra", [None, ["-DTD_NO_SIMD"]], ids=["simd", "scalar"])
 def test_linear_dyn_paths_and_rows(extra):
-    """x86-64 hosts take the SSE2 path (8 products per instruction, any group segment: 16s, an 8,
-    a scalar tail); TD_NO_SIMD the scalar kernels rv32 and the cluster use."""
+    """x86-64 hosts take the SSE2 path (4 weight rows per pass for rows of whole groups, else any
+    group segment: 16s, an 8, a scalar tail); TD_NO_SIMD the scalar kernels rv32 and the cluster use."""
     b = IrCases("linear")
     T = 6
     n = b.input("n", np.array([4], np.int32))
     cases = []
     # (N, K): c64 path (K = 64, N % 8 == 0), shared group borders (K = 172: P = 8, N % 32 == 0),
-    # generic (N odd), groups straddling rows everywhere but the first
-    for N, K, bits, rows in [(16, 64, 16, n), (64, 172, 16, n), (9, 40, 32, ""), (12, 64, 32, "")]:
+    # generic (N odd), groups straddling rows everywhere but the first; whole groups per row with N % 4
+    # left over (the SIMD path's 4-row passes, then one row)
+    for N, K, bits, rows in [(16, 64, 16, n), (64, 172, 16, n), (9, 40, 32, ""), (12, 64, 32, ""), (10, 96, 32, "")]:
         x8 = RNG.integers(-127, 128, (T, K)).astype(np.int8)
         F = _row_scales(T, 1e-3, 1e-2)
         w8, mw = _weights(N, K)

@@ -114,29 +114,29 @@ __attribute__((noinline)) static void td_linear_dyn_c64x4(const int8_t *x4, cons
     }
 }
 
-#if defined(__SSE2__) && !defined(TD_NO_SIMD)
-/* x86-64 hosts (SSE2 is part of the ABI): 8 products per pmaddwd on the activations widened once
- * to int16 and the weights sign-extended in registers (unpack with themselves, shift right 8).
- * Integer sums in another order: the same value to the bit. */
+#ifdef TD_X86
+/* x86-64 hosts (td_common.h): 8 products per pmaddwd on the activations widened once to int16 and
+ * the weights sign-extended in registers (unpacked with themselves, shifted right 8). Integer sums
+ * in another order: the same value to the bit. */
 #include <emmintrin.h>
 #define TD_LD_SIMD_COLS 2048   /* the widened row is on the stack; wider rows take the scalar path */
-static inline __m128i td_ld_madd8(__m128i acc, const int16_t *x, __m128i w16)
+static inline __m128i td_ld_madd16(__m128i acc, const int16_t *x, const int8_t *w)
 {
-    return _mm_add_epi32(acc, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)x), w16));
+    __m128i b = _mm_loadu_si128((const __m128i *)w);
+    acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)x), _mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8)));
+    return _mm_add_epi32(acc, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(x + 8)),
+                                             _mm_srai_epi16(_mm_unpackhi_epi8(b, b), 8)));
 }
-/* sum of x[i] * w[i] for i < len */
+/* sum of x[i] * w[i] for i < len (a group's segment of a row) */
 static inline int32_t td_ld_dot(const int16_t *x, const int8_t *w, int len)
 {
     __m128i acc = _mm_setzero_si128();
     int i = 0;
-    for (; i + 16 <= len; i += 16) {
-        __m128i b = _mm_loadu_si128((const __m128i *)(w + i));
-        acc = td_ld_madd8(acc, x + i, _mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8));
-        acc = td_ld_madd8(acc, x + i + 8, _mm_srai_epi16(_mm_unpackhi_epi8(b, b), 8));
-    }
+    for (; i + 16 <= len; i += 16) acc = td_ld_madd16(acc, x + i, w + i);
     if (i + 8 <= len) {
         __m128i b = _mm_loadl_epi64((const __m128i *)(w + i));
-        acc = td_ld_madd8(acc, x + i, _mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8));
+        acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(x + i)),
+                                                _mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8)));
         i += 8;
     }
     acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0x4E));
@@ -145,17 +145,42 @@ static inline int32_t td_ld_dot(const int16_t *x, const int8_t *w, int len)
     for (; i < len; i++) s += (int32_t)x[i] * w[i];
     return s;
 }
-/* td_linear_dyn (below) for one core: row by row, each weight row by its group segments */
+/* td_linear_dyn (below) for one core, one activation row at a time. Rows of whole groups (cols % 32
+ * == 0), 4 weight rows per pass: each activation load feeds 4 rows, and the 4 group sums come out
+ * of one transpose-add. Otherwise (groups straddle rows) each row by its group segments. */
 __attribute__((noinline)) static void td_linear_dyn_simd(const int8_t *x8, const int32_t *F, int n, const int8_t *w8,
                                                          const int16_t *mw, int rows, int cols, td_scale c, int bits,
                                                          void *out, int out32)
 {
     int16_t x16[TD_LD_SIMD_COLS];
+    int whole = cols % 32 == 0, G = cols / 32;
     for (int t = 0; t < n; t++) {
         for (int i = 0; i < cols; i++) x16[i] = x8[t * cols + i];
         td_scale f = {F[2 * t], F[2 * t + 1]};
         const td_rescale_t rq = td_rescale_plan(td_scale_mul(f, c), bits);
-        for (int j = 0; j < rows; j++) {
+        int j = 0;
+        for (; whole && j + 4 <= rows; j += 4) {
+            const int8_t *w = w8 + j * cols;
+            int64_t acc[4] = {0, 0, 0, 0};
+            for (int g = 0; g < G; g++) {
+                __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+                for (int k = 32 * g; k < 32 * g + 32; k += 16) {
+                    a0 = td_ld_madd16(a0, x16 + k, w + k);
+                    a1 = td_ld_madd16(a1, x16 + k, w + cols + k);
+                    a2 = td_ld_madd16(a2, x16 + k, w + 2 * cols + k);
+                    a3 = td_ld_madd16(a3, x16 + k, w + 3 * cols + k);
+                }
+                __m128i t0 = _mm_unpacklo_epi32(a0, a1), t1 = _mm_unpackhi_epi32(a0, a1);
+                __m128i t2 = _mm_unpacklo_epi32(a2, a3), t3 = _mm_unpackhi_epi32(a2, a3);
+                __m128i s = _mm_add_epi32(_mm_add_epi32(_mm_unpacklo_epi64(t0, t2), _mm_unpackhi_epi64(t0, t2)),
+                                          _mm_add_epi32(_mm_unpacklo_epi64(t1, t3), _mm_unpackhi_epi64(t1, t3)));
+                int32_t p[4];
+                _mm_storeu_si128((__m128i *)p, s);
+                for (int r = 0; r < 4; r++) acc[r] += (int64_t)mw[(j + r) * G + g] * p[r];
+            }
+            for (int r = 0; r < 4; r++) td_linear_dyn_out(out, out32, t * rows + j + r, acc[r], rq);
+        }
+        for (; j < rows; j++) {
             int32_t base = j * cols;
             int64_t acc = 0;
             for (int i = 0; i < cols; ) {
@@ -183,7 +208,7 @@ __attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int3
                                                     const int16_t *mw, int rows, int cols, td_scale c, int bits,
                                                     void *out, int out32)
 {
-#ifdef TD_LD_SIMD_COLS
+#ifdef TD_X86
     if (cols <= TD_LD_SIMD_COLS) {
         td_linear_dyn_simd(x8, F, n, w8, mw, rows, cols, c, bits, out, out32);
         return;
