@@ -115,31 +115,18 @@ __attribute__((noinline)) static void td_linear_dyn_c64x4(const int8_t *x4, cons
 }
 
 #ifdef TD_X86
-/* x86-64 hosts (td_common.h): 8 products per pmaddwd on the activations widened once to int16 and
- * the weights sign-extended in registers (unpacked with themselves, shifted right 8). Integer sums
- * in another order: the same value to the bit. */
-#include <emmintrin.h>
+/* x86-64 hosts (td_common.h, td_x86.h): the activations widened once to int16, 8 products per
+ * pmaddwd (16 with AVX2). Integer sums in another order: the same value to the bit. */
+#include "td_x86.h"
 #define TD_LD_SIMD_COLS 2048   /* the widened row is on the stack; wider rows take the scalar path */
-static inline __m128i td_ld_madd16(__m128i acc, const int16_t *x, const int8_t *w)
-{
-    __m128i b = _mm_loadu_si128((const __m128i *)w);
-    acc = _mm_add_epi32(acc, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)x), _mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8)));
-    return _mm_add_epi32(acc, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)(x + 8)),
-                                             _mm_srai_epi16(_mm_unpackhi_epi8(b, b), 8)));
-}
-static inline __m128i td_ld_madd8(__m128i acc, const int16_t *x, const int8_t *w)
-{
-    __m128i b = _mm_loadl_epi64((const __m128i *)w);
-    return _mm_add_epi32(acc, _mm_madd_epi16(_mm_loadu_si128((const __m128i *)x), _mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8)));
-}
 /* sum of x[i] * w[i] for i < len (a group's segment of a row) */
 static inline int32_t td_ld_dot(const int16_t *x, const int8_t *w, int len)
 {
     __m128i acc = _mm_setzero_si128();
     int i = 0;
-    for (; i + 16 <= len; i += 16) acc = td_ld_madd16(acc, x + i, w + i);
+    for (; i + 16 <= len; i += 16) acc = td_x86_madd16(acc, x + i, w + i);
     if (i + 8 <= len) {
-        acc = td_ld_madd8(acc, x + i, w + i);
+        acc = td_x86_madd8(acc, x + i, w + i);
         i += 8;
     }
     acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0x4E));
@@ -163,24 +150,20 @@ static void td_ld_rows4_sse2(const int16_t *x16, const int8_t *w, int stride, in
         if (end > cols) end = cols;
         __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
         for (; k + 16 <= end; k += 16) {
-            a0 = td_ld_madd16(a0, x16 + k, w + k);
-            a1 = td_ld_madd16(a1, x16 + k, w + stride + k);
-            a2 = td_ld_madd16(a2, x16 + k, w + 2 * stride + k);
-            a3 = td_ld_madd16(a3, x16 + k, w + 3 * stride + k);
+            a0 = td_x86_madd16(a0, x16 + k, w + k);
+            a1 = td_x86_madd16(a1, x16 + k, w + stride + k);
+            a2 = td_x86_madd16(a2, x16 + k, w + 2 * stride + k);
+            a3 = td_x86_madd16(a3, x16 + k, w + 3 * stride + k);
         }
         if (k + 8 <= end) {
-            a0 = td_ld_madd8(a0, x16 + k, w + k);
-            a1 = td_ld_madd8(a1, x16 + k, w + stride + k);
-            a2 = td_ld_madd8(a2, x16 + k, w + 2 * stride + k);
-            a3 = td_ld_madd8(a3, x16 + k, w + 3 * stride + k);
+            a0 = td_x86_madd8(a0, x16 + k, w + k);
+            a1 = td_x86_madd8(a1, x16 + k, w + stride + k);
+            a2 = td_x86_madd8(a2, x16 + k, w + 2 * stride + k);
+            a3 = td_x86_madd8(a3, x16 + k, w + 3 * stride + k);
             k += 8;
         }
-        __m128i t0 = _mm_unpacklo_epi32(a0, a1), t1 = _mm_unpackhi_epi32(a0, a1);
-        __m128i t2 = _mm_unpacklo_epi32(a2, a3), t3 = _mm_unpackhi_epi32(a2, a3);
-        __m128i s = _mm_add_epi32(_mm_add_epi32(_mm_unpacklo_epi64(t0, t2), _mm_unpackhi_epi64(t0, t2)),
-                                  _mm_add_epi32(_mm_unpacklo_epi64(t1, t3), _mm_unpackhi_epi64(t1, t3)));
-        int32_t p0 = _mm_cvtsi128_si32(s), p1 = _mm_cvtsi128_si32(_mm_shuffle_epi32(s, 1));
-        int32_t p2 = _mm_cvtsi128_si32(_mm_shuffle_epi32(s, 2)), p3 = _mm_cvtsi128_si32(_mm_shuffle_epi32(s, 3));
+        __m128i s = td_x86_sum4(a0, a1, a2, a3);
+        int32_t p0 = TD_X86_LANE(s, 0), p1 = TD_X86_LANE(s, 1), p2 = TD_X86_LANE(s, 2), p3 = TD_X86_LANE(s, 3);
         for (; k < end; k++) {   /* the segment's last (len % 8) columns */
             int32_t x = x16[k];
             p0 += x * w[k]; p1 += x * w[stride + k]; p2 += x * w[2 * stride + k]; p3 += x * w[3 * stride + k];
