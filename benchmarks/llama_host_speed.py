@@ -205,7 +205,8 @@ def main() -> None:
         "tokens/s (steps / their total time, hiccups included).",
         "onnxruntime: CPU provider, ORT_ENABLE_ALL, intra_op_num_threads as stated, inter_op 1, "
         "sequential; float32 weights (the Q8_0 checkpoint dequantized). tinydeploy: int8 weights and KV "
-        "cache, integer kernels (QLinearDyn in SSE2 on x86-64, runtime/kernels/linear_dyn.h), one thread.",
+        "cache, integer kernels (on x86-64 QLinearDyn and QAttentionKV in SSE2, QLinearDyn's whole-group rows in "
+        "AVX2 where the CPU has it: runtime/kernels/td_x86.h, linear_dyn.h, attention.h), one thread, gcc -O2.",
         "",
         "| runner | µs/step (median) | tokens/s | tinydeploy / runner | tokens/s, median round | top-1 = next token |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -221,6 +222,10 @@ def main() -> None:
         lines += ["", f"(a) is `{args.optimum.name}` with sha256 {digest[:16]}… (the fixture "
                   f"{OPTIMUM.relative_to(ROOT)} is ec63f8abf194f4d0…)."]
     lines += [
+        "",
+        "The per-round column is lower than 1 / the median step for every runner because other jobs "
+        "preempt it; the longer a runner's 63 steps take, the more often: the median step is the "
+        "figure to compare.",
         "",
         "top-1 = next token: steps whose argmax is the token tinydeploy's int8 program generated next "
         "(onnxruntime runs the float model, so a few differ where the float top-2 margin is small).",
