@@ -24,9 +24,9 @@ def _row_scales(T, lo, hi):
 
 @pytest.mark.parametrize("extra", [None, ["-DTD_NO_AVX2"], ["-DTD_NO_SIMD"]], ids=["avx2", "sse2", "scalar"])
 def test_linear_dyn_paths_and_rows(extra):
-    """x86-64 hosts take the SSE2 path (4 weight rows per pass for rows of whole groups, in AVX2 where
-    the CPU has it; else any group segment: 16s, an 8, a scalar tail); TD_NO_AVX2 keeps SSE2 only;
-    TD_NO_SIMD the scalar kernels rv32 and the cluster use."""
+    """x86-64 hosts take the SSE2 path (4 weight rows sharing group borders per pass, rows of whole
+    groups in AVX2 where the CPU has it; the rows left one by one; segments by 16s, an 8, a scalar
+    tail); TD_NO_AVX2 keeps SSE2 only; TD_NO_SIMD the scalar kernels rv32 and the cluster use."""
     b = IrCases("linear")
     T = 6
     n = b.input("n", np.array([4], np.int32))
