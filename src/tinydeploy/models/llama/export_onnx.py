@@ -10,7 +10,7 @@ Graph contract (B batch, S new tokens, P cached positions, V vocab, n_kv heads o
   the caches with the S new rows appended, to feed back as the next call's past.
 
 It is the Hugging Face ``LlamaForCausalLM`` of the same weights, so it computes what optimum's
-export does (without its shape machinery; the lengths come from three Shape nodes): HF rotates the
+export does (without its shape machinery; the lengths come from two Shape nodes): HF rotates the
 halves (v[i], v[i + hs/2]) of each head where llama2.c rotates consecutive pairs (v[2i], v[2i+1]),
 so the rows of wq and wk are permuted per head (``hf_rows``: the llama2.c -> HF conversion); q.k is
 unchanged, the cached keys are in HF order. Per layer: RMSNorm (x * 1/sqrt(mean(x^2) + 1e-5) * g)
