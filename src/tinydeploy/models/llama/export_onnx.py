@@ -7,7 +7,8 @@ Graph contract (B batch, S new tokens, P cached positions, V vocab, n_kv heads o
   ``position_ids`` int64 [B, S] (the RoPE angles); ``past_key_values.{i}.key`` / ``.value`` float32
   [B, n_kv, P, hs] for each layer i (P = 0 on the first call);
 - outputs ``logits`` float32 [B, S, V]; ``present.{i}.key`` / ``.value`` float32 [B, n_kv, P + S, hs]:
-  the caches with the S new rows appended, to feed back as the next call's past.
+  the caches with the S new rows appended, to feed back as the next call's past. The logits of a
+  padding token (attention_mask 0) are not defined (it attends to nothing; HF's differ).
 
 It is the Hugging Face ``LlamaForCausalLM`` of the same weights, so it computes what optimum's
 export does (without its shape machinery; the lengths come from two Shape nodes): HF rotates the
