@@ -4,6 +4,7 @@ the int8 cache / Q15 softmax / int8 output rounding of float attention over the 
 import math
 
 import numpy as np
+import pytest
 
 from ops_testlib import IrCases
 from tinydeploy.ops.attention import kv_store
@@ -11,7 +12,7 @@ from tinydeploy.ops.intmath import scale_from_float
 from tinydeploy.ops.linear import row_scales
 from tinydeploy.ops.softmax import EXP2_Q15
 
-HS, D, KV, S, L = 8, 32, 16, 24, 2  # 4 query heads, 2 KV heads (grouped-query)
+D, S, L = 32, 24, 2  # 4 query heads on 2 KV heads (grouped-query) of HS = 8, or 2 on 1 of 16
 
 
 def _mantissas(v):
@@ -19,7 +20,14 @@ def _mantissas(v):
     return np.floor(v * 2.0**E + 0.5).astype(np.int64), E
 
 
-def test_attention_two_calls_over_the_cache():
+@pytest.mark.parametrize("HS,sharp,extra", [(8, False, None), (8, True, None), (16, False, None),
+                                           (8, True, ["-DTD_NO_SIMD"])],
+                         ids=["hs8", "hs8-sharp", "hs16", "hs8-sharp-scalar"])
+def test_attention_two_calls_over_the_cache(HS, sharp, extra):
+    """x86-64 hosts take SSE2 scores (hs % 8 == 0) and values (hs 8, weights < 2^15); sharp:
+    position 0's key alone matches every query, so its softmax weight is all of 2^15 (the generic
+    values path); TD_NO_SIMD the portable C."""
+    KV = 2 * HS
     rng = np.random.default_rng(11)
     b = IrCases("attention")
     kc, vc = b.state("kc", (L, S, KV), np.int8), b.state("vc", (L, S, KV), np.int8)
@@ -36,11 +44,14 @@ def test_attention_two_calls_over_the_cache():
     calls = []
     for pos, n, T in [(0, 5, 6), (5, 3, 4)]:
         q, k, v = (rng.integers(-3000, 3000, (T, w)).astype(np.int16) for w in (D, KV, KV))
+        if sharp:
+            q[:], k[:] = 30000, -3000
+            k[0] = 3000 if pos == 0 else -3000
         ins = [b.input(f"q{pos}", q), b.input(f"k{pos}", k), b.input(f"v{pos}", v),
                b.input(f"pos{pos}", np.array([pos], np.int32)), b.input(f"n{pos}", np.array([n], np.int32))]
         outs = b.node("QAttentionKV", ins + consts, ((T, D), np.int8), ((T, 2), np.int32), **attrs)
         calls.append((outs, q[:n], k[:n], v[:n], pos, n))
-    gold, host = b.run()
+    gold, host = b.run(extra=extra)
     cache_k, cache_v = np.zeros((S, KV)), np.zeros((S, KV))
     for (a8, F), q, k, v, pos, n in calls:
         for o in (a8, F):
@@ -52,7 +63,7 @@ def test_attention_two_calls_over_the_cache():
         for t in range(n):
             end = pos + t + 1
             for h in range(D // HS):
-                kh = slice((h // 2) * HS, (h // 2 + 1) * HS)
+                kh = slice((h // (D // KV)) * HS, (h // (D // KV) + 1) * HS)
                 s = cache_k[:end, kh] @ (q[t, h * HS:(h + 1) * HS] * 2.0**-8) / math.sqrt(HS)
                 p = np.exp(s - s.max())
                 real = (p / p.sum()) @ cache_v[:end, kh]

@@ -3,6 +3,7 @@ golden bit for bit on every kernel path (4 activation rows x 4 weight rows, 8 we
 columns, 4 rows sharing group borders, generic), within the scale rounding of the exact real result;
 only the first n rows are computed."""
 import numpy as np
+import pytest
 
 from ops_testlib import IrCases
 from tinydeploy.ops.intmath import scale_from_float, scale_to_float
@@ -21,14 +22,19 @@ def _row_scales(T, lo, hi):
     return np.array([scale_from_float(v) for v in RNG.uniform(lo, hi, T)], np.int32)
 
 
-def test_linear_dyn_paths_and_rows():
+@pytest.mark.parametrize("extra", [None, ["-DTD_NO_AVX2"], ["-DTD_NO_SIMD"]], ids=["avx2", "sse2", "scalar"])
+def test_linear_dyn_paths_and_rows(extra):
+    """x86-64 hosts take the SSE2 path (4 weight rows sharing group borders per pass, rows of whole
+    groups in AVX2 where the CPU has it; the rows left one by one; segments by 16s, an 8, a scalar
+    tail); TD_NO_AVX2 keeps SSE2 only; TD_NO_SIMD the scalar kernels rv32 and the cluster use."""
     b = IrCases("linear")
     T = 6
     n = b.input("n", np.array([4], np.int32))
     cases = []
     # (N, K): c64 path (K = 64, N % 8 == 0), shared group borders (K = 172: P = 8, N % 32 == 0),
-    # generic (N odd), groups straddling rows everywhere but the first
-    for N, K, bits, rows in [(16, 64, 16, n), (64, 172, 16, n), (9, 40, 32, ""), (12, 64, 32, "")]:
+    # generic (N odd), groups straddling rows everywhere but the first; whole groups per row with N % 4
+    # left over (the SIMD path's 4-row passes, then one row)
+    for N, K, bits, rows in [(16, 64, 16, n), (64, 172, 16, n), (9, 40, 32, ""), (12, 64, 32, ""), (10, 96, 32, "")]:
         x8 = RNG.integers(-127, 128, (T, K)).astype(np.int8)
         F = _row_scales(T, 1e-3, 1e-2)
         w8, mw = _weights(N, K)
@@ -37,7 +43,7 @@ def test_linear_dyn_paths_and_rows():
                                   b.const(f"w{K}_{N}", w8), b.const(f"m{K}_{N}", mw)],
                    ((T, N), np.int32 if bits > 16 else np.int16), c=c, bits=bits)
         cases.append((y, x8, F, w8, mw, c, 4 if rows else T, bits))
-    gold, host = b.run()
+    gold, host = b.run(extra=extra)
     for y, x8, F, w8, mw, c, rows, bits in cases:
         np.testing.assert_array_equal(gold[y][:rows], host[y][:rows], err_msg=y)
         real = x8.astype(np.float64) @ effective_weight(w8, mw).T

@@ -189,15 +189,16 @@ def summary(rep: dict) -> str:
 @main.command("export-llama")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="MODEL.onnx")
-@click.option("--seq", default=64, show_default=True, help="Static sequence length T of the graph.")
 @_edge
-def export_llama(checkpoint, output, seq):
-    """Write a llama2.c CHECKPOINT as a float32 ONNX model (tokens [T] -> logits [T, vocab])."""
+def export_llama(checkpoint, output):
+    """Write a llama2.c CHECKPOINT as a float32 ONNX decoder with a KV cache (optimum's
+    text-generation-with-past layout: input_ids, attention_mask, position_ids, past_key_values.* ->
+    logits, present.*)."""
     from .models.llama.export_onnx import export_llama as export
     check_distinct({"CHECKPOINT": checkpoint}, {"-o": output})
-    data = export(Path(checkpoint), seq)
+    data = export(Path(checkpoint))
     write_file_atomic(Path(output), data)
-    click.echo(f"wrote {output}: {len(data):,} bytes, T={seq}", err=True)
+    click.echo(f"wrote {output}: {len(data):,} bytes", err=True)
 
 
 if __name__ == "__main__":

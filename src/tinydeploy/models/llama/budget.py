@@ -1,7 +1,7 @@
 """Memory a llama program needs, checked against what its target holds before anything big is built.
 
-A checkpoint's seq_len is a header field no data backs: the KV cache, the RoPE tables and the
-exported causal mask grow with it, so every path bounds it here."""
+A checkpoint's seq_len is a header field no data backs: the KV cache and the RoPE tables grow with
+it, so every path bounds it here."""
 from __future__ import annotations
 
 from tinydeploy.errors import TinydeployError
@@ -23,12 +23,12 @@ def generate_parts(cfg: LlamaConfig, w: LlamaWeights) -> dict[str, int]:
             "RoPE tables": 2 * cfg.seq_len * cfg.head_size}
 
 
-def export_parts(cfg: LlamaConfig, w: LlamaWeights, seq: int) -> dict[str, int]:
-    """Bytes of the exported float32 ONNX model (export_onnx.py) at sequence length ``seq``."""
+def export_parts(cfg: LlamaConfig, w: LlamaWeights) -> dict[str, int]:
+    """Bytes of the exported float32 ONNX model (export_onnx.py): its weights (the KV cache and
+    everything sized by the sequence are run-time tensors of onnxruntime)."""
     tensors = [w.token_embedding, w.rms_att, w.rms_ffn, w.rms_final] + [getattr(w, n) for n in MATRICES]
     tensors += [] if cfg.shared_classifier else [w.wcls]
-    return {"weights": 4 * sum(t.size for t in tensors), "causal mask": 4 * seq * seq,
-            "RoPE tables": 4 * seq * cfg.head_size}
+    return {"weights": 4 * sum(t.size for t in tensors)}
 
 
 def check_fits(what: str, parts: dict[str, int], limit: int, where: str) -> None:

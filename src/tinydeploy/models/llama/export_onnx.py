@@ -1,27 +1,26 @@
-"""Export a llama2.c checkpoint as a standard float32 ONNX model (opset 17) for onnxruntime.
+"""Export a llama2.c checkpoint as a float32 ONNX decoder with a KV cache (opset 17), in the layout
+``optimum`` writes for ``text-generation-with-past``, for onnxruntime and for the ONNX import route.
 
-The exported graph is an independent cross-check of the importer (``checkpoint``) and of the
-compiler's model: it is built from plain ONNX operators only, from the float32 (dequantized) weights,
-and is compared with ``FloatLlama`` by top-1 agreement.
+Graph contract (B batch, S new tokens, P cached positions, V vocab, n_kv heads of head_size hs):
 
-Graph contract:
+- inputs ``input_ids`` int64 [B, S]; ``attention_mask`` int64 [B, P + S] (1 = attend, 0 = padding);
+  ``position_ids`` int64 [B, S] (the RoPE angles); ``past_key_values.{i}.key`` / ``.value`` float32
+  [B, n_kv, P, hs] for each layer i (P = 0 on the first call);
+- outputs ``logits`` float32 [B, S, V]; ``present.{i}.key`` / ``.value`` float32 [B, n_kv, P + S, hs]:
+  the caches with the S new rows appended, to feed back as the next call's past. The logits of a
+  padding token (attention_mask 0) are not defined (it attends to nothing; HF's differ).
 
-- input ``tokens``: int64 [T], T fixed at export (``seq``, default 64, at most the model's seq_len and
-  within budget.HOST_MEMORY_BYTES with the weights and the T x T mask);
-  token t sits at position t (the sequence starts at position 0, normally with BOS = 1).
-- output ``logits``: float32 [T, vocab]; row t depends only on tokens 0..t (causal), so a shorter
-  sequence can be padded with any valid token id and the rows past its end ignored.
-
-There is no KV cache: every call runs full causal attention over all T positions. That is enough for
-a cross-check; incremental generation with this graph recomputes the whole window at every step.
-
-Per layer, in llama2.c ``run.c`` order: RMSNorm (decomposed: Mul/ReduceMean/Add/Sqrt/Div/Mul, eps
-1e-5) -> q, k, v MatMuls -> RoPE on consecutive pairs (v[2i], v[2i+1]) with precomputed cos/sin
-tables [T, head_size/2] (theta 10000) -> grouped-query attention (each kv head repeated kv_mul times
-with Expand) with scores / sqrt(head_size), an additive causal mask (0 / -inf) and Softmax -> wo,
-residual Add -> RMSNorm -> SwiGLU (h1 * Sigmoid(h1) * h3) -> w2, residual Add. Then the final
-RMSNorm and the classifier: MatMul with the transposed embedding when shared (a Transpose node, so
-the embedding is stored once), else with the classifier matrix transposed.
+It is the Hugging Face ``LlamaForCausalLM`` of the same weights, so it computes what optimum's
+export does (without its shape machinery; the lengths come from two Shape nodes): HF rotates the
+halves (v[i], v[i + hs/2]) of each head where llama2.c rotates consecutive pairs (v[2i], v[2i+1]),
+so the rows of wq and wk are permuted per head (``hf_rows``: the llama2.c -> HF conversion); q.k is
+unchanged, the cached keys are in HF order. Per layer: RMSNorm (x * 1/sqrt(mean(x^2) + 1e-5) * g)
+-> q, k, v MatMuls -> RoPE with cos/sin of position_ids * inv_freq computed in the graph -> k, v
+appended to the past -> grouped-query attention (each kv head repeated n_heads / n_kv times,
+Expand + Reshape as HF's repeat_kv) scaled by hs^-0.5 with an additive mask (causal on the
+positions P..P+S-1, and attention_mask; float32 min where masked, as HF) -> wo, residual ->
+RMSNorm -> SwiGLU (w2(silu(w1 x) * w3 x)), residual. Then the final RMSNorm and the classifier: a
+Transpose of the embedding when shared (stored once), else the classifier matrix transposed.
 """
 
 from __future__ import annotations
@@ -36,11 +35,13 @@ from tinydeploy.errors import TinydeployError
 
 from .budget import HOST_MEMORY_BYTES, check_fits, export_parts
 from .checkpoint import LlamaConfig, LlamaWeights, read_checkpoint
-from .reference import rope_tables
+from .reference import rope_freqs
 
 OPSET = 17
-DEFAULT_SEQ = 64
 F32 = np.float32
+# optimum's names of the dynamic dimensions
+BATCH, SEQ, PAST, TOTAL = ("batch_size", "sequence_length", "past_sequence_length",
+                           "past_sequence_length + sequence_length")
 
 
 class _Builder:
@@ -65,79 +66,102 @@ class _Builder:
         return outs[0] if n_out == 1 else outs
 
 
-def build_model(cfg: LlamaConfig, w: LlamaWeights, seq: int = DEFAULT_SEQ) -> onnx.ModelProto:
-    """The llama2.c model as an ONNX ModelProto with a static sequence length ``seq``."""
-    if not 1 <= seq <= cfg.seq_len:
-        raise TinydeployError(f"--seq {seq}: must be between 1 and the model's seq_len {cfg.seq_len}")
-    check_fits(f"export-llama --seq {seq}", export_parts(cfg, w, seq), HOST_MEMORY_BYTES, "export-llama allows on the host")
+def hf_rows(w: np.ndarray, n_heads: int) -> np.ndarray:
+    """wq or wk [L, n_heads * hs, dim] from llama2.c's row order (head row 2i + j is component j of
+    pair i) to Hugging Face's (row j * hs/2 + i)."""
+    L, rows, cols = w.shape
+    return w.reshape(L, n_heads, rows // n_heads // 2, 2, cols).swapaxes(2, 3).reshape(w.shape)
+
+
+def io_names(cfg: LlamaConfig) -> tuple[list[str], list[str]]:
+    """The graph's input and output names, in order."""
+    caches = [f"{i}.{kv}" for i in range(cfg.n_layers) for kv in ("key", "value")]
+    return (["input_ids", "attention_mask", "position_ids"] + [f"past_key_values.{c}" for c in caches],
+            ["logits"] + [f"present.{c}" for c in caches])
+
+
+def build_model(cfg: LlamaConfig, w: LlamaWeights) -> onnx.ModelProto:
+    """The llama2.c model as an ONNX decoder with past/present KV caches."""
+    check_fits("export-llama", export_parts(cfg, w), HOST_MEMORY_BYTES, "export-llama allows on the host")
     if cfg.dim % cfg.n_heads or cfg.n_heads % cfg.n_kv_heads or cfg.head_size % 2:
         raise TinydeployError(f"unsupported head layout: dim {cfg.dim}, {cfg.n_heads} heads, "
                               f"{cfg.n_kv_heads} kv heads")
-    T, hs, nh, nkv, kvm = seq, cfg.head_size, cfg.n_heads, cfg.n_kv_heads, cfg.kv_mul
+    hs, nh, nkv, kvm = cfg.head_size, cfg.n_heads, cfg.n_kv_heads, cfg.kv_mul
     b = _Builder()
+    i64 = lambda name, *v: b.const(name, np.array(v, np.int64))  # noqa: E731
 
     # shared constants
     eps = b.const("eps", np.array(cfg.norm_eps, F32))
-    cos, sin = rope_tables(cfg, T)  # [T, hs/2], float32, as run.c computes them
-    cos_c = b.const("rope_cos", cos.reshape(T, 1, hs // 2, 1))
-    sin_c = b.const("rope_sin", sin.reshape(T, 1, hs // 2, 1))
-    mask = np.where(np.tril(np.ones((T, T), bool)), F32(0.0), F32(-np.inf)).astype(F32)
-    mask_c = b.const("causal_mask", mask)  # [T, T], broadcast over heads
-    scale_c = b.const("att_scale", np.array(np.sqrt(F32(hs)), F32))
-    shp = {
-        "q_pairs": b.const("shape_q_pairs", np.array([T, nh, hs // 2, 2], np.int64)),
-        "k_pairs": b.const("shape_k_pairs", np.array([T, nkv, hs // 2, 2], np.int64)),
-        "q_heads": b.const("shape_q_heads", np.array([T, nh, hs], np.int64)),
-        "kv_grp": b.const("shape_kv_grp", np.array([T, nkv, 1, hs], np.int64)),
-        "kv_exp": b.const("shape_kv_exp", np.array([T, nkv, kvm, hs], np.int64)),
-        "flat": b.const("shape_flat", np.array([T, cfg.dim], np.int64)),
-    }
+    ax0, ax1, ax2, ax12 = i64("axes_0", 0), i64("axes_1", 1), i64("axes_2", 2), i64("axes_1_2", 1, 2)
+    shape_heads = {n: i64(f"shape_{n}_heads", 0, 0, n, hs) for n in {nh, nkv}}  # [B, S, n, hs]
+    shape_flat = i64("shape_flat", 0, 0, cfg.dim)
+    names_in, names_out = io_names(cfg)
+
+    # run-time lengths: S new tokens at positions P .. P+S-1
+    scalar = lambda x: b.op("Squeeze", [x, ax0])  # noqa: E731
+    seq = scalar(b.op("Shape", ["input_ids"], start=1, end=2))
+    past = scalar(b.op("Shape", [names_in[3]], start=2, end=3))
+    total = b.op("Add", [past, seq])
+    one = b.const("one", np.array(1, np.int64))
+    key_pos = b.op("Unsqueeze", [b.op("Range", [b.const("zero", np.array(0, np.int64)), total, one]), ax0])
+    query_pos = b.op("Unsqueeze", [b.op("Range", [past, total, one]), ax1])
+    keep = b.op("Unsqueeze", [b.op("Cast", ["attention_mask"], to=TensorProto.BOOL), ax12])
+    allowed = b.op("And", [b.op("LessOrEqual", [key_pos, query_pos]), keep])  # [B, 1, S, P+S]
+    mask = b.op("Where", [allowed, b.const("mask_keep", np.array(0, F32)),
+                          b.const("mask_drop", np.array(np.finfo(F32).min, F32))], name="attn_mask")
+
+    # RoPE angles [B, 1, S, hs]: position * inv_freq, the halves repeated (HF's cat(freqs, freqs))
+    pos = b.op("Unsqueeze", [b.op("Cast", ["position_ids"], to=TensorProto.FLOAT), ax2])
+    freqs = b.op("Mul", [pos, b.const("inv_freq", rope_freqs(cfg))])
+    angles = b.op("Unsqueeze", [b.op("Concat", [freqs, freqs], axis=-1), ax1])
+    cos, sin = b.op("Cos", [angles], name="rope_cos"), b.op("Sin", [angles], name="rope_sin")
+    scaling = b.const("att_scaling", np.array(hs ** -0.5, F32))
+    if kvm > 1:
+        expand_kv, shape_kv = i64("expand_kv", 1, 1, kvm, 1, 1), i64("shape_repeat_kv", 0, nh, -1, hs)
 
     def rmsnorm(x: str, weight: np.ndarray, wname: str) -> str:
-        sq = b.op("Mul", [x, x])
-        ms = b.op("ReduceMean", [sq], axes=[-1], keepdims=1)
-        rms = b.op("Sqrt", [b.op("Add", [ms, eps])])
-        return b.op("Mul", [b.op("Div", [x, rms]), b.const(wname, weight.astype(F32))])
+        ms = b.op("ReduceMean", [b.op("Mul", [x, x])], axes=[-1], keepdims=1)
+        inv = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [ms, eps])])])
+        return b.op("Mul", [b.const(wname, weight.astype(F32)), b.op("Mul", [x, inv])])
 
     def linear(x: str, mat: np.ndarray, wname: str) -> str:
         # checkpoint matrices are [out, in]; y = x @ W^T
         return b.op("MatMul", [x, b.const(wname, np.ascontiguousarray(mat.T, F32))])
 
-    def rope(v: str, pairs_shape: str, heads_shape: str) -> str:
-        """[T, n*hs] -> rotated [T, n, hs]: (v0, v1) -> (v0 c - v1 s, v0 s + v1 c)."""
-        p = b.op("Reshape", [v, pairs_shape])  # [T, n, hs/2, 2]
-        v0, v1 = b.op("Split", [p], n_out=2, axis=-1)  # [T, n, hs/2, 1] each
-        r0 = b.op("Sub", [b.op("Mul", [v0, cos_c]), b.op("Mul", [v1, sin_c])])
-        r1 = b.op("Add", [b.op("Mul", [v0, sin_c]), b.op("Mul", [v1, cos_c])])
-        return b.op("Reshape", [b.op("Concat", [r0, r1], axis=-1), heads_shape])
+    def heads(x: str, n: int) -> str:
+        """[B, S, n*hs] -> [B, n, S, hs]."""
+        return b.op("Transpose", [b.op("Reshape", [x, shape_heads[n]])], perm=[0, 2, 1, 3])
+
+    def rope(t: str) -> str:
+        """t * cos + rotate_half(t) * sin, rotate_half(t) = (-t[hs/2:], t[:hs/2])."""
+        t1, t2 = b.op("Split", [t], n_out=2, axis=-1)
+        rot = b.op("Concat", [b.op("Neg", [t2]), t1], axis=-1)
+        return b.op("Add", [b.op("Mul", [t, cos]), b.op("Mul", [rot, sin])])
 
     def repeat_kv(t: str) -> str:
-        """[T, nkv, hs] -> [T, nh, hs], query head h reading kv head h // kv_mul."""
+        """[B, nkv, T, hs] -> [B, nh, T, hs], query head h reading kv head h // kv_mul."""
         if kvm == 1:
             return t
-        g = b.op("Expand", [b.op("Reshape", [t, shp["kv_grp"]]), shp["kv_exp"]])
-        return b.op("Reshape", [g, shp["q_heads"]])
+        return b.op("Reshape", [b.op("Expand", [b.op("Unsqueeze", [t, ax2]), expand_kv]), shape_kv])
 
-    kv_heads = b.const("shape_kv_heads", np.array([T, nkv, hs], np.int64))
+    wq, wk = hf_rows(w.wq, nh), hf_rows(w.wk, nkv)
     emb = b.const("token_embedding", w.token_embedding.astype(F32))
-    x = b.op("Gather", [emb, "tokens"], name="x_embed", axis=0)  # [T, dim]
+    x = b.op("Gather", [emb, "input_ids"], name="x_embed", axis=0)  # [B, S, dim]
     for l in range(cfg.n_layers):
         xb = rmsnorm(x, w.rms_att[l], f"l{l}.rms_att")
-        q = rope(linear(xb, w.wq[l], f"l{l}.wq_t"), shp["q_pairs"], shp["q_heads"])
-        k = rope(linear(xb, w.wk[l], f"l{l}.wk_t"), shp["k_pairs"], kv_heads)
-        v = b.op("Reshape", [linear(xb, w.wv[l], f"l{l}.wv_t"), kv_heads])
-        qh = b.op("Transpose", [q], perm=[1, 0, 2])  # [nh, T, hs]
-        kh = b.op("Transpose", [repeat_kv(k)], perm=[1, 2, 0])  # [nh, hs, T]
-        vh = b.op("Transpose", [repeat_kv(v)], perm=[1, 0, 2])  # [nh, T, hs]
-        scores = b.op("Div", [b.op("MatMul", [qh, kh]), scale_c])  # [nh, T, T]
-        probs = b.op("Softmax", [b.op("Add", [scores, mask_c])], axis=-1)
-        att = b.op("Transpose", [b.op("MatMul", [probs, vh])], perm=[1, 0, 2])  # [T, nh, hs]
-        att = b.op("Reshape", [att, shp["flat"]])
+        q = rope(heads(linear(xb, wq[l], f"l{l}.wq_t"), nh))
+        k = rope(heads(linear(xb, wk[l], f"l{l}.wk_t"), nkv))
+        v = heads(linear(xb, w.wv[l], f"l{l}.wv_t"), nkv)
+        k = b.op("Concat", [names_in[3 + 2 * l], k], name=names_out[1 + 2 * l], axis=2)
+        v = b.op("Concat", [names_in[4 + 2 * l], v], name=names_out[2 + 2 * l], axis=2)
+        kt = b.op("Transpose", [repeat_kv(k)], perm=[0, 1, 3, 2])  # [B, nh, hs, P+S]
+        scores = b.op("Add", [b.op("Mul", [b.op("MatMul", [q, kt]), scaling]), mask])
+        att = b.op("MatMul", [b.op("Softmax", [scores], axis=-1), repeat_kv(v)])  # [B, nh, S, hs]
+        att = b.op("Reshape", [b.op("Transpose", [att], perm=[0, 2, 1, 3]), shape_flat])
         x = b.op("Add", [x, linear(att, w.wo[l], f"l{l}.wo_t")], name=f"l{l}_x_mid")
         xb = rmsnorm(x, w.rms_ffn[l], f"l{l}.rms_ffn")
         h1 = linear(xb, w.w1[l], f"l{l}.w1_t")
-        h3 = linear(xb, w.w3[l], f"l{l}.w3_t")
-        g = b.op("Mul", [b.op("Mul", [h1, b.op("Sigmoid", [h1])]), h3])
+        g = b.op("Mul", [b.op("Mul", [h1, b.op("Sigmoid", [h1])]), linear(xb, w.w3[l], f"l{l}.w3_t")])
         x = b.op("Add", [x, linear(g, w.w2[l], f"l{l}.w2_t")], name=f"l{l}_x_out")
     xf = rmsnorm(x, w.rms_final, "rms_final")
     if cfg.shared_classifier:
@@ -146,14 +170,18 @@ def build_model(cfg: LlamaConfig, w: LlamaWeights, seq: int = DEFAULT_SEQ) -> on
         cls_t = b.const("classifier_t", np.ascontiguousarray(w.wcls.T, F32))
     b.nodes.append(helper.make_node("MatMul", [xf, cls_t], ["logits"], name="classifier"))
 
+    cache = lambda name, length: helper.make_tensor_value_info(  # noqa: E731
+        name, TensorProto.FLOAT, [BATCH, nkv, length, hs])
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [BATCH, SEQ]),
+              helper.make_tensor_value_info("attention_mask", TensorProto.INT64, [BATCH, TOTAL]),
+              helper.make_tensor_value_info("position_ids", TensorProto.INT64, [BATCH, SEQ])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [BATCH, SEQ, cfg.vocab_size])]
     graph = helper.make_graph(
-        b.nodes, "llama2c",
-        [helper.make_tensor_value_info("tokens", TensorProto.INT64, [T])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [T, cfg.vocab_size])],
-        initializer=b.inits)
+        b.nodes, "llama2c", inputs + [cache(n, PAST) for n in names_in[3:]],
+        outputs + [cache(n, TOTAL) for n in names_out[1:]], initializer=b.inits)
     graph.doc_string = (f"llama2.c model, dim {cfg.dim}, {cfg.n_layers} layers, {nh} heads "
-                        f"({nkv} kv), vocab {cfg.vocab_size}; static T={T}, full causal attention, "
-                        f"no KV cache")
+                        f"({nkv} kv), vocab {cfg.vocab_size}, trained context {cfg.seq_len}; "
+                        "optimum text-generation-with-past layout, Hugging Face rotary halves")
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="tinydeploy export-llama")
     model.ir_version = 8  # opset 17 pairs with IR 8; keeps older onnxruntime builds happy
@@ -161,7 +189,7 @@ def build_model(cfg: LlamaConfig, w: LlamaWeights, seq: int = DEFAULT_SEQ) -> on
     return model
 
 
-def export_llama(checkpoint: str | Path, seq: int = DEFAULT_SEQ) -> bytes:
+def export_llama(checkpoint: str | Path) -> bytes:
     """Serialized ONNX model of the llama2.c checkpoint at ``checkpoint``."""
     cfg, w = read_checkpoint(checkpoint)
-    return build_model(cfg, w, seq).SerializeToString()
+    return build_model(cfg, w).SerializeToString()

@@ -29,12 +29,16 @@ def matmul(x: np.ndarray, w_t: np.ndarray) -> np.ndarray:
     return (x.astype(F64) @ w_t).astype(F32)
 
 
+def rope_freqs(cfg: LlamaConfig) -> np.ndarray:
+    """[head_size/2] float32 as run.c computes them: 1 / 10000^(head_dim / head_size) for
+    head_dim = 0, 2, 4, ..."""
+    hd = np.arange(0, cfg.head_size, 2, dtype=F32)
+    return (F32(1.0) / np.power(F32(cfg.rope_theta), hd / F32(cfg.head_size))).astype(F32)
+
+
 def rope_tables(cfg: LlamaConfig, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """cos/sin [seq_len, head_size/2] as run.c computes them in float32:
-    freq = 1 / 10000^(head_dim / head_size) for head_dim = 0, 2, 4, ...; angle = pos * freq."""
-    hs = cfg.head_size
-    hd = np.arange(0, hs, 2, dtype=F32)
-    freq = (F32(1.0) / np.power(F32(cfg.rope_theta), hd / F32(hs))).astype(F32)
+    """cos/sin [seq_len, head_size/2] as run.c computes them in float32: angle = pos * freq."""
+    freq = rope_freqs(cfg)
     ang = (np.arange(seq_len, dtype=F32)[:, None] * freq[None, :]).astype(F32)
     return np.cos(ang).astype(F32), np.sin(ang).astype(F32)
 

@@ -16,6 +16,59 @@ static inline int8_t td_cache8(int16_t x, const int32_t *s)
     return (int8_t)(v > 127 ? 127 : (v < -128 ? -128 : v));
 }
 
+#ifdef TD_X86
+#include "td_x86.h"
+/* scores[s] = u . k_s for s < end (k_s = k + s KV, hs % 8 == 0), 4 positions per transpose-add;
+ * returns their maximum */
+static inline int32_t td_att_scores_x86(const int16_t *u, int hs, const int8_t *k, int KV, int end,
+                                        int32_t *scores)
+{
+    int32_t amax = INT32_MIN;
+    int s = 0;
+    for (; s + 4 <= end; s += 4) {
+        const int8_t *kr = k + s * KV;
+        __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+        for (int c = 0; c < hs; c += 8) {
+            a0 = td_x86_madd8(a0, u + c, kr + c);
+            a1 = td_x86_madd8(a1, u + c, kr + KV + c);
+            a2 = td_x86_madd8(a2, u + c, kr + 2 * KV + c);
+            a3 = td_x86_madd8(a3, u + c, kr + 3 * KV + c);
+        }
+        _mm_storeu_si128((__m128i *)(scores + s), td_x86_sum4(a0, a1, a2, a3));
+    }
+    for (; s < end; s++) {
+        int32_t acc = 0;
+        for (int c = 0; c < hs; c++) acc += (int32_t)u[c] * k[s * KV + c];
+        scores[s] = acc;
+    }
+    for (s = 0; s < end; s++) amax = scores[s] > amax ? scores[s] : amax;
+    return amax;
+}
+/* o[c] = sum_s p_s v_s[c] for hs == 8, p_s = mulhr(w_s, pm2): two positions per pmaddwd, the pair
+ * (p_s, p_s+1) against (v_s[c], v_s+1[c]). p_s < 2^15 fits int16: pm2 != 0 at sm_shift >= 31 means
+ * recip = 2^46 / sum < 2^31, so sum > 2^15 >= w_s and p_s <= round(2^30 / (2^15 + 1)) = 32767. */
+static inline void td_att_values8_x86(const int32_t *w, uint32_t pm2, const int8_t *v, int KV, int end,
+                                      int32_t *o)
+{
+    __m128i lo = _mm_setzero_si128(), hi = lo;
+    int s = 0;
+    for (; s + 2 <= end; s += 2) {
+        uint32_t p0 = td_mulhr((uint32_t)w[s], pm2), p1 = td_mulhr((uint32_t)w[s + 1], pm2);
+        __m128i pp = _mm_set1_epi32((int32_t)(p0 | p1 << 16));
+        __m128i b = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(v + s * KV)),
+                                      _mm_loadl_epi64((const __m128i *)(v + (s + 1) * KV)));
+        lo = _mm_add_epi32(lo, _mm_madd_epi16(pp, _mm_srai_epi16(_mm_unpacklo_epi8(b, b), 8)));
+        hi = _mm_add_epi32(hi, _mm_madd_epi16(pp, _mm_srai_epi16(_mm_unpackhi_epi8(b, b), 8)));
+    }
+    _mm_storeu_si128((__m128i *)o, lo);
+    _mm_storeu_si128((__m128i *)(o + 4), hi);
+    if (s < end) {
+        int32_t p = (int32_t)td_mulhr((uint32_t)w[s], pm2);
+        for (int c = 0; c < 8; c++) o[c] += p * v[s * KV + c];
+    }
+}
+#endif
+
 /* Causal GQA attention over the int8 cache of one layer (kc, vc: [max_seq][KV]); first stores the
  * n new rows at pos.. (per-channel scales kq, vq), then attends over pos + t + 1 positions. */
 static inline void td_attention_kv(const int16_t *q, const int16_t *k, const int16_t *v, int32_t pos,
@@ -42,6 +95,9 @@ static inline void td_attention_kv(const int16_t *q, const int16_t *k, const int
             int64_t Mu = td_quantize_vec32(ub, hs, 32767, u16, 1);
             td_scale G = td_scale_mul(td_scale_norm(Mu, 0), c_score);
             int32_t amax = INT32_MIN;
+#ifdef TD_X86
+            if (hs % 8 == 0) amax = td_att_scores_x86(u16, hs, kc + off, KV, end, scratch); else
+#endif
             if (hs == 8) {
                 int32_t u0 = u16[0], u1 = u16[1], u2 = u16[2], u3 = u16[3], u4 = u16[4], u5 = u16[5],
                         u6 = u16[6], u7 = u16[7];
@@ -66,6 +122,9 @@ static inline void td_attention_kv(const int16_t *q, const int16_t *k, const int
             uint32_t recip = (uint32_t)td_udiv64((uint64_t)1 << 46, sum), pm2 = td_mulhr_m(recip, sm_shift);
             int32_t o[hs];
             for (int c = 0; c < hs; c++) o[c] = 0;
+#ifdef TD_X86
+            if (hs == 8 && pm2 && sm_shift >= 31) td_att_values8_x86(scratch, pm2, vc + off, KV, end, o); else
+#endif
             if (hs == 8 && pm2) {
                 int32_t o0 = 0, o1 = 0, o2 = 0, o3 = 0, o4 = 0, o5 = 0, o6 = 0, o7 = 0;
                 for (int s = 0; s < end; s++) {

@@ -114,6 +114,139 @@ __attribute__((noinline)) static void td_linear_dyn_c64x4(const int8_t *x4, cons
     }
 }
 
+#ifdef TD_X86
+/* x86-64 hosts (td_common.h, td_x86.h): the activations widened once to int16, 8 products per
+ * pmaddwd (16 with AVX2). Integer sums in another order: the same value to the bit. */
+#include "td_x86.h"
+#define TD_LD_SIMD_COLS 2048   /* the widened row is on the stack; wider rows take the scalar path */
+/* sum of x[i] * w[i] for i < len (a group's segment of a row) */
+static inline int32_t td_ld_dot(const int16_t *x, const int8_t *w, int len)
+{
+    __m128i acc = _mm_setzero_si128();
+    int i = 0;
+    for (; i + 16 <= len; i += 16) acc = td_x86_madd16(acc, x + i, w + i);
+    if (i + 8 <= len) {
+        acc = td_x86_madd8(acc, x + i, w + i);
+        i += 8;
+    }
+    acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0x4E));
+    acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0xB1));
+    int32_t s = _mm_cvtsi128_si32(acc);
+    for (; i < len; i++) s += (int32_t)x[i] * w[i];
+    return s;
+}
+/* 4 weight rows that share their group borders (rows j, j + P, j + 2P, j + 3P: `stride` bytes and
+ * `gstep` groups apart; P = 1 when a row is whole groups) against the widened activations, row j
+ * starting at flat offset `base`: acc[r] = sum over row j + rP's group segments of mantissa x
+ * (segment . x), each segment's products in int32 (|sum| < 2^31). Each activation load feeds the
+ * 4 rows; the 4 segment sums come out of one transpose-add. */
+static void td_ld_rows4_sse2(const int16_t *x16, const int8_t *w, int stride, int32_t base, int cols,
+                             const int16_t *mw, int32_t gstep, int64_t *acc)
+{
+    int64_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+    for (int i = 0; i < cols; ) {
+        int32_t g = (base + i) >> 5;
+        int end = ((g + 1) << 5) - base, k = i;
+        if (end > cols) end = cols;
+        __m128i a0 = _mm_setzero_si128(), a1 = a0, a2 = a0, a3 = a0;
+        for (; k + 16 <= end; k += 16) {
+            a0 = td_x86_madd16(a0, x16 + k, w + k);
+            a1 = td_x86_madd16(a1, x16 + k, w + stride + k);
+            a2 = td_x86_madd16(a2, x16 + k, w + 2 * stride + k);
+            a3 = td_x86_madd16(a3, x16 + k, w + 3 * stride + k);
+        }
+        if (k + 8 <= end) {
+            a0 = td_x86_madd8(a0, x16 + k, w + k);
+            a1 = td_x86_madd8(a1, x16 + k, w + stride + k);
+            a2 = td_x86_madd8(a2, x16 + k, w + 2 * stride + k);
+            a3 = td_x86_madd8(a3, x16 + k, w + 3 * stride + k);
+            k += 8;
+        }
+        __m128i s = td_x86_sum4(a0, a1, a2, a3);
+        int32_t p0 = TD_X86_LANE(s, 0), p1 = TD_X86_LANE(s, 1), p2 = TD_X86_LANE(s, 2), p3 = TD_X86_LANE(s, 3);
+        for (; k < end; k++) {   /* the segment's last (len % 8) columns */
+            int32_t x = x16[k];
+            p0 += x * w[k]; p1 += x * w[stride + k]; p2 += x * w[2 * stride + k]; p3 += x * w[3 * stride + k];
+        }
+        c0 += (int64_t)mw[g] * p0;
+        c1 += (int64_t)mw[g + gstep] * p1;
+        c2 += (int64_t)mw[g + 2 * gstep] * p2;
+        c3 += (int64_t)mw[g + 3 * gstep] * p3;
+        i = end;
+    }
+    acc[0] = c0; acc[1] = c1; acc[2] = c2; acc[3] = c3;
+}
+#if defined(__GNUC__) && !defined(TD_NO_AVX2)
+/* Rows of whole groups (P = 1) with AVX2 where the CPU has it (chosen at run time: the build targets
+ * baseline x86-64): 16 products per vpmaddwd on weights sign-extended by vpmovsxbw. */
+#include <immintrin.h>
+static inline __attribute__((target("avx2"))) __m256i td_ld_madd32_avx2(__m256i xa, __m256i xb, const int8_t *w)
+{
+    __m256i wa = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w));
+    __m256i wb = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(w + 16)));
+    return _mm256_add_epi32(_mm256_madd_epi16(xa, wa), _mm256_madd_epi16(xb, wb));
+}
+__attribute__((target("avx2"))) static void td_ld_rows4_avx2(const int16_t *x16, const int8_t *w, int stride,
+                                                             int32_t base, int cols, const int16_t *mw,
+                                                             int32_t gstep, int64_t *acc)
+{
+    int64_t c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+    for (int32_t k = 0, g = base >> 5; k < cols; k += 32, g++) {
+        __m256i xa = _mm256_loadu_si256((const __m256i *)(x16 + k)), xb = _mm256_loadu_si256((const __m256i *)(x16 + k + 16));
+        __m256i a0 = td_ld_madd32_avx2(xa, xb, w + k), a1 = td_ld_madd32_avx2(xa, xb, w + stride + k);
+        __m256i a2 = td_ld_madd32_avx2(xa, xb, w + 2 * stride + k), a3 = td_ld_madd32_avx2(xa, xb, w + 3 * stride + k);
+        /* per 128-bit lane [sum a0, sum a1, sum a2, sum a3], then the two lanes added */
+        __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        c0 += (int64_t)mw[g] * _mm_cvtsi128_si32(s);
+        c1 += (int64_t)mw[g + gstep] * _mm_extract_epi32(s, 1);
+        c2 += (int64_t)mw[g + 2 * gstep] * _mm_extract_epi32(s, 2);
+        c3 += (int64_t)mw[g + 3 * gstep] * _mm_extract_epi32(s, 3);
+    }
+    acc[0] = c0; acc[1] = c1; acc[2] = c2; acc[3] = c3;
+}
+#define TD_LD_AVX2 __builtin_cpu_supports("avx2")
+#else
+#define TD_LD_AVX2 0
+#define td_ld_rows4_avx2 td_ld_rows4_sse2
+#endif
+/* td_linear_dyn (below) for one core, one activation row at a time: 4 weight rows sharing group
+ * borders per pass (rows P apart, as the scalar fast path), the rows left one by one. */
+__attribute__((noinline)) static void td_linear_dyn_simd(const int8_t *x8, const int32_t *F, int n, const int8_t *w8,
+                                                         const int16_t *mw, int rows, int cols, td_scale c, int bits,
+                                                         void *out, int out32)
+{
+    int P = 32 / (cols & 31 ? (cols & -cols) : 32);
+    void (*rows4)(const int16_t *, const int8_t *, int, int32_t, int, const int16_t *, int32_t, int64_t *) =
+        P == 1 && TD_LD_AVX2 ? td_ld_rows4_avx2 : td_ld_rows4_sse2;
+    int quads = P == 1 ? rows / 4 : (rows % (4 * P) ? 0 : rows / 4);   /* 4-row passes */
+    int16_t x16[TD_LD_SIMD_COLS];
+    for (int t = 0; t < n; t++) {
+        for (int i = 0; i < cols; i++) x16[i] = x8[t * cols + i];
+        td_scale f = {F[2 * t], F[2 * t + 1]};
+        const td_rescale_t rq = td_rescale_plan(td_scale_mul(f, c), bits);
+        for (int q = 0; q < quads; q++) {   /* rows j + rP, r < 4; quads is a multiple of P */
+            int j = 4 * q - 3 * (q & (P - 1));
+            int64_t acc[4];
+            rows4(x16, w8 + j * cols, P * cols, j * cols, cols, mw, P * cols / 32, acc);
+            for (int r = 0; r < 4; r++) td_linear_dyn_out(out, out32, t * rows + j + r * P, acc[r], rq);
+        }
+        for (int j = 4 * quads; j < rows; j++) {
+            int32_t base = j * cols;
+            int64_t acc = 0;
+            for (int i = 0; i < cols; ) {
+                int32_t g = (base + i) >> 5;
+                int end = ((g + 1) << 5) - base;
+                if (end > cols) end = cols;
+                acc += (int64_t)mw[g] * td_ld_dot(x16 + i, w8 + base + i, end - i);
+                i = end;
+            }
+            td_linear_dyn_out(out, out32, t * rows + j, acc, rq);
+        }
+    }
+}
+#endif
+
 /* out[t, j] = sat(apply(sum_g mw_g sum_{i in g} x8_i w8_ji, F_t * c)), groups of 32 over the
  * flattened [rows, cols] weight (they may straddle rows).
  * Fast path: 4 rows per pass that share their group borders (rows P apart, P = 32 / gcd(cols, 32):
@@ -126,6 +259,12 @@ __attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int3
                                                     const int16_t *mw, int rows, int cols, td_scale c, int bits,
                                                     void *out, int out32)
 {
+#ifdef TD_X86
+    if (cols <= TD_LD_SIMD_COLS) {
+        td_linear_dyn_simd(x8, F, n, w8, mw, rows, cols, c, bits, out, out32);
+        return;
+    }
+#endif
     int gcd = cols & 31 ? (cols & -cols) : 32;
     int P = 32 / gcd;
     int fast = rows % (4 * P) == 0;

@@ -29,6 +29,12 @@ static inline float td_clampf(float v, float lo, float hi)
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+/* x86-64 hosts: SSE2 kernels (SSE2 is part of the ABI) and 64-bit arithmetic where 32-bit cores
+ * split words; the same values to the bit. TD_NO_SIMD builds the portable C that rv32 runs. */
+#if defined(__x86_64__) && defined(__SSE2__) && !defined(TD_NO_SIMD)
+#define TD_X86 1
+#endif
+
 /* Work shared by the cores of a cluster (built with TD_CLUSTER, targets/cluster): a parallel kernel
  * does items [td_par_lo(n), td_par_hi(n)) of its n and ends with td_par_sync(), so the next call
  * sees all of its output. Elsewhere one core does every item and nothing waits. */

@@ -167,7 +167,11 @@ static inline td_rescale_t td_rescale_plan(td_scale s, int bits)
 {
     td_rescale_t p;
     p.s = s;
+#ifdef TD_X86
+    p.mode = 0;   /* one 64-bit product */
+#else
     p.mode = s.e >= 33 && s.e <= 63 ? 1 : (s.e >= 27 && s.e <= 32 ? 2 : 0);
+#endif
     p.rnd = p.mode == 1 ? 1 << (s.e - 33) : 0;
     p.hi = bits >= 32 ? INT32_MAX : (1 << (bits - 1)) - 1;
     p.lo = -p.hi - 1;
