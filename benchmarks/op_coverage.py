@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from tinydeploy.frontend.dialect import DEEPLOY_OPS
 from tinydeploy.ops import registry
 from tinydeploy.passes.lut import ELEMENTWISE
 
@@ -31,7 +32,9 @@ def render() -> str:
     families = defaultdict(list)
     for name, op in registry.OPS.items():
         families[op.golden.__module__.rsplit(".", 1)[-1]].append((name, op))
-    onnx_ops = sorted(n for n in registry.OPS if not INTERNAL(n) and n not in ("QuantizeLinear", "DequantizeLinear"))
+    dialect = sorted(n for n in registry.OPS if n in DEEPLOY_OPS)
+    onnx_ops = sorted(n for n in registry.OPS if not INTERNAL(n) and n not in dialect
+                      and n not in ("QuantizeLinear", "DequantizeLinear"))
     lines = ["# Operator coverage", "",
              f"{len(onnx_ops)} ONNX operators compile to C (float32, and integer types where ONNX defines them);",
              "in quantized graphs each takes the int8 path shown. Internal integer kernels are listed per family.",
@@ -41,13 +44,14 @@ def render() -> str:
              "", "| family | ONNX operator | in quantized graphs |", "| --- | --- | --- |"]
     for fam in sorted(families):
         for name, op in sorted(families[fam]):
-            if not INTERNAL(name):
+            if not INTERNAL(name) and name not in dialect:
                 lines.append(f"| {fam} | {name} | {int8_path(name, op)} |")
     lines += ["", "| family | internal integer kernels |", "| --- | --- |"]
     for fam in sorted(families):
         internal = sorted(n for n, _ in families[fam] if INTERNAL(n))
         if internal:
             lines.append(f"| {fam} | {', '.join(internal)} |")
+    lines += ["", f"Deeploy's integer dialect (docs/deeploy_dialect.md), {len(dialect)} operators: {', '.join(dialect)}."]
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ from onnx import helper, numpy_helper, shape_inference
 from ..errors import TinydeployError
 from ..ir import Graph, Node, Tensor
 from ..limits import check_extent
+from .dialect import PRIVATE, hide_dialect
 from .precheck import precheck
 from .qoperator import normalize_qoperator
 from .window_attrs import check_window_attrs
@@ -64,7 +65,7 @@ def import_model(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]] | No
     del g.node[:]
     g.node.extend(order)
     check_window_attrs(g, known_dims(g, g.input))   # names the user's node, before the QOperator rewrite
-    model = normalize_qoperator(model)
+    model = normalize_qoperator(hide_dialect(model))
     _check_ops_exist(model)
     stale = _set_input_shapes(model.graph, shapes)
     declared = _forget_stated_types(model.graph, keep_shapes=not stale)
@@ -115,6 +116,8 @@ def _check_ops_exist(model: onnx.ModelProto) -> None:
     version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     known: dict[str, bool] = {}   # per op type: a schema lookup per node is slow on big graphs
     for k, n in enumerate(model.graph.node):
+        if n.domain == PRIVATE:   # Deeploy's dialect (frontend/dialect.py)
+            continue
         if n.domain not in ("", "ai.onnx"):
             raise TinydeployError(f"node {n.name or f'{n.op_type}_{k}'}: operator {n.domain}::{n.op_type} "
                                   f"is not supported (custom domain)")
@@ -251,7 +254,7 @@ def _to_ir(model: onnx.ModelProto, declared: dict[str, tuple]) -> Graph:
     nodes = []
     for k, n in enumerate(g.node):
         name = n.name or f"{n.op_type}_{k}"
-        if n.domain not in ("", "ai.onnx"):
+        if n.domain not in ("", "ai.onnx", PRIVATE):
             raise TinydeployError(f"node {name}: operator {n.domain}::{n.op_type} is not supported")
         attrs = _attrs(n)
         if n.op_type == "Constant":

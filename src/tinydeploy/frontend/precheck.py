@@ -6,11 +6,13 @@ from __future__ import annotations
 import onnx
 
 from ..errors import TinydeployError
+from .dialect import DOMAIN_OPSETS
 
 # Newest opset per domain the frontend understands: the default domain as the pinned onnx package
 # defines it (its checker and shape inference are ours), com.microsoft for the QOperator ops of
-# frontend/qoperator.py (all in its opset 1). Other domains are refused node by node.
-NEWEST_OPSET = {"": onnx.defs.onnx_opset_version(), "com.microsoft": 1}
+# frontend/qoperator.py (all in its opset 1), and the domains of Deeploy's dialect (frontend/dialect.py,
+# which admit only its ops). Other domains are refused node by node.
+NEWEST_OPSET = {"": onnx.defs.onnx_opset_version(), "com.microsoft": 1, **DOMAIN_OPSETS}
 
 
 def precheck(model: onnx.ModelProto) -> None:

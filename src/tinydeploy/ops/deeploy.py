@@ -1,0 +1,172 @@
+"""Deeploy's integer dialect (frontend/dialect.py, docs/deeploy_dialect.md): RequantShift and the
+integer divisions, with the arithmetic of Deeploy's own C kernels (runtime/kernels/deeploy.h).
+
+Deeploy's files declare these tensors float32 holding integers; its code generator infers integer
+types and its kernels compute in int32. So every dialect op takes float32 or integer tensors: a
+float element is read as C's (int32_t) cast would (truncation; here saturating, NaN -> 0, where C
+is undefined), the integer arithmetic is Deeploy's (int32 wrap-around where its C wraps), and a
+float32 input gives a float32 output holding the integer result.
+
+RequantShift(x, mul, add; div, n_levels | n_levels_out, signed)   (Generic/src/RequantShift_s8.c)
+    y = clamp((x·mul + add + div/2) >> log2(div), lo, hi)   in int32, arithmetic shift
+    [lo, hi] = [-n/2, n/2 - 1] when signed, else [0, n - 1]; mul and add broadcast against x
+    (numpy rules; Deeploy's per-channel index is the same for batch 1). No rounding term when div = 1.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TinydeployError
+from .registry import register
+
+I32 = (-(1 << 31), (1 << 31) - 1)
+SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.int8): "s8", np.dtype(np.uint8): "u8",
+          np.dtype(np.int16): "s16", np.dtype(np.uint16): "u16", np.dtype(np.int32): "s32"}
+
+
+def scalar(node, key, default=None):
+    """An attribute that Deeploy's exporters write as a number or a one-element tensor."""
+    v = node.attrs.get(key, default)
+    if v is None:
+        raise TinydeployError(f"node {node.name} ({node.op}): attribute {key} is required")
+    v = np.asarray(v).reshape(-1)
+    if v.size != 1:
+        raise TinydeployError(f"node {node.name} ({node.op}): attribute {key} must be one number, has {v.size}")
+    return v[0].item()
+
+
+def int_attr(node, key, default=None) -> int:
+    v = scalar(node, key, default)
+    if v != int(v):
+        raise TinydeployError(f"node {node.name} ({node.op}): attribute {key} = {v} is not an integer")
+    return int(v)
+
+
+def log2_attr(node, key) -> int:
+    v = int_attr(node, key)
+    if v < 1 or v & (v - 1) or v > 1 << 30:
+        raise TinydeployError(f"node {node.name} ({node.op}): {key} = {v} must be a power of two in [1, 2^30]")
+    return v.bit_length() - 1
+
+
+def to_i32(x) -> np.ndarray:
+    """Elements as the C kernel reads them into int32 (int64 array): floats truncated, saturated."""
+    x = np.asarray(x)
+    if x.dtype.kind == "f":
+        x = np.clip(np.trunc(np.nan_to_num(x.astype(np.float64), nan=0.0)), *I32)
+    return x.astype(np.int64)
+
+
+def wrap32(v) -> np.ndarray:
+    """int64 values reduced to int32 two's complement, as Deeploy's int32 arithmetic wraps."""
+    v = np.asarray(v, np.int64) & 0xFFFFFFFF
+    return np.where(v >= 1 << 31, v - (1 << 32), v)
+
+
+def out_dtype(node, x_dtype, int_dtype, lo=None, hi=None) -> np.dtype:
+    """The type the file declares for the output (frontend/dialect.py), else float32 for a float32
+    input (Deeploy's float-holding-integers files), else int_dtype; it must hold [lo, hi]."""
+    dt = np.dtype(node.attrs.get("_dtype") or (np.float32 if np.dtype(x_dtype).kind == "f" else int_dtype))
+    if dt not in SUFFIX:
+        raise TinydeployError(f"node {node.name} ({node.op}): output type {dt} is not supported")
+    if lo is not None and dt.kind in "iu" and not (np.iinfo(dt).min <= lo and hi <= np.iinfo(dt).max):
+        raise TinydeployError(f"node {node.name} ({node.op}): output type {dt} cannot hold [{lo}, {hi}]")
+    return dt
+
+
+def result(node, x_dtype, v, int_dtype, lo=None, hi=None) -> np.ndarray:
+    return np.asarray(v).astype(out_dtype(node, x_dtype, int_dtype, lo, hi))
+
+
+def suffix(dtype, node) -> str:
+    if np.dtype(dtype) not in SUFFIX:
+        raise TinydeployError(f"node {node.name} ({node.op}): {np.dtype(dtype)} tensors have no C kernel")
+    return SUFFIX[np.dtype(dtype)]
+
+
+def int_const(node, graph, i, what) -> np.ndarray:
+    """Constant input i as int32 values (Deeploy writes integers into float tensors)."""
+    v = graph.const(node.inputs[i]) if i < len(node.inputs) else None
+    if v is None:
+        raise TinydeployError(f"node {node.name} ({node.op}): {what} must be a constant")
+    f = np.asarray(v, np.float64)
+    if not np.all(f == np.round(f)) or f.size and (f.min() < I32[0] or f.max() > I32[1]):
+        raise TinydeployError(f"node {node.name} ({node.op}): {what} '{node.inputs[i]}' must hold int32 integers")
+    return f.astype(np.int32)
+
+
+def out_levels(n: int, signed: bool) -> tuple[int, int, np.dtype]:
+    lo, hi = (-(n // 2), n // 2 - 1) if signed else (0, n - 1)
+    for dt in (np.int8, np.uint8, np.int16, np.uint16, np.int32):
+        if np.iinfo(dt).min <= lo and hi <= np.iinfo(dt).max:
+            return lo, hi, np.dtype(dt)
+    raise TinydeployError(f"{n} levels do not fit int32")
+
+
+# ---- RequantShift ---------------------------------------------------------------------------------
+def _rqs_params(node):
+    n = int_attr(node, "n_levels" if "n_levels" in node.attrs else "n_levels_out")
+    if n < 2:
+        raise TinydeployError(f"node {node.name} ({node.op}): n_levels = {n} must be at least 2")
+    try:
+        lo, hi, dt = out_levels(n, bool(int_attr(node, "signed", 1)))
+    except TinydeployError as e:
+        raise TinydeployError(f"node {node.name} ({node.op}): {e}") from None
+    return log2_attr(node, "div"), lo, hi, dt
+
+
+def requant_shift(acc, mul, add, s, lo, hi):
+    """Deeploy's formula on int32 values (int64 arrays): wraps as its int32 C does."""
+    v = wrap32(acc * np.asarray(mul, np.int64) + np.asarray(add, np.int64) + ((1 << s) >> 1))
+    return np.clip(v >> s, lo, hi)
+
+
+def param_view(node, p, shape, what) -> np.ndarray:
+    """mul / add as an array that broadcasts to x's shape: numpy broadcasting, or else (Deeploy's
+    per-channel reading, [C, 1, 1] against [1, C, L]) C values along axis 1."""
+    p = np.asarray(p)
+    try:
+        if np.broadcast_shapes(p.shape, tuple(shape)) == tuple(shape):
+            return p
+    except ValueError:
+        pass
+    if len(shape) >= 2 and p.size == shape[1]:
+        return p.reshape((shape[1],) + (1,) * (len(shape) - 2))
+    raise TinydeployError(f"node {node.name} ({node.op}): {what} of shape {list(p.shape)} does not broadcast to "
+                          f"the input's {list(shape)}, nor has one value per channel (axis 1)")
+
+
+def channel_view(shape, pshape) -> tuple[int, int] | None:
+    """(C, inner) when a parameter of shape pshape, broadcast to shape, is p[(i / inner) % C] of its
+    flattened values (its non-1 axes contiguous); None otherwise."""
+    full = (1,) * (len(shape) - len(pshape)) + tuple(pshape)
+    axes = [k for k, d in enumerate(full) if d != 1]
+    if not axes:
+        return 1, 1
+    if axes != list(range(axes[0], axes[-1] + 1)):
+        return None
+    return int(np.prod(full[axes[0]:axes[-1] + 1])), int(np.prod(shape[axes[-1] + 1:], dtype=np.int64))
+
+
+def _emit_rqs(node, graph, ctx) -> str:
+    x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    s, lo, hi, _ = _rqs_params(node)
+    mul, add = (param_view(node, int_const(node, graph, i, w), x.shape, w) for i, w in ((1, "mul"), (2, "add")))
+    pshape = np.broadcast_shapes(mul.shape, add.shape)
+    view = channel_view(x.shape, pshape)
+    if view is None:   # scattered per-element parameters: spell them out at the input's size
+        pshape, view = tuple(x.shape), (x.size, 1)
+    m = ctx.array(node.name + "_mul", np.broadcast_to(mul, pshape).astype(np.int32))
+    a = ctx.array(node.name + "_add", np.broadcast_to(add, pshape).astype(np.int32))
+    return (f"td_rqs_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
+            f"{ctx.ptr(node.outputs[0])}, {x.size}, {view[0]}, {view[1]}, {m}, {a}, {s}, {lo}, {hi});")
+
+
+@register("RequantShift", emit=_emit_rqs, inplace=True, header="deeploy.h",
+          macs=lambda node, graph: graph.tensors[node.inputs[0]].size)
+def requantshift(node, graph, args):
+    s, lo, hi, dt = _rqs_params(node)
+    x = np.asarray(args[0])
+    mul, add = (param_view(node, to_i32(args[i]), x.shape, w) for i, w in ((1, "mul"), (2, "add")))
+    y = np.broadcast_to(requant_shift(to_i32(x), mul, add, s, lo, hi), x.shape)
+    return [result(node, x.dtype, y, dt, lo, hi)]

@@ -1,0 +1,156 @@
+"""Deeploy's integer dialect (ops/deeploy*.py): golden == host C (== rv32) bit for bit, and golden
+against a slow per-element transcription of Deeploy's C loops (TargetLibraries/Generic/src)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from deeploy_testlib import Dialect
+
+
+def _wrap(v):
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+def slow_rqs(x, mul, add, div, n, signed):
+    """RequantShift_s8_s8_NCHW's loop, one element at a time (mul/add already broadcast to x)."""
+    s = div.bit_length() - 1
+    lo, hi = (-(n // 2), n // 2 - 1) if signed else (0, n - 1)
+    out = np.empty(x.size, np.int64)
+    for i, (v, m, a) in enumerate(zip(x.reshape(-1).tolist(), mul.reshape(-1).tolist(), add.reshape(-1).tolist())):
+        t = _wrap(int(v) * int(m) + int(a))
+        if s > 0:
+            t = _wrap(t + (1 << (s - 1)))
+        out[i] = min(max(t >> s, lo), hi)
+    return out.reshape(x.shape)
+
+
+# (x shape, mul/add shape, div, n_levels, signed, domain)
+RQS_CASES = [((1, 5, 6, 6), (5, 1, 1), 2**16, 256, 1, ""),
+             ((1, 8, 3, 3), (8, 1, 1), 2**14, 256, 0, ""),
+             ((1, 16, 10), (16, 1), 2**18, 256, 1, "PACTOps"),
+             ((2, 2, 4), (1,), 2**10, 256, 1, "ai.onnx.contrib"),
+             ((3, 12), (12,), 2**16, 256, 0, ""),
+             ((1, 4, 2, 2), (1, 4, 1, 1), 2**16, 256, 1, ""),
+             ((4, 6), (), 1, 256, 1, ""),                 # div 1: no rounding term
+             ((2, 3, 4), (3, 4), 2**8, 16, 0, ""),         # 4-bit output, two parameter axes
+             ((2, 3, 4), (2, 1, 4), 2**8, 256, 1, ""),     # non-contiguous axes: spelled out
+             ((1, 6, 5), (6, 1), 2**12, 65536, 1, "")]     # int16 levels
+
+
+def _rqs_graph(b, x, mshape, div, n, signed, domain, r, big=False):
+    hi = 2**15 if big else 2**9
+    mul = r.integers(1, hi, mshape).astype(np.float32)
+    add = r.integers(-2**20, 2**20, mshape).astype(np.float32)
+    y = b.op("RequantShift", x, b.const(mul), b.const(add), shape=b.feeds[x].shape, domain=domain,
+             div=helper_tensor(div), n_levels_out=helper_tensor(n), signed=helper_tensor(signed))
+    return y, mul, add
+
+
+def helper_tensor(v):
+    """Deeploy's exporters write these attributes as one-element float tensors."""
+    from onnx import numpy_helper
+    return numpy_helper.from_array(np.array([v], np.float32))
+
+
+def test_requantshift_cases_golden_host_rv32():
+    r = np.random.default_rng(160)
+    b = Dialect()
+    want = {}
+    for xshape, mshape, div, n, signed, domain in RQS_CASES:
+        xv = r.integers(-2**12, 2**12, xshape).astype(np.float32)
+        x = b.input(xv)
+        y, mul, add = _rqs_graph(b, x, mshape, div, n, signed, domain, r)
+        want[y] = slow_rqs(xv.astype(np.int64), np.broadcast_to(mul, xshape).astype(np.int64),
+                           np.broadcast_to(add, xshape).astype(np.int64), div, n, signed)
+    gold, _ = b.run(rv32=True)
+    for y, ref in want.items():
+        assert gold[y].dtype == np.float32
+        assert np.array_equal(gold[y].astype(np.int64), ref), y
+    # the cases reach both clamps and stay inside them too
+    allv = np.concatenate([v.reshape(-1) for v in want.values()])
+    assert (allv == -128).any() and (allv == 127).any() and (allv == 0).any()
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint8, np.int16, np.int32])
+def test_requantshift_integer_tensors(dtype):
+    """Integer inputs give the narrowest integer type of the output levels (int8, uint8, int16)."""
+    r = np.random.default_rng(161)
+    info = np.iinfo(dtype)
+    b = Dialect()
+    want = {}
+    for n, signed, odt in ((256, 1, np.int8), (256, 0, np.uint8), (65536, 1, np.int16)):
+        xv = r.integers(max(info.min, -2**20), min(info.max, 2**20) + 1, (2, 7, 5)).astype(dtype)
+        x = b.input(xv)
+        y, mul, add = _rqs_graph(b, x, (7, 1), 2**10, n, signed, "", r)
+        b.outputs[-1].type.tensor_type.elem_type = {np.int8: 3, np.uint8: 2, np.int16: 5}[odt]
+        want[y] = (odt, slow_rqs(xv.astype(np.int64), np.broadcast_to(mul, xv.shape).astype(np.int64),
+                                 np.broadcast_to(add, xv.shape).astype(np.int64), 2**10, n, signed))
+    gold, _ = b.run()
+    for y, (odt, ref) in want.items():
+        assert gold[y].dtype == odt and np.array_equal(gold[y].astype(np.int64), ref), y
+
+
+def test_requantshift_int32_wraps_as_deeploys_c():
+    """x·mul + add beyond int32 wraps (Deeploy's int32 C); the golden and C agree on it."""
+    b = Dialect()
+    xv = np.array([[2**20, -2**20, 3 * 2**19, 12345]], np.float32)
+    x = b.input(xv)
+    mul, add = np.array([2**12], np.float32), np.array([5], np.float32)
+    y = b.op("RequantShift", x, b.const(mul), b.const(add), shape=(1, 4), div=2**16, n_levels=256, signed=1)
+    gold, _ = b.run()
+    ref = slow_rqs(xv.astype(np.int64), np.full((1, 4), 2**12), np.full((1, 4), 5), 2**16, 256, 1)
+    assert np.array_equal(gold[y].astype(np.int64), ref)
+    assert ref[0, 0] != 127   # 2^32 + 5 wrapped: not the saturated value of exact arithmetic
+
+
+@pytest.mark.parametrize("attrs,msg", [
+    (dict(div=3000, n_levels=256, signed=1), "power of two"),
+    (dict(n_levels=256, signed=1), "attribute div is required"),
+    (dict(div=256, n_levels=1, signed=1), "n_levels = 1"),
+])
+def test_requantshift_bad_attributes_one_line(tmp_path, attrs, msg):
+    b = Dialect()
+    x = b.input(np.zeros((2, 3), np.float32))
+    b.op("RequantShift", x, b.const([1.0]), b.const([0.0]), shape=(2, 3), **attrs)
+    import onnx
+    onnx.save(b.model(), tmp_path / "m.onnx")
+    p = subprocess.run([sys.executable, "-m", "tinydeploy.cli", "compile", str(tmp_path / "m.onnx"), "-o",
+                        str(tmp_path / "out")], capture_output=True, text=True)
+    assert p.returncode != 0 and "Traceback" not in p.stderr and msg in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_requantshift_non_integer_mul_refused(tmp_path):
+    from tinydeploy.errors import TinydeployError
+    b = Dialect()
+    x = b.input(np.zeros((2, 3), np.float32))
+    b.op("RequantShift", x, b.const([1.5]), b.const([0.0]), shape=(2, 3), div=4, n_levels=256, signed=1)
+    with pytest.raises(TinydeployError, match="mul .* must hold int32 integers"):
+        b.run()
+
+
+def test_other_custom_ops_in_dialect_domains_refused():
+    from tinydeploy.errors import TinydeployError
+    b = Dialect()
+    x = b.input(np.zeros((2, 3), np.float32))
+    b.op("Frobnicate", x, shape=(2, 3), domain="PACTOps")
+    with pytest.raises(TinydeployError, match="PACTOps::Frobnicate is not supported"):
+        b.run()
+
+
+def test_requantshift_channel_axis_1_and_declared_type():
+    """mul [C, 1, 1] against x [1, C, L] (no numpy broadcast) is Deeploy's per-channel reading along
+    axis 1; an int32 output declared for a float32 input is that type."""
+    r = np.random.default_rng(162)
+    b = Dialect()
+    xv = r.integers(-2**12, 2**12, (1, 6, 5)).astype(np.float32)
+    mul, add = r.integers(1, 2**9, (6, 1, 1)), r.integers(-2**16, 2**16, (6, 1, 1))
+    y = b.op("RequantShift", b.input(xv), b.const(mul), b.const(add), shape=(1, 6, 5), dtype=np.int32,
+             div=2**12, n_levels=256, signed=1)
+    gold, _ = b.run(rv32=True)
+    ref = slow_rqs(xv.astype(np.int64), np.broadcast_to(mul.reshape(6, 1), (1, 6, 5)),
+                   np.broadcast_to(add.reshape(6, 1), (1, 6, 5)), 2**12, 256, 1)
+    assert gold[y].dtype == np.int32 and np.array_equal(gold[y], ref)
