@@ -154,3 +154,117 @@ def test_requantshift_channel_axis_1_and_declared_type():
     ref = slow_rqs(xv.astype(np.int64), np.broadcast_to(mul.reshape(6, 1), (1, 6, 5)),
                    np.broadcast_to(add.reshape(6, 1), (1, 6, 5)), 2**12, 256, 1)
     assert gold[y].dtype == np.int32 and np.array_equal(gold[y], ref)
+
+
+# ---- group 2: iSoftmax, iHardswish, iRMSNorm, TrueIntegerDiv --------------------------------------
+def slow_isoftmax(row, A, B, C, log2, n):
+    """Softmax_s8_s8 (Generic/src/Softmax_s8.c) on one row, line by line."""
+    mx = max(row)
+    ys = []
+    for v in row:
+        t = v - mx
+        q = -t // log2                       # t <= 0: C's truncation is floor here
+        z = ((q + 128) & 255) - 128          # (int8_t)
+        z = min(max(z, 0), 31)
+        p = t + z * log2
+        ys.append(((A * (p + B) * (p + B) + C) % 2**64 >> z) % 2**32)
+    s = sum(ys) % 2**32
+    return [((y * (n - 1)) % 2**32) // s for y in ys]
+
+
+def slow_plp_sqrt(number):
+    """_plp_sqrt_q16 (PULPOpen/src/iRMSnorm.c): binary search for the root."""
+    root, start, end = 0, 0, 255
+    while start <= end:
+        mid = (start + end) >> 1
+        if mid * mid == number:
+            return mid
+        if mid * mid < number:
+            start, root = mid + 1, mid
+        else:
+            end = mid - 1
+    return root
+
+
+def slow_irmsnorm(row, w, log2D):
+    """iRMSnorm_s8_s8_plp on one row."""
+    s = sum(v * v for v in row)
+    s = int(s / len(row)) + 1
+    std = slow_plp_sqrt(s)
+    out = []
+    for v, wj in zip(row, w):
+        q = abs(v * wj) // std * (1 if v * wj >= 0 else -1)   # C division truncates
+        out.append(min(max(q >> log2D, -128), 127))
+    return out
+
+
+SOFTMAX_COEFFS = [(1, 10, 57, 8), (1, 20, 211, 15), (1, 86, 3858, 63), (1, 6, 17, 4), (1, 32, 545, 24)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int8])
+def test_isoftmax_golden_host_rv32(dtype):
+    r = np.random.default_rng(163)
+    b = Dialect()
+    want = {}
+    for k, (A, B, C, log2) in enumerate(SOFTMAX_COEFFS):
+        shape = [(2, 3, 16), (4, 64), (1, 2, 5), (3, 200), (2, 1)][k]
+        xv = r.integers(-128, 128, shape)
+        xv.reshape(-1, shape[-1])[0] = xv.reshape(-1)[0]      # a constant row
+        n = 256 if k != 3 else 16
+        y = b.op("iSoftmax", b.input(xv.astype(dtype)), shape=shape, dtype=np.float32 if dtype == np.float32 else np.uint8,
+                 coeffA=helper_tensor(A), coeffB=helper_tensor(B), coeffC=helper_tensor(C), log2=helper_tensor(log2),
+                 n_levels=helper_tensor(n))
+        want[y] = np.array([slow_isoftmax(row, A, B, C, log2, n) for row in xv.reshape(-1, shape[-1]).tolist()]).reshape(shape)
+    gold, _ = b.run(rv32=dtype == np.float32)
+    for y, ref in want.items():
+        assert np.array_equal(gold[y].astype(np.int64), ref), y
+    # the rows sum to about n - 1 (each output floors): a property of softmax, not of the transcription
+    sums = want[next(iter(want))].sum(axis=-1)
+    assert np.all((sums <= 255) & (sums >= 255 - 16))
+
+
+def test_ihardswish_and_true_integer_div():
+    r = np.random.default_rng(164)
+    b = Dialect()
+    xv = r.integers(-128, 128, (2, 8, 16)).astype(np.float32)
+    x = b.input(xv)
+    want = {}
+    for one_over_six, three, six in [(42, 122, 245), (42, 220, 440), (42, 127, 253)]:
+        y = b.op("iHardswish", x, shape=xv.shape, one_over_six=one_over_six, three=three, six=six)
+        want[y] = np.array([int(v) * (min(max(int(v) + three, 0), six) * one_over_six) for v in xv.reshape(-1)]).reshape(xv.shape)
+    y = b.op("TrueIntegerDiv", x, shape=xv.shape, Delta=16384, eps=1, eta=200000, y=2)
+    want[y] = xv.astype(np.int64) * ((16384 * 200000) // (2 * 200000 + 1))
+    gold, _ = b.run(rv32=True)
+    for y, ref in want.items():
+        assert np.array_equal(gold[y].astype(np.int64), ref), y
+
+
+def test_true_integer_div_then_requantshift_is_deeploys_fold():
+    """Deeploy runs TrueIntegerDiv -> RequantShift(add 0) as one RequantShift with mul·coeff·2^8 and
+    div·2^8 (MergeTrueIntegerDivRequantShiftPass); the unfused ops give the same values."""
+    r = np.random.default_rng(165)
+    b = Dialect()
+    xv = r.integers(-128, 128, (4, 32)).astype(np.float32)
+    x = b.input(xv)
+    t = b.op("TrueIntegerDiv", x, shape=xv.shape, out=False, Delta=16384, eps=1, eta=200000, y=2)
+    y = b.op("RequantShift", t, b.const([3.0]), b.const([0.0]), shape=xv.shape, div=2**16, n_levels=256, signed=1)
+    gold, _ = b.run()
+    coeff = (16384 * 200000) // (2 * 200000 + 1) * 2**8
+    fold = slow_rqs(xv.astype(np.int64), np.full(xv.shape, 3 * coeff), np.zeros(xv.shape, np.int64), 2**24, 256, 1)
+    assert np.array_equal(gold[y].astype(np.int64), fold)
+
+
+def test_irmsnorm_golden_host_rv32():
+    r = np.random.default_rng(166)
+    b = Dialect()
+    want = {}
+    for shape in [(1, 64), (3, 2, 64), (4, 17)]:
+        xv = r.integers(-128, 128, shape)
+        xv.reshape(-1, shape[-1])[0] = 0                        # an all-zero row: std = 1
+        w = r.integers(-2**23, 2**23, shape[-1])          # x·w within int32; saturates at both ends
+        y = b.op("iRMSNorm", b.input(xv.astype(np.float32)), b.const(w), shape=shape, D=65536, n_levels=256)
+        want[y] = np.array([slow_irmsnorm(row, w.tolist(), 16) for row in xv.reshape(-1, shape[-1]).tolist()]).reshape(shape)
+    gold, _ = b.run(rv32=True)
+    for y, ref in want.items():
+        assert np.array_equal(gold[y].astype(np.int64), ref), y
+    assert any((v == 127).any() or (v == -128).any() for v in want.values())

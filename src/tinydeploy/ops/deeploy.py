@@ -95,6 +95,11 @@ def int_const(node, graph, i, what) -> np.ndarray:
     return f.astype(np.int32)
 
 
+def no_wider(node, graph) -> bool:
+    """In place (the kernels read element or row k before writing it) when the output is no wider."""
+    return graph.tensors[node.outputs[0]].dtype.itemsize <= graph.tensors[node.inputs[0]].dtype.itemsize
+
+
 def out_levels(n: int, signed: bool) -> tuple[int, int, np.dtype]:
     lo, hi = (-(n // 2), n // 2 - 1) if signed else (0, n - 1)
     for dt in (np.int8, np.uint8, np.int16, np.uint16, np.int32):
@@ -162,7 +167,7 @@ def _emit_rqs(node, graph, ctx) -> str:
             f"{ctx.ptr(node.outputs[0])}, {x.size}, {view[0]}, {view[1]}, {m}, {a}, {s}, {lo}, {hi});")
 
 
-@register("RequantShift", emit=_emit_rqs, inplace=True, header="deeploy.h",
+@register("RequantShift", emit=_emit_rqs, inplace=no_wider, header="deeploy.h",
           macs=lambda node, graph: graph.tensors[node.inputs[0]].size)
 def requantshift(node, graph, args):
     s, lo, hi, dt = _rqs_params(node)
@@ -170,3 +175,53 @@ def requantshift(node, graph, args):
     mul, add = (param_view(node, to_i32(args[i]), x.shape, w) for i, w in ((1, "mul"), (2, "add")))
     y = np.broadcast_to(requant_shift(to_i32(x), mul, add, s, lo, hi), x.shape)
     return [result(node, x.dtype, y, dt, lo, hi)]
+
+
+# ---- elementwise: iHardswish, TrueIntegerDiv -------------------------------------------------------
+def _emit_unary(kernel, params):
+    """Emit for an elementwise dialect op: td_<kernel>_<in>_<out>(x, y, n, params(node)...)."""
+    def emit(node, graph, ctx):
+        x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+        args = ", ".join(str(v) for v in params(node))
+        return (f"td_{kernel}_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
+                f"{ctx.ptr(node.outputs[0])}, {x.size}, {args});")
+    return emit
+
+
+def _hswish_params(node):
+    return int_attr(node, "one_over_six"), int_attr(node, "three"), int_attr(node, "six")
+
+
+def ihardswish_int(x, one_over_six, three, six):
+    """iHardswish_s8_s32 (Generic/src/Hardswish_s8.c): x · (clamp(x + three, 0, six) · one_over_six)."""
+    return wrap32(x * wrap32(np.clip(wrap32(x + three), 0, six) * one_over_six))
+
+
+@register("iHardswish", emit=_emit_unary("ihswish", _hswish_params), inplace=no_wider, header="deeploy.h",
+          macs=lambda node, graph: graph.tensors[node.inputs[0]].size)
+def ihardswish(node, graph, args):
+    x = np.asarray(args[0])
+    return [result(node, x.dtype, ihardswish_int(to_i32(x), *_hswish_params(node)), np.int32)]
+
+
+def true_div_coeff(node) -> int:
+    """floor(Delta·eta / (y·eta + eps)): the factor Deeploy's MergeTrueIntegerDivRequantShiftPass
+    folds into the next RequantShift (Generic/TopologyOptimizationPasses/Passes.py)."""
+    d, eta, eps, y = (scalar(node, k) for k in ("Delta", "eta", "eps", "y"))
+    if all(float(v) == int(v) for v in (d, eta, eps, y)):
+        den = int(y) * int(eta) + int(eps)
+        if den == 0:
+            raise TinydeployError(f"node {node.name} ({node.op}): y·eta + eps is 0")
+        c = (int(d) * int(eta)) // den
+    else:
+        c = int(np.floor(float(d) * float(eta) / (float(y) * float(eta) + float(eps))))
+    if not I32[0] <= c <= I32[1]:
+        raise TinydeployError(f"node {node.name} ({node.op}): coefficient {c} does not fit int32")
+    return c
+
+
+@register("TrueIntegerDiv", emit=_emit_unary("mulc", lambda node: (true_div_coeff(node),)), inplace=no_wider,
+          header="deeploy.h", macs=lambda node, graph: graph.tensors[node.inputs[0]].size)
+def true_integer_div(node, graph, args):
+    x = np.asarray(args[0])
+    return [result(node, x.dtype, wrap32(to_i32(x) * true_div_coeff(node)), np.int32)]

@@ -39,7 +39,7 @@ class OpDef:
     golden: Golden
     emit: Emit | None = None
     macs: Callable[["Node", "Graph"], int] | None = None
-    inplace: bool = False
+    inplace: bool | Callable[["Node", "Graph"], bool] = False   # or per node
     alias: bool = False
     lower: Callable | None = None  # QdqMatch, Graph -> list[Node] | None (integer lowering)
     header: str | None = None   # runtime header (relative to runtime/) the emitted call needs
@@ -75,6 +75,11 @@ def get(node: "Node") -> OpDef:
 def node_scratch(node: "Node", graph: "Graph", kernels: "Kernels") -> int:
     op = get(node)
     return int(op.scratch(node, graph, kernels)) if op.scratch else 0
+
+
+def node_inplace(node: "Node", graph: "Graph") -> bool:
+    op = get(node)
+    return bool(op.inplace(node, graph) if callable(op.inplace) else op.inplace)
 
 
 def node_macs(node: "Node", graph: "Graph") -> int:

@@ -44,8 +44,7 @@ def block_aliases(graph: Graph) -> dict[str, str]:
             last_read[i] = k
     out = {}
     for k, node in enumerate(graph.nodes):
-        op = registry.get(node)
-        if node_region(node) is None or not op.inplace or not node.inputs:
+        if node_region(node) is None or not registry.node_inplace(node, graph) or not node.inputs:
             continue
         x, t = node.inputs[0], graph.tensors[node.inputs[0]]
         if (last_read.get(x) == k and x not in graph.inputs and x not in graph.outputs and not t.is_const

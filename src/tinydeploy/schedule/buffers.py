@@ -64,6 +64,6 @@ def graph_buffers(graph: Graph, kernels: Kernels | None = None
             buffers.append(Buffer(name, size, k, k))
     hints = []
     for node in graph.nodes:
-        if registry.get(node).inplace and node.inputs and not graph.tensors[node.inputs[0]].is_const:
+        if registry.node_inplace(node, graph) and node.inputs and not graph.tensors[node.inputs[0]].is_const:
             hints.append(InPlace(out=r(node.outputs[0]), src=r(node.inputs[0])))
     return buffers, hints, root, scratch
