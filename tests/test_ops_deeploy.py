@@ -268,3 +268,158 @@ def test_irmsnorm_golden_host_rv32():
     for y, ref in want.items():
         assert np.array_equal(gold[y].astype(np.int64), ref), y
     assert any((v == 127).any() or (v == -128).any() for v in want.values())
+
+
+# ---- group 3: IntegerMean, iLayerNorm, iGELU, ITAMax, ITAPartialMax, iNoNorm, IntegerDiv, RQIntegerDiv --
+def _cdiv(a, b):
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def _i8(v):
+    return ((v + 128) & 255) - 128
+
+
+def slow_plp_sqrt_q32(number):
+    """_plp_sqrt_q32 (Generic/src/Layernorm_s8.c), fracBits 0."""
+    if number <= 0:
+        return 0
+    root, start, end = 0, 0, 46342
+    while start <= end:
+        mid = (start + end) >> 1
+        if mid * mid == number:
+            return mid
+        if mid * mid < number:
+            start, root = mid + 1, mid
+        else:
+            end = mid - 1
+    return root
+
+
+def slow_ilayernorm(row, w, bias, log2D):
+    L = len(row)
+    mean = _cdiv(sum(row), L)
+    s = 0
+    for v in row:
+        t = ((v - mean + 2**15) & 0xFFFF) - 2**15
+        s += t * t
+    std = slow_plp_sqrt_q32(_cdiv(s, L) + 1)
+    return [_i8((_cdiv((v - mean) * wj, std) + bj) >> log2D) for v, wj, bj in zip(row, w, bias)]
+
+
+def slow_igelu(v, b, one):
+    sign = (v > 0) - (v < 0)
+    x_abs = sign * v
+    q = -b if x_abs > -b else x_abs
+    d = q + b
+    L = sign * (-(d * d) + one)
+    return v * ((one + L) >> 1)
+
+
+def slow_itamax(row, n):
+    mx = max([-128] + row)
+    sh = [((mx - v + 16) >> 5) & 255 for v in row]
+    total = sum(256 >> s for s in sh)
+    inv = ((n - 1) * 256) // total
+    return [inv >> s for s in sh]
+
+
+def slow_itapartialmax(row, n, gw):
+    gmax, psum = -128, 0
+    for g in range(len(row) // gw):
+        blk = row[g * gw:(g + 1) * gw]
+        cmax = max([-128] + blk)
+        max_shift = (cmax - gmax + 16) >> 5
+        shift_sum = max_shift if cmax > gmax else 0
+        gmax = max(gmax, cmax)
+        esum = sum(256 >> (((gmax - v + 16) >> 5) & 255) for v in blk)
+        psum = (psum >> shift_sum) + esum
+    inv = ((n // 2 - 1) * 256) // psum
+    return [inv >> (((gmax - v + 16) >> 5) & 255) for v in row]
+
+
+def slow_div(a, b, delta, eps, eta):
+    """Div_s32_s32 with its nomStep / denomStep walk: a [o, m, i], b [o, 1, i]."""
+    o, m, i = a.shape
+    out = np.zeros(a.shape, np.int64)
+    for p in range(o):
+        for k in range(i):
+            den = eta * int(b[p, 0, k]) + eps
+            for j in range(m):
+                nom = delta * eta * int(a[p, j, k])
+                sg = (nom >= 0) - (nom < 0)
+                out[p, j, k] = _cdiv(nom + sg * (den >> 1), den)
+    return out
+
+
+def test_ilayernorm_igelu_inonorm():
+    r = np.random.default_rng(167)
+    b = Dialect()
+    want = {}
+    xv = r.integers(-128, 128, (2, 8, 32))
+    xv[0, 0] = 5                                                     # a constant row: std = 1
+    w, bias = r.integers(-300, 300, 32), r.integers(-2**14, 2**14, 32)
+    y = b.op("iLayerNorm", b.input(xv.astype(np.float32)), b.const(w), b.const(bias), shape=xv.shape,
+             D=helper_tensor(2**14), n_levels=helper_tensor(256))
+    want[y] = np.array([slow_ilayernorm(row, w.tolist(), bias.tolist(), 14) for row in xv.reshape(-1, 32).tolist()]).reshape(xv.shape)
+    x = b.input(xv.astype(np.float32))
+    for bb, one in [(-73, 5914), (-26, 722), (-40, 1743)]:
+        y = b.op("iGELU", x, shape=xv.shape, domain="PACTOps", b=bb, one=one)
+        want[y] = np.array([slow_igelu(v, bb, one) for v in xv.reshape(-1).tolist()]).reshape(xv.shape)
+    wn, bn = r.integers(-128, 128, (8, 32)), r.integers(-2**12, 2**12, 32)
+    y = b.op("iNoNorm", x, b.const(wn), b.const(bn), shape=xv.shape, D=helper_tensor(2**16), mul=helper_tensor(425),
+             n_levels=helper_tensor(256))
+    want[y] = np.array([_i8(((v * wv + bv) * 425) >> 16) for v, wv, bv in
+                        zip(xv.reshape(-1).tolist(), np.broadcast_to(wn, xv.shape).reshape(-1).tolist(),
+                            np.broadcast_to(bn, xv.shape).reshape(-1).tolist())]).reshape(xv.shape)
+    gold, _ = b.run(rv32=True)
+    for y, ref in want.items():
+        assert np.array_equal(gold[y].astype(np.int64), ref), y
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int8])
+def test_itamax_and_itapartialmax(dtype):
+    r = np.random.default_rng(168)
+    b = Dialect()
+    want = {}
+    for shape, gw in [((1, 2, 16, 64), 16), ((3, 40), 8), ((2, 36), 16)]:    # 36: a trailing part group
+        xv = r.integers(-128, 128, shape)
+        xv.reshape(-1, shape[-1])[1] = np.sort(xv.reshape(-1, shape[-1])[1])   # a maximum that keeps growing
+        x = b.input(xv.astype(dtype))
+        odt = np.float32 if dtype == np.float32 else np.uint8
+        y = b.op("ITAMax", x, shape=shape, dtype=odt, n_levels=helper_tensor(256))
+        want[y] = np.array([slow_itamax(row, 256) for row in xv.reshape(-1, shape[-1]).tolist()]).reshape(shape)
+        y = b.op("ITAPartialMax", x, shape=shape, dtype=odt, group_width=gw, n_levels=helper_tensor(256))
+        want[y] = np.array([slow_itapartialmax(row, 256, gw) for row in xv.reshape(-1, shape[-1]).tolist()]).reshape(shape)
+    gold, _ = b.run(rv32=dtype == np.float32)
+    for y, ref in want.items():
+        assert np.array_equal(gold[y].astype(np.int64), ref), y
+
+
+def test_integer_div_rq_integer_div_integer_mean():
+    r = np.random.default_rng(169)
+    b = Dialect()
+    want = {}
+    av = r.integers(-2**10, 2**10, (1, 2, 16, 8))
+    bv = r.integers(0, 2**8, (1, 2, 16, 1))
+    a, d = b.input(av.astype(np.float32)), b.input(bv.astype(np.float32))
+    y = b.op("IntegerDiv", a, d, shape=av.shape, domain="PACTOps", Delta=65536, eps=1, eta=7)
+    ref = slow_div(av.reshape(32, 8, 1), bv.reshape(32, 1, 1), 65536, 1, 7).reshape(av.shape)
+    want[y] = ref
+    y = b.op("RQIntegerDiv", a, d, b.const([3.0]), b.const([-100.0]), b.const([20.0]), shape=av.shape, Delta=65536,
+             eps=1, eta=7, div=2**20, n_levels=256, signed=1)
+    want[y] = np.clip((ref * 3 - 100 + 2**19) >> 20, -128, 127)
+    mv = r.integers(-128, 128, (1, 2, 12, 16))
+    m = b.input(mv.astype(np.float32))
+    for axes, keep, shape in [([2], 0, (1, 2, 16)), (3, 0, (1, 2, 12)), ([2], 1, (1, 2, 1, 16)), ([1, 2], 0, (1, 16))]:
+        y = b.op("IntegerMean", m, shape=shape, axes=axes, keepdims=keep)
+        ax = tuple(np.atleast_1d(axes))
+        S = mv.sum(axis=ax, keepdims=bool(keep))
+        n = int(np.prod([mv.shape[k] for k in ax]))
+        if not keep and n & (n - 1) == 0:
+            want[y] = (S + n // 2) >> (n.bit_length() - 1)
+        else:
+            want[y] = np.vectorize(lambda s: _cdiv(s + (1 if s >= 0 else -1) * (n >> 1), n))(S)
+    gold, _ = b.run(rv32=True)
+    for y, ref in want.items():
+        assert gold[y].shape == ref.shape and np.array_equal(gold[y].astype(np.int64), ref), y

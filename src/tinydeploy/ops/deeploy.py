@@ -74,6 +74,11 @@ def out_dtype(node, x_dtype, int_dtype, lo=None, hi=None) -> np.dtype:
     return dt
 
 
+def wrap8(v) -> np.ndarray:
+    """C's (int8_t) conversion of int64 values (two's complement)."""
+    return ((np.asarray(v, np.int64) + 128) & 255) - 128
+
+
 def result(node, x_dtype, v, int_dtype, lo=None, hi=None) -> np.ndarray:
     return np.asarray(v).astype(out_dtype(node, x_dtype, int_dtype, lo, hi))
 
@@ -225,3 +230,51 @@ def true_div_coeff(node) -> int:
 def true_integer_div(node, graph, args):
     x = np.asarray(args[0])
     return [result(node, x.dtype, wrap32(to_i32(x) * true_div_coeff(node)), np.int32)]
+
+
+# ---- iGELU, iNoNorm --------------------------------------------------------------------------------
+def _igelu_params(node):
+    b, one = int_attr(node, "b"), int_attr(node, "one")
+    return ((b + 128) & 255) - 128, ((one + 2**15) & 0xFFFF) - 2**15     # the kernel's int8_t b, int16_t one
+
+
+def igelu_int(x, b, one):
+    """GELU_s8_s32 (Generic/src/GELU_s8.c): an I-BERT second-order erf, int32."""
+    sign = np.sign(x)
+    q = np.where(sign * x > -b, -b, sign * x)
+    d = q + b
+    return wrap32(x * (wrap32(one + sign * (one - d * d)) >> 1))
+
+
+@register("iGELU", emit=_emit_unary("igelu", _igelu_params), inplace=no_wider, header="deeploy.h",
+          macs=lambda node, graph: 2 * graph.tensors[node.inputs[0]].size)
+def igelu(node, graph, args):
+    x = np.asarray(args[0])
+    return [result(node, x.dtype, igelu_int(to_i32(x), *_igelu_params(node)), np.int32)]
+
+
+def inonorm_int(x, w, bias, mul, s):
+    """SnitchiNoNorm_s8_s8 (Snitch/src/iNoNorm.c): (int8)(((x·w + bias)·mul) >> log2(D))."""
+    return wrap8(wrap32(wrap32(x * w + bias) * mul) >> s)
+
+
+def _emit_inonorm(node, graph, ctx) -> str:
+    x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    w = np.broadcast_to(param_view(node, int_const(node, graph, 1, "weights"), x.shape, "weights"), x.shape)
+    b = param_view(node, int_const(node, graph, 2, "bias"), x.shape, "bias")
+    view = channel_view(x.shape, b.shape) or (x.size, 1)
+    if view == (x.size, 1):
+        b = np.broadcast_to(b, x.shape)
+    return (f"td_inonorm_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
+            f"{ctx.ptr(node.outputs[0])}, {x.size}, {ctx.array(node.name + '_w', w.astype(np.int32))}, "
+            f"{ctx.array(node.name + '_b', b.astype(np.int32))}, {view[0]}, {view[1]}, "
+            f"{int_attr(node, 'mul')}, {log2_attr(node, 'D')});")
+
+
+@register("iNoNorm", emit=_emit_inonorm, inplace=no_wider, header="deeploy.h",
+          macs=lambda node, graph: 2 * graph.tensors[node.inputs[0]].size)
+def inonorm(node, graph, args):
+    x = np.asarray(args[0])
+    w, b = (param_view(node, to_i32(args[i]), x.shape, k) for i, k in ((1, "weights"), (2, "bias")))
+    y = np.broadcast_to(inonorm_int(to_i32(x), w, b, int_attr(node, "mul"), log2_attr(node, "D")), x.shape)
+    return [result(node, x.dtype, y, np.int8, -128, 127)]

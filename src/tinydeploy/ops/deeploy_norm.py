@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..errors import TinydeployError
-from .deeploy import int_attr, no_wider, int_const, log2_attr, out_levels, result, suffix, to_i32, wrap32
+from .deeploy import int_attr, int_const, log2_attr, no_wider, out_levels, result, suffix, to_i32, wrap8, wrap32
 from .registry import prod, register
 
 
@@ -37,10 +37,6 @@ def c_div(a, b):
     """C's integer division (truncation toward zero) on int64 arrays."""
     q = np.abs(a) // np.abs(b)
     return np.where((a < 0) != (b < 0), -q, q)
-
-
-def wrap8(v):
-    return ((np.asarray(v, np.int64) + 128) & 255) - 128
 
 
 # ---- iSoftmax -------------------------------------------------------------------------------------
@@ -126,3 +122,96 @@ def irmsnorm(node, graph, args):
     n = int_attr(node, "n_levels", 256)
     y = irmsnorm_int(to_i32(x).reshape(rows, L), to_i32(args[1]).reshape(-1), log2_attr(node, "D"), n)
     return [result(node, x.dtype, y.reshape(x.shape), out_levels(n, True)[2], -(n // 2), n // 2 - 1)]
+
+
+# ---- ITAMax, ITAPartialMax (ITA's shift softmax) ----------------------------------------------------
+def _ita_shift(d):
+    """(uint8)((d + 16) >> 5), bounded to 31 for the 256 >> shift that follows (0 either way)."""
+    return np.minimum(((d + 16) >> 5) & 255, 31)
+
+
+def itamax_int(x, n):
+    """ITAMax_s8 (Generic/src/Softmax_s8.c) on the rows of x: y = ((n - 1)·256 / Σ 256 >> sh) >> sh."""
+    sh = _ita_shift(np.maximum(x.max(axis=-1, keepdims=True), -128) - x)     # int8_t max = -128 first
+    total = (256 >> sh).sum(axis=-1, keepdims=True) & 0xFFFFFFFF
+    return np.where(total == 0, 0, ((((n - 1) * 256) & 0xFFFFFFFF) // np.maximum(total, 1)) >> sh)
+
+
+def itapartialmax_int(x, n, gw):
+    """ITAPartialMax_s8: the row's maximum and exponent sum found group by group (a running
+    maximum that starts at -128, the partial sum shifted down when the maximum grows)."""
+    rows, L = x.shape
+    gmax = np.full((rows, 1), -128, np.int64)
+    psum = np.zeros((rows, 1), np.int64)
+    for g in range(L // gw):
+        blk = x[:, g * gw:(g + 1) * gw]
+        cmax = np.maximum(blk.max(axis=1, keepdims=True), -128)
+        grow = cmax > gmax
+        shift_sum = np.where(grow, (cmax - gmax + 16) >> 5, 0)
+        gmax = np.where(grow, cmax, gmax)
+        esum = (256 >> _ita_shift(gmax - blk)).sum(axis=1, keepdims=True)
+        psum = ((psum >> np.minimum(shift_sum, 63)) + esum) & 0xFFFFFFFF
+    inv = ((n // 2 - 1) * 256) // np.maximum(psum, 1)
+    return np.where(psum == 0, 0, inv >> _ita_shift(gmax - x))
+
+
+def _ita_params(node, shape):
+    rows, L = last_axis(node, shape)
+    n = int_attr(node, "n_levels")
+    gw = int_attr(node, "group_width") if node.op == "ITAPartialMax" else L
+    if n < 2 or gw < 1:
+        raise TinydeployError(f"node {node.name} ({node.op}): n_levels = {n} and group_width = {gw} must be positive")
+    return rows, L, n, gw
+
+
+def _emit_ita(node, graph, ctx) -> str:
+    x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    rows, L, n, gw = _ita_params(node, x.shape)
+    return (f"td_itamax_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
+            f"{ctx.ptr(node.outputs[0])}, {rows}, {L}, {n}, {gw if node.op == 'ITAPartialMax' else 0});")
+
+
+def _ita(node, graph, args):
+    x = np.asarray(args[0])
+    rows, L, n, gw = _ita_params(node, x.shape)
+    v = to_i32(x).reshape(rows, L)
+    y = itapartialmax_int(v, n, gw) if node.op == "ITAPartialMax" else itamax_int(v, n)
+    lo, hi, dt = out_levels(n, False)
+    return [result(node, x.dtype, y.reshape(x.shape), dt, lo, hi)]
+
+
+for _op in ("ITAMax", "ITAPartialMax"):
+    register(_op, emit=_emit_ita, inplace=no_wider, header="deeploy.h",
+             macs=lambda node, graph: 2 * graph.tensors[node.inputs[0]].size)(_ita)
+
+
+# ---- iLayerNorm ---------------------------------------------------------------------------------------
+def ilayernorm_int(x, w, bias, s):
+    """Layernorm_s8_s8 (Generic/src/Layernorm_s8.c) on the rows of x: no clamp, (int8) wraps."""
+    L = x.shape[-1]
+    mean = c_div(wrap32(x.sum(axis=-1, keepdims=True)), L)
+    t = ((x - mean + 2**15) & 0xFFFF) - 2**15                     # (int16_t)
+    var = c_div(wrap32((t * t).sum(axis=-1, keepdims=True)), L) + 1
+    std = np.array([math.isqrt(int(v)) if v > 0 else 0 for v in var.reshape(-1)], np.int64).reshape(var.shape)
+    return wrap8((c_div((x - mean) * w, np.maximum(std, 1)) + bias) >> s)
+
+
+def _emit_ilayernorm(node, graph, ctx) -> str:
+    x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    rows, L = last_axis(node, x.shape)
+    w, b = (int_const(node, graph, i, k).reshape(-1) for i, k in ((1, "weight"), (2, "bias")))
+    if w.size != L or b.size != L:
+        raise TinydeployError(f"node {node.name} ({node.op}): weight and bias need {L} values each")
+    return (f"td_ilayernorm_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
+            f"{ctx.ptr(node.outputs[0])}, {ctx.array(node.name + '_w', w)}, {ctx.array(node.name + '_b', b)}, "
+            f"{rows}, {L}, {log2_attr(node, 'D')});")
+
+
+@register("iLayerNorm", emit=_emit_ilayernorm, inplace=no_wider, header="deeploy.h",
+          macs=lambda node, graph: 3 * graph.tensors[node.inputs[0]].size)
+def ilayernorm(node, graph, args):
+    x = np.asarray(args[0])
+    rows, L = last_axis(node, x.shape)
+    y = ilayernorm_int(to_i32(x).reshape(rows, L), to_i32(args[1]).reshape(-1), to_i32(args[2]).reshape(-1),
+                       log2_attr(node, "D"))
+    return [result(node, x.dtype, y.reshape(x.shape), np.int8, -128, 127)]

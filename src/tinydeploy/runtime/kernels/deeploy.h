@@ -96,6 +96,129 @@ static inline int32_t td_dpy_isqrt(int32_t v)
                 yr[j] = (TO)td_clamp((TD_DPY_WRAP((uint32_t)LD(xr[j]) * (uint32_t)w[j]) / sd) >> s, lo, hi); \
         }                                                                                              \
     }
+/* iGELU (GELU_s8_s32): q = min(|x|, -b), L = sgn(x) * (one - (q + b)^2), y = x * ((one + L) >> 1), int32 */
+#define TD_IGELU_DEF(NAME, TI, TO, LD)                                                                 \
+    static inline void NAME(const TI *x, TO *y, int32_t n, int32_t b, int32_t one)                    \
+    {                                                                                                  \
+        for (int32_t i = 0; i < n; i++) {                                                              \
+            int32_t v = LD(x[i]), sg = (v > 0) - (v < 0), a = TD_DPY_WRAP((uint32_t)sg * (uint32_t)v); \
+            int32_t q = a > -b ? -b : a, d = q + b;                                                    \
+            int32_t L = TD_DPY_WRAP((uint32_t)sg * (uint32_t)(one - d * d));                           \
+            y[i] = (TO)TD_DPY_WRAP((uint32_t)v * (uint32_t)(TD_DPY_WRAP((uint32_t)one + (uint32_t)L) >> 1)); \
+        }                                                                                              \
+    }
+
+/* iNoNorm (SnitchiNoNorm_s8_s8): y = (int8)(((x*w + bias) * mul) >> s); bias index (i / inner) % C */
+#define TD_INONORM_DEF(NAME, TI, TO, LD)                                                               \
+    static inline void NAME(const TI *x, TO *y, int32_t n, const int32_t *w, const int32_t *bias, int32_t C, \
+                            int32_t inner, int32_t mul, int32_t s)                                     \
+    {                                                                                                  \
+        for (int32_t i = 0; i < n; i++) {                                                              \
+            uint32_t v = ((uint32_t)LD(x[i]) * (uint32_t)w[i] + (uint32_t)bias[(i / inner) % C]) * (uint32_t)mul; \
+            y[i] = (TO)(int8_t)(uint8_t)(uint32_t)(TD_DPY_WRAP(v) >> s);                               \
+        }                                                                                              \
+    }
+
+/* ITAMax (gw = 0) and ITAPartialMax (groups of gw): ITA's shift softmax, sh = (uint8)((max - x + 16) >> 5),
+ * sum of 256 >> sh, y = (K / sum) >> sh with K = (n-1)*256 (ITAMax) or (n/2-1)*256 (ITAPartialMax) */
+static inline uint32_t td_ita_sh(int32_t d)
+{
+    uint32_t s = (uint32_t)((d + 16) >> 5) & 255u;
+    return s > 31 ? 31 : s;
+}
+#define TD_ITAMAX_DEF(NAME, TI, TO, LD)                                                                \
+    static inline void NAME(const TI *x, TO *y, int32_t rows, int32_t L, int32_t n, int32_t gw)        \
+    {                                                                                                  \
+        for (int32_t r = 0; r < rows; r++) {                                                           \
+            const TI *xr = x + (size_t)r * L;                                                          \
+            TO *yr = y + (size_t)r * L;                                                                \
+            int32_t mx = -128;                                                                         \
+            uint32_t sum = 0, K;                                                                       \
+            if (gw == 0) {                                                                             \
+                for (int32_t j = 0; j < L; j++) if (LD(xr[j]) > mx) mx = LD(xr[j]);                    \
+                for (int32_t j = 0; j < L; j++) sum += 256u >> td_ita_sh(mx - LD(xr[j]));              \
+                K = (uint32_t)(n - 1) * 256u;                                                          \
+            } else {                                                                                   \
+                for (int32_t g = 0; g < L / gw; g++) {                                                 \
+                    int32_t cm = -128, grow;                                                           \
+                    uint32_t es = 0, sh;                                                               \
+                    for (int32_t k = 0; k < gw; k++) if (LD(xr[g * gw + k]) > cm) cm = LD(xr[g * gw + k]); \
+                    grow = cm > mx;                                                                    \
+                    sh = grow ? (uint32_t)((cm - mx + 16) >> 5) : 0u;                                  \
+                    if (grow) mx = cm;                                                                 \
+                    for (int32_t k = 0; k < gw; k++) es += 256u >> td_ita_sh(mx - LD(xr[g * gw + k])); \
+                    sum = (sh > 31 ? 0u : sum >> sh) + es;                                             \
+                }                                                                                      \
+                K = (uint32_t)(n / 2 - 1) * 256u;                                                      \
+            }                                                                                          \
+            uint32_t inv = sum ? K / sum : 0u;                                                         \
+            for (int32_t j = 0; j < L; j++) yr[j] = (TO)(inv >> td_ita_sh(mx - LD(xr[j])));            \
+        }                                                                                              \
+    }
+
+/* iLayerNorm (Layernorm_s8_s8): mean = sum x / L, t = (int16)(x - mean), std = isqrt(sum t^2 / L + 1),
+ * y = (int8)((((int64)(x - mean) * w) / std + bias) >> s), no clamp */
+#define TD_ILAYERNORM_DEF(NAME, TI, TO, LD)                                                            \
+    static inline void NAME(const TI *x, TO *y, const int32_t *w, const int32_t *bias, int32_t rows,   \
+                            int32_t L, int32_t s)                                                      \
+    {                                                                                                  \
+        for (int32_t r = 0; r < rows; r++) {                                                           \
+            const TI *xr = x + (size_t)r * L;                                                          \
+            TO *yr = y + (size_t)r * L;                                                                \
+            uint32_t sm = 0, sq = 0;                                                                   \
+            for (int32_t j = 0; j < L; j++) sm += (uint32_t)LD(xr[j]);                                 \
+            int32_t mean = TD_DPY_WRAP(sm) / L;                                                        \
+            for (int32_t j = 0; j < L; j++) {                                                          \
+                int32_t t = (int16_t)(uint16_t)(uint32_t)(LD(xr[j]) - mean);                           \
+                sq += (uint32_t)(t * t);                                                               \
+            }                                                                                          \
+            int32_t m = TD_DPY_WRAP(sq) / L + 1, sd = m > 0 ? td_dpy_isqrt(m) : 0;                     \
+            if (sd < 1) sd = 1;                                                                        \
+            for (int32_t j = 0; j < L; j++) {                                                          \
+                int64_t v = ((int64_t)LD(xr[j]) - mean) * w[j] / sd + bias[j];                         \
+                yr[j] = (TO)(int8_t)(uint8_t)(uint64_t)(v >> s);                                       \
+            }                                                                                          \
+        }                                                                                              \
+    }
+
+/* IntegerDiv (Div_s32_s32): a [o, m, i] / b [o, 1, i]: N = Delta*eta*a, D = eta*b + eps,
+ * q = (int32)((N + sgn(N) * (D >> 1)) / D); RQIntegerDiv (shift > 0, RQDiv_s32_s8) then
+ * clamp((q*mul + add + 2^(shift-1)) >> shift, -128, 127) */
+#define TD_IDIV_DEF(NAME, TI, TO, LD)                                                                  \
+    static inline void NAME(const TI *a, const TI *b, TO *y, int32_t o, int32_t m, int32_t in, int32_t delta, \
+                            int32_t eps, int32_t eta, int32_t mul, int32_t add, int32_t shift)         \
+    {                                                                                                  \
+        int64_t de = TD_DPY_WRAP((uint32_t)delta * (uint32_t)eta);                                     \
+        for (int32_t p = 0; p < o; p++)                                                                \
+            for (int32_t j = 0; j < m; j++)                                                            \
+                for (int32_t k = 0; k < in; k++) {                                                     \
+                    int32_t ia = (p * m + j) * in + k;                                                 \
+                    int64_t N = de * LD(a[ia]), D = (int64_t)eta * LD(b[p * in + k]) + eps;            \
+                    int32_t q = D ? TD_DPY_WRAP((uint64_t)((N + (N >= 0 ? 1 : -1) * (D >> 1)) / D)) : 0; \
+                    if (shift > 0) {                                                                   \
+                        uint32_t v = (uint32_t)q * (uint32_t)mul + (uint32_t)add + (1u << (shift - 1)); \
+                        q = td_clamp(TD_DPY_WRAP(v) >> shift, -128, 127);                              \
+                    }                                                                                  \
+                    y[ia] = (TO)q;                                                                     \
+                }                                                                                      \
+    }
+
+/* IntegerMean: S = sum over [o, n, i]'s middle axis (int32); (S + n/2) >> shift when shift >= 0,
+ * else (S + sgn(S) * (n >> 1)) / n */
+#define TD_IMEAN_DEF(NAME, TI, TO, LD)                                                                 \
+    static inline void NAME(const TI *x, TO *y, int32_t o, int32_t n, int32_t in, int32_t shift)       \
+    {                                                                                                  \
+        for (int32_t p = 0; p < o; p++)                                                                \
+            for (int32_t k = 0; k < in; k++) {                                                         \
+                uint32_t s = 0;                                                                        \
+                for (int32_t j = 0; j < n; j++) s += (uint32_t)LD(x[((size_t)p * n + j) * in + k]);    \
+                int32_t S = TD_DPY_WRAP(s);                                                            \
+                int64_t r = shift >= 0 ? ((int64_t)S + (n >> 1)) >> shift                              \
+                                       : ((int64_t)S + (S >= 0 ? 1 : -1) * (int64_t)(n >> 1)) / n;     \
+                y[(size_t)p * in + k] = (TO)r;                                                         \
+            }                                                                                          \
+    }
+
 /* one definition per (input, output) type pair: Deeploy's files use float32 and int32 containers */
 #define TD_DPY_TYPES(DEF, NAME, SI, TI, LD)                                                            \
     DEF(NAME##_##SI##_f32, TI, float, LD)                                                              \
@@ -116,4 +239,10 @@ TD_DPY_ALL(TD_IHSWISH_DEF, td_ihswish)
 TD_DPY_ALL(TD_MULC_DEF, td_mulc)
 TD_DPY_ALL(TD_ISOFTMAX_DEF, td_isoftmax)
 TD_DPY_ALL(TD_IRMSNORM_DEF, td_irmsnorm)
+TD_DPY_ALL(TD_IGELU_DEF, td_igelu)
+TD_DPY_ALL(TD_INONORM_DEF, td_inonorm)
+TD_DPY_ALL(TD_ITAMAX_DEF, td_itamax)
+TD_DPY_ALL(TD_ILAYERNORM_DEF, td_ilayernorm)
+TD_DPY_ALL(TD_IDIV_DEF, td_idiv)
+TD_DPY_ALL(TD_IMEAN_DEF, td_imean)
 #endif
