@@ -63,8 +63,9 @@ class Dialect:
         return helper.make_model(g, opset_imports=[helper.make_opsetid("", self.opset)]
                                  + [helper.make_opsetid(d, 1) for d in domains])
 
-    def run(self, rv32: bool = False, cc: str = "gcc", extra=None):
-        """(golden outputs, compiled graph); asserts host C (and rv32) equal golden bit for bit."""
+    def run(self, rv32: bool = False, cc: str = "gcc", extra=None, float_tol=None):
+        """(golden outputs, compiled graph); asserts host C (and rv32) equal golden bit for bit, or
+        within float_tol = (rtol, atol) for the float ops (summation order, libm)."""
         c = compile_graph(import_model(self.model()))
         gold = run_graph(c.graph, self.feeds)
         with tempfile.TemporaryDirectory() as tmp:
@@ -77,5 +78,8 @@ class Dialect:
         for target, outs in runs.items():
             for name in c.graph.outputs:
                 assert outs[name].dtype == gold[name].dtype, (target, name)
-                assert np.array_equal(outs[name], gold[name]), f"{target} != golden for {name}"
+                if float_tol is not None:
+                    np.testing.assert_allclose(outs[name], gold[name], *float_tol, err_msg=f"{target} {name}")
+                else:
+                    assert np.array_equal(outs[name], gold[name]), f"{target} != golden for {name}"
         return gold, c

