@@ -172,9 +172,12 @@ def slow_isoftmax(row, A, B, C, log2, n):
     return [((y * (n - 1)) % 2**32) // s for y in ys]
 
 
-def slow_plp_sqrt(number):
-    """_plp_sqrt_q16 (PULPOpen/src/iRMSnorm.c): binary search for the root."""
-    root, start, end = 0, 0, 255
+def slow_plp_sqrt(number, end=255):
+    """_plp_sqrt_q16 (PULPOpen/src/iRMSnorm.c; end 255) and _plp_sqrt_q32 (Generic/src/Layernorm_s8.c;
+    end 46342, 0 for number <= 0): binary search for the root."""
+    if number <= 0:
+        return 0
+    root, start = 0, 0
     while start <= end:
         mid = (start + end) >> 1
         if mid * mid == number:
@@ -280,22 +283,6 @@ def _i8(v):
     return ((v + 128) & 255) - 128
 
 
-def slow_plp_sqrt_q32(number):
-    """_plp_sqrt_q32 (Generic/src/Layernorm_s8.c), fracBits 0."""
-    if number <= 0:
-        return 0
-    root, start, end = 0, 0, 46342
-    while start <= end:
-        mid = (start + end) >> 1
-        if mid * mid == number:
-            return mid
-        if mid * mid < number:
-            start, root = mid + 1, mid
-        else:
-            end = mid - 1
-    return root
-
-
 def slow_ilayernorm(row, w, bias, log2D):
     L = len(row)
     mean = _cdiv(sum(row), L)
@@ -303,7 +290,7 @@ def slow_ilayernorm(row, w, bias, log2D):
     for v in row:
         t = ((v - mean + 2**15) & 0xFFFF) - 2**15
         s += t * t
-    std = slow_plp_sqrt_q32(_cdiv(s, L) + 1)
+    std = slow_plp_sqrt(_cdiv(s, L) + 1, 46342)
     return [_i8((_cdiv((v - mean) * wj, std) + bj) >> log2D) for v, wj, bj in zip(row, w, bias)]
 
 

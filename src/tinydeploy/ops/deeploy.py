@@ -105,6 +105,20 @@ def no_wider(node, graph) -> bool:
     return graph.tensors[node.outputs[0]].dtype.itemsize <= graph.tensors[node.inputs[0]].dtype.itemsize
 
 
+def call(kernel, node, graph, ctx, *args, ins: int = 1) -> str:
+    """td_<kernel>_<input type>_<output type>(inputs..., output, args...): the C call of a dialect op."""
+    x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    ptrs = [ctx.ptr(n) for n in node.inputs[:ins]] + [ctx.ptr(node.outputs[0])]
+    return f"td_{kernel}_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({', '.join(ptrs + [str(a) for a in args])});"
+
+
+def dialect_op(name, emit, macs_per_element=1, **kw):
+    """register() for a dialect op: kernel in deeploy.h, in place when the output is no wider."""
+    kw.setdefault("inplace", no_wider)
+    return register(name, emit=emit, header="deeploy.h",
+                    macs=lambda node, graph: macs_per_element * graph.tensors[node.inputs[0]].size, **kw)
+
+
 def out_levels(n: int, signed: bool) -> tuple[int, int, np.dtype]:
     lo, hi = (-(n // 2), n // 2 - 1) if signed else (0, n - 1)
     for dt in (np.int8, np.uint8, np.int16, np.uint16, np.int32):
@@ -159,7 +173,7 @@ def channel_view(shape, pshape) -> tuple[int, int] | None:
 
 
 def _emit_rqs(node, graph, ctx) -> str:
-    x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    x = graph.tensors[node.inputs[0]]
     s, lo, hi, _ = _rqs_params(node)
     mul, add = (param_view(node, int_const(node, graph, i, w), x.shape, w) for i, w in ((1, "mul"), (2, "add")))
     pshape = np.broadcast_shapes(mul.shape, add.shape)
@@ -168,12 +182,10 @@ def _emit_rqs(node, graph, ctx) -> str:
         pshape, view = tuple(x.shape), (x.size, 1)
     m = ctx.array(node.name + "_mul", np.broadcast_to(mul, pshape).astype(np.int32))
     a = ctx.array(node.name + "_add", np.broadcast_to(add, pshape).astype(np.int32))
-    return (f"td_rqs_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
-            f"{ctx.ptr(node.outputs[0])}, {x.size}, {view[0]}, {view[1]}, {m}, {a}, {s}, {lo}, {hi});")
+    return call("rqs", node, graph, ctx, x.size, view[0], view[1], m, a, s, lo, hi)
 
 
-@register("RequantShift", emit=_emit_rqs, inplace=no_wider, header="deeploy.h",
-          macs=lambda node, graph: graph.tensors[node.inputs[0]].size)
+@dialect_op("RequantShift", _emit_rqs)
 def requantshift(node, graph, args):
     s, lo, hi, dt = _rqs_params(node)
     x = np.asarray(args[0])
@@ -185,12 +197,7 @@ def requantshift(node, graph, args):
 # ---- elementwise: iHardswish, TrueIntegerDiv -------------------------------------------------------
 def _emit_unary(kernel, params):
     """Emit for an elementwise dialect op: td_<kernel>_<in>_<out>(x, y, n, params(node)...)."""
-    def emit(node, graph, ctx):
-        x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
-        args = ", ".join(str(v) for v in params(node))
-        return (f"td_{kernel}_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
-                f"{ctx.ptr(node.outputs[0])}, {x.size}, {args});")
-    return emit
+    return lambda node, graph, ctx: call(kernel, node, graph, ctx, graph.tensors[node.inputs[0]].size, *params(node))
 
 
 def _hswish_params(node):
@@ -202,8 +209,7 @@ def ihardswish_int(x, one_over_six, three, six):
     return wrap32(x * wrap32(np.clip(wrap32(x + three), 0, six) * one_over_six))
 
 
-@register("iHardswish", emit=_emit_unary("ihswish", _hswish_params), inplace=no_wider, header="deeploy.h",
-          macs=lambda node, graph: graph.tensors[node.inputs[0]].size)
+@dialect_op("iHardswish", _emit_unary("ihswish", _hswish_params))
 def ihardswish(node, graph, args):
     x = np.asarray(args[0])
     return [result(node, x.dtype, ihardswish_int(to_i32(x), *_hswish_params(node)), np.int32)]
@@ -225,8 +231,7 @@ def true_div_coeff(node) -> int:
     return c
 
 
-@register("TrueIntegerDiv", emit=_emit_unary("mulc", lambda node: (true_div_coeff(node),)), inplace=no_wider,
-          header="deeploy.h", macs=lambda node, graph: graph.tensors[node.inputs[0]].size)
+@dialect_op("TrueIntegerDiv", _emit_unary("mulc", lambda node: (true_div_coeff(node),)))
 def true_integer_div(node, graph, args):
     x = np.asarray(args[0])
     return [result(node, x.dtype, wrap32(to_i32(x) * true_div_coeff(node)), np.int32)]
@@ -246,8 +251,7 @@ def igelu_int(x, b, one):
     return wrap32(x * (wrap32(one + sign * (one - d * d)) >> 1))
 
 
-@register("iGELU", emit=_emit_unary("igelu", _igelu_params), inplace=no_wider, header="deeploy.h",
-          macs=lambda node, graph: 2 * graph.tensors[node.inputs[0]].size)
+@dialect_op("iGELU", _emit_unary("igelu", _igelu_params), 2)
 def igelu(node, graph, args):
     x = np.asarray(args[0])
     return [result(node, x.dtype, igelu_int(to_i32(x), *_igelu_params(node)), np.int32)]
@@ -259,20 +263,18 @@ def inonorm_int(x, w, bias, mul, s):
 
 
 def _emit_inonorm(node, graph, ctx) -> str:
-    x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    x = graph.tensors[node.inputs[0]]
     w = np.broadcast_to(param_view(node, int_const(node, graph, 1, "weights"), x.shape, "weights"), x.shape)
     b = param_view(node, int_const(node, graph, 2, "bias"), x.shape, "bias")
     view = channel_view(x.shape, b.shape) or (x.size, 1)
     if view == (x.size, 1):
         b = np.broadcast_to(b, x.shape)
-    return (f"td_inonorm_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
-            f"{ctx.ptr(node.outputs[0])}, {x.size}, {ctx.array(node.name + '_w', w.astype(np.int32))}, "
-            f"{ctx.array(node.name + '_b', b.astype(np.int32))}, {view[0]}, {view[1]}, "
-            f"{int_attr(node, 'mul')}, {log2_attr(node, 'D')});")
+    return call("inonorm", node, graph, ctx, x.size, ctx.array(node.name + "_w", w.astype(np.int32)),
+                ctx.array(node.name + "_b", b.astype(np.int32)), view[0], view[1], int_attr(node, "mul"),
+                log2_attr(node, "D"))
 
 
-@register("iNoNorm", emit=_emit_inonorm, inplace=no_wider, header="deeploy.h",
-          macs=lambda node, graph: 2 * graph.tensors[node.inputs[0]].size)
+@dialect_op("iNoNorm", _emit_inonorm, 2)
 def inonorm(node, graph, args):
     x = np.asarray(args[0])
     w, b = (param_view(node, to_i32(args[i]), x.shape, k) for i, k in ((1, "weights"), (2, "bias")))

@@ -15,10 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TinydeployError
-from .deeploy import (int_attr, int_const, no_wider, requant_shift, result, scalar, suffix, to_i32,
-                      wrap32)
+from .deeploy import call, dialect_op, int_attr, int_const, requant_shift, result, scalar, to_i32, wrap32
 from .deeploy_norm import c_div
-from .registry import prod, register
+from .registry import prod
 
 
 # ---- IntegerDiv, RQIntegerDiv -------------------------------------------------------------------------
@@ -58,12 +57,9 @@ def _rq_params(node, graph):
 
 
 def _emit_div(node, graph, ctx) -> str:
-    a, b, y = (graph.tensors[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
-    o, m, i = div_view(node, a.shape, b.shape)
+    a, b = (graph.tensors[n] for n in node.inputs[:2])
     rq = _rq_params(node, graph) if node.op == "RQIntegerDiv" else (1, 0, 0)
-    return (f"td_idiv_{suffix(a.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
-            f"{ctx.ptr(node.inputs[1])}, {ctx.ptr(node.outputs[0])}, {o}, {m}, {i}, "
-            f"{', '.join(str(v) for v in _div_params(node) + rq)});")
+    return call("idiv", node, graph, ctx, *div_view(node, a.shape, b.shape), *_div_params(node), *rq, ins=2)
 
 
 def _div(node, graph, args):
@@ -79,8 +75,7 @@ def _div(node, graph, args):
 
 
 for _op in ("IntegerDiv", "RQIntegerDiv"):
-    register(_op, emit=_emit_div, inplace=no_wider, header="deeploy.h",
-             macs=lambda node, graph: graph.tensors[node.inputs[0]].size)(_div)
+    dialect_op(_op, _emit_div)(_div)
 
 
 # ---- IntegerMean --------------------------------------------------------------------------------------
@@ -101,15 +96,12 @@ def integer_mean(S, n, keepdims):
 
 
 def _emit_mean(node, graph, ctx) -> str:
-    x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
-    o, n, i, keep = mean_view(node, x.shape)
+    o, n, i, keep = mean_view(node, graph.tensors[node.inputs[0]].shape)
     shift = n.bit_length() - 1 if not keep and n > 1 and n & (n - 1) == 0 else -1
-    return (f"td_imean_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
-            f"{ctx.ptr(node.outputs[0])}, {o}, {n}, {i}, {shift});")
+    return call("imean", node, graph, ctx, o, n, i, shift)
 
 
-@register("IntegerMean", emit=_emit_mean, header="deeploy.h",
-          macs=lambda node, graph: graph.tensors[node.inputs[0]].size)
+@dialect_op("IntegerMean", _emit_mean, inplace=False)
 def imean(node, graph, args):
     x = np.asarray(args[0])
     o, n, i, keep = mean_view(node, x.shape)

@@ -16,8 +16,8 @@ import math
 import numpy as np
 
 from ..errors import TinydeployError
-from .deeploy import int_attr, int_const, log2_attr, no_wider, out_levels, result, suffix, to_i32, wrap8, wrap32
-from .registry import prod, register
+from .deeploy import call, dialect_op, int_attr, int_const, log2_attr, out_levels, result, to_i32, wrap8, wrap32
+from .registry import prod
 
 
 def last_axis(node, shape) -> tuple[int, int]:
@@ -58,12 +58,11 @@ def isoftmax_int(x, a, b, c, log2, n):
 
 
 def _emit_isoftmax(node, graph, ctx) -> str:
-    x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    x = graph.tensors[node.inputs[0]]
     rows, L = last_axis(node, x.shape)
     a, b, c, log2, n = _isoftmax_params(node)
     (buf,) = ctx.scratch(_isoftmax_scratch(node, graph))
-    return (f"td_isoftmax_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
-            f"{ctx.ptr(node.outputs[0])}, {buf}, {rows}, {L}, {a}, {b}, INT64_C({c}), {log2}, {n});")
+    return call("isoftmax", node, graph, ctx, buf, rows, L, a, b, f"INT64_C({c})", log2, n)
 
 
 def _isoftmax_scratch(node, graph):
@@ -78,8 +77,7 @@ def _scratch_bytes(pieces_fn):
 SOFTMAXES = ("iSoftmax", "ITAMax", "ITAPartialMax")
 
 
-@register("iSoftmax", emit=_emit_isoftmax, inplace=no_wider, header="deeploy.h",
-          scratch=_scratch_bytes(_isoftmax_scratch), macs=lambda node, graph: 2 * graph.tensors[node.inputs[0]].size)
+@dialect_op("iSoftmax", _emit_isoftmax, 2, scratch=_scratch_bytes(_isoftmax_scratch))
 def isoftmax(node, graph, args):
     x = np.asarray(args[0])
     rows, L = last_axis(node, x.shape)
@@ -108,14 +106,11 @@ def _irms_params(node, graph):
 
 
 def _emit_irmsnorm(node, graph, ctx) -> str:
-    x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
     rows, L, w, s, n = _irms_params(node, graph)
-    return (f"td_irmsnorm_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
-            f"{ctx.ptr(node.outputs[0])}, {ctx.array(node.name + '_w', w)}, {rows}, {L}, {s}, {-(n // 2)}, {n // 2 - 1});")
+    return call("irmsnorm", node, graph, ctx, ctx.array(node.name + "_w", w), rows, L, s, -(n // 2), n // 2 - 1)
 
 
-@register("iRMSNorm", emit=_emit_irmsnorm, inplace=no_wider, header="deeploy.h",
-          macs=lambda node, graph: 2 * graph.tensors[node.inputs[0]].size)
+@dialect_op("iRMSNorm", _emit_irmsnorm, 2)
 def irmsnorm(node, graph, args):
     x = np.asarray(args[0])
     rows, L = last_axis(node, x.shape)
@@ -165,10 +160,9 @@ def _ita_params(node, shape):
 
 
 def _emit_ita(node, graph, ctx) -> str:
-    x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    x = graph.tensors[node.inputs[0]]
     rows, L, n, gw = _ita_params(node, x.shape)
-    return (f"td_itamax_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
-            f"{ctx.ptr(node.outputs[0])}, {rows}, {L}, {n}, {gw if node.op == 'ITAPartialMax' else 0});")
+    return call("itamax", node, graph, ctx, rows, L, n, gw if node.op == "ITAPartialMax" else 0)
 
 
 def _ita(node, graph, args):
@@ -181,8 +175,7 @@ def _ita(node, graph, args):
 
 
 for _op in ("ITAMax", "ITAPartialMax"):
-    register(_op, emit=_emit_ita, inplace=no_wider, header="deeploy.h",
-             macs=lambda node, graph: 2 * graph.tensors[node.inputs[0]].size)(_ita)
+    dialect_op(_op, _emit_ita, 2)(_ita)
 
 
 # ---- iLayerNorm ---------------------------------------------------------------------------------------
@@ -197,18 +190,16 @@ def ilayernorm_int(x, w, bias, s):
 
 
 def _emit_ilayernorm(node, graph, ctx) -> str:
-    x, y = graph.tensors[node.inputs[0]], graph.tensors[node.outputs[0]]
+    x = graph.tensors[node.inputs[0]]
     rows, L = last_axis(node, x.shape)
     w, b = (int_const(node, graph, i, k).reshape(-1) for i, k in ((1, "weight"), (2, "bias")))
     if w.size != L or b.size != L:
         raise TinydeployError(f"node {node.name} ({node.op}): weight and bias need {L} values each")
-    return (f"td_ilayernorm_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({ctx.ptr(node.inputs[0])}, "
-            f"{ctx.ptr(node.outputs[0])}, {ctx.array(node.name + '_w', w)}, {ctx.array(node.name + '_b', b)}, "
-            f"{rows}, {L}, {log2_attr(node, 'D')});")
+    return call("ilayernorm", node, graph, ctx, ctx.array(node.name + "_w", w), ctx.array(node.name + "_b", b),
+                rows, L, log2_attr(node, "D"))
 
 
-@register("iLayerNorm", emit=_emit_ilayernorm, inplace=no_wider, header="deeploy.h",
-          macs=lambda node, graph: 3 * graph.tensors[node.inputs[0]].size)
+@dialect_op("iLayerNorm", _emit_ilayernorm, 3)
 def ilayernorm(node, graph, args):
     x = np.asarray(args[0])
     rows, L = last_axis(node, x.shape)
