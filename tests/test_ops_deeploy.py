@@ -440,3 +440,16 @@ def test_float_rmsnorm_and_ms_gelu_against_float64():
     # eps matters: the default (1e-6) and 1e-2 give different outputs
     outs = [gold[y] for y in want][:2]
     assert not np.allclose(outs[0], outs[1], rtol=1e-6, atol=0)
+
+
+def test_float_elements_read_as_c_casts_them():
+    """A float element is read as (int32_t) reads it: truncated; saturated beyond int32 and NaN -> 0
+    (undefined in C) in golden, host and rv32 alike (the kernel converts from the bits)."""
+    vals = np.array([2.7, -2.7, 0.5, -0.0, 1e-40, 3e9, -3e9, np.inf, -np.inf, np.nan, 2**31, -2**31,
+                     2**24 + 2, -(2**30) - 128, 127.99, 1.0], np.float32)
+    b = Dialect()
+    y = b.op("RequantShift", b.input(vals.reshape(2, 8)), b.const([1.0]), b.const([0.0]), shape=(2, 8),
+             dtype=np.int32, div=1, n_levels=2**32, signed=1)
+    gold, _ = b.run(rv32=True)
+    ref = [2, -2, 0, 0, 0, 2**31 - 1, -2**31, 2**31 - 1, -2**31, 0, 2**31 - 1, -2**31, 2**24 + 2, -(2**30) - 128, 127, 1]
+    assert gold[y].reshape(-1).tolist() == ref

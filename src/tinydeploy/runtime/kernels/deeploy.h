@@ -6,52 +6,88 @@
 #define TD_DEEPLOY_H
 #include "td_common.h"
 
+/* (int32_t)v with saturation and NaN -> 0, from the bits: no float arithmetic (no soft-float calls on
+ * a core without FPU) */
 static inline int32_t td_dpy_f2i(float v)
 {
-    if (!(v == v)) return 0;
-    if (v >= 2147483648.0f) return INT32_MAX;
-    if (v <= -2147483648.0f) return INT32_MIN;
-    return (int32_t)v;
+    union { float f; uint32_t u; } c;   /* type punning through a union: no memcpy call when freestanding */
+    uint32_t b, m;
+    int32_t e, mag;
+    c.f = v;
+    b = c.u;
+    e = (int32_t)((b >> 23) & 0xFFu) - 150;     /* v = m * 2^e */
+    m = (b & 0x7FFFFFu) | 0x800000u;
+    if (e >= 8)                                  /* |v| >= 2^31, inf, NaN */
+        return ((b & 0x7FFFFFFFu) > 0x7F800000u) ? 0 : ((b >> 31) ? INT32_MIN : INT32_MAX);
+    if (e < -23) return 0;                       /* |v| < 1 (and zeros, subnormals) */
+    mag = (int32_t)(e >= 0 ? m << e : m >> -e);
+    return (b >> 31) ? -mag : mag;
+}
+/* (float)v, rounded to nearest even, from the bits (no soft-float call either) */
+static inline float td_dpy_i2f(int32_t v)
+{
+    union { float f; uint32_t u; } c;
+    uint32_t m = v < 0 ? 0u - (uint32_t)v : (uint32_t)v, t = m;
+    int32_t n = 0;
+    if (!m) return 0.0f;
+    if (t >> 16) { n += 16; t >>= 16; }
+    if (t >> 8) { n += 8; t >>= 8; }
+    if (t >> 4) { n += 4; t >>= 4; }
+    if (t >> 2) { n += 2; t >>= 2; }
+    if (t >> 1) n += 1;                          /* n: index of the top bit */
+    if (n <= 23) {
+        m <<= 23 - n;
+    } else {
+        uint32_t sh = (uint32_t)(n - 23), rem = m & ((1u << sh) - 1u), half = 1u << (sh - 1u);
+        m >>= sh;
+        if (rem > half || (rem == half && (m & 1u))) {
+            if (++m >> 24) { m >>= 1; n++; }
+        }
+    }
+    c.u = (v < 0 ? 0x80000000u : 0u) | ((uint32_t)(n + 127) << 23) | (m & 0x7FFFFFu);
+    return c.f;
 }
 #define TD_DPY_LD_float(v) td_dpy_f2i(v)
+#define TD_DPY_ST_float(TO, v) td_dpy_i2f((int32_t)(v))
+#define TD_DPY_ST_int(TO, v) ((TO)(v))
 #define TD_DPY_LD_int(v) ((int32_t)(v))
 #define TD_DPY_WRAP(v) ((int32_t)(uint32_t)(v))
 
 /* Every kernel reads element (or row) k before writing it: in place when the output is no wider. */
 
 /* RequantShift: y = clamp((x*mul + add + 2^(s-1)) >> s, lo, hi) in int32; mul/add index (i / inner) % C */
-#define TD_RQS_DEF(NAME, TI, TO, LD)                                                                   \
+#define TD_RQS_DEF(NAME, TI, TO, LD, ST)                                                                   \
     static inline void NAME(const TI *x, TO *y, int32_t n, int32_t C, int32_t inner, const int32_t *mul,  \
                             const int32_t *add, int32_t s, int32_t lo, int32_t hi)                     \
     {                                                                                                  \
         for (int32_t i = 0; i < n; i++) {                                                              \
             int32_t c = (i / inner) % C;                                                               \
             uint32_t v = (uint32_t)LD(x[i]) * (uint32_t)mul[c] + (uint32_t)add[c] + ((1u << s) >> 1); \
-            y[i] = (TO)td_clamp(TD_DPY_WRAP(v) >> s, lo, hi);                                          \
+            y[i] = ST(TO, td_clamp(TD_DPY_WRAP(v) >> s, lo, hi));                                          \
         }                                                                                              \
     }
 
 /* iHardswish: y = x * (clamp(x + three, 0, six) * one_over_six), int32 */
-#define TD_IHSWISH_DEF(NAME, TI, TO, LD)                                                               \
+#define TD_IHSWISH_DEF(NAME, TI, TO, LD, ST)                                                               \
     static inline void NAME(const TI *x, TO *y, int32_t n, int32_t one_over_six, int32_t three, int32_t six) \
     {                                                                                                  \
         for (int32_t i = 0; i < n; i++) {                                                              \
             int32_t v = LD(x[i]);                                                                      \
             uint32_t t = (uint32_t)td_clamp(TD_DPY_WRAP((uint32_t)v + (uint32_t)three), 0, six) * (uint32_t)one_over_six; \
-            y[i] = (TO)TD_DPY_WRAP((uint32_t)v * t);                                                   \
+            y[i] = ST(TO, TD_DPY_WRAP((uint32_t)v * t));                                                   \
         }                                                                                              \
     }
 
 /* TrueIntegerDiv: y = x * c (int32), c = floor(Delta*eta / (y*eta + eps)) */
-#define TD_MULC_DEF(NAME, TI, TO, LD)                                                                  \
+#define TD_MULC_DEF(NAME, TI, TO, LD, ST)                                                                  \
     static inline void NAME(const TI *x, TO *y, int32_t n, int32_t c)                                  \
     {                                                                                                  \
-        for (int32_t i = 0; i < n; i++) y[i] = (TO)TD_DPY_WRAP((uint32_t)LD(x[i]) * (uint32_t)c);     \
+        for (int32_t i = 0; i < n; i++) y[i] = ST(TO, TD_DPY_WRAP((uint32_t)LD(x[i]) * (uint32_t)c));     \
     }
 
 /* iSoftmax (Softmax_s8_s8): per row t = x - max, z = clamp((int8)(-t / log2), 0, 31), p = t + z*log2,
  * e = (uint32)((a*(p+b)^2 + c) >> z), y = (uint32)(e*(n-1)) / sum e. e: L words of scratch. */
-#define TD_ISOFTMAX_DEF(NAME, TI, TO, LD)                                                              \
+#define TD_ISOFTMAX_DEF(NAME, TI, TO, LD, ST)                                                              \
     static inline void NAME(const TI *x, TO *y, uint32_t *e, int32_t rows, int32_t L, int32_t a, int32_t b, \
                             int64_t c, int32_t log2, int32_t n)                                        \
     {                                                                                                  \
@@ -69,7 +105,7 @@ static inline int32_t td_dpy_f2i(float v)
                 e[j] = (uint32_t)((uint64_t)(a * p * p + c) >> z);                                     \
                 s += e[j];                                                                             \
             }                                                                                          \
-            for (int32_t j = 0; j < L; j++) yr[j] = (TO)(s ? (e[j] * (uint32_t)(n - 1)) / s : 0u);     \
+            for (int32_t j = 0; j < L; j++) yr[j] = ST(TO, (s ? (e[j] * (uint32_t)(n - 1)) / s : 0u));     \
         }                                                                                              \
     }
 
@@ -81,7 +117,7 @@ static inline int32_t td_dpy_isqrt(int32_t v)
         if ((r | bit) * (r | bit) <= (uint32_t)v) r |= bit;
     return (int32_t)r;
 }
-#define TD_IRMSNORM_DEF(NAME, TI, TO, LD)                                                              \
+#define TD_IRMSNORM_DEF(NAME, TI, TO, LD, ST)                                                              \
     static inline void NAME(const TI *x, TO *y, const int32_t *w, int32_t rows, int32_t L, int32_t s,  \
                             int32_t lo, int32_t hi)                                                    \
     {                                                                                                  \
@@ -93,29 +129,29 @@ static inline int32_t td_dpy_isqrt(int32_t v)
             int32_t m = TD_DPY_WRAP(ss) / L + 1, sd = m > 0 ? td_dpy_isqrt(m) : 0;                     \
             if (sd < 1) sd = 1;                                                                        \
             for (int32_t j = 0; j < L; j++)                                                            \
-                yr[j] = (TO)td_clamp((TD_DPY_WRAP((uint32_t)LD(xr[j]) * (uint32_t)w[j]) / sd) >> s, lo, hi); \
+                yr[j] = ST(TO, td_clamp((TD_DPY_WRAP((uint32_t)LD(xr[j]) * (uint32_t)w[j]) / sd) >> s, lo, hi)); \
         }                                                                                              \
     }
 /* iGELU (GELU_s8_s32): q = min(|x|, -b), L = sgn(x) * (one - (q + b)^2), y = x * ((one + L) >> 1), int32 */
-#define TD_IGELU_DEF(NAME, TI, TO, LD)                                                                 \
+#define TD_IGELU_DEF(NAME, TI, TO, LD, ST)                                                                 \
     static inline void NAME(const TI *x, TO *y, int32_t n, int32_t b, int32_t one)                    \
     {                                                                                                  \
         for (int32_t i = 0; i < n; i++) {                                                              \
             int32_t v = LD(x[i]), sg = (v > 0) - (v < 0), a = TD_DPY_WRAP((uint32_t)sg * (uint32_t)v); \
             int32_t q = a > -b ? -b : a, d = q + b;                                                    \
             int32_t L = TD_DPY_WRAP((uint32_t)sg * (uint32_t)(one - d * d));                           \
-            y[i] = (TO)TD_DPY_WRAP((uint32_t)v * (uint32_t)(TD_DPY_WRAP((uint32_t)one + (uint32_t)L) >> 1)); \
+            y[i] = ST(TO, TD_DPY_WRAP((uint32_t)v * (uint32_t)(TD_DPY_WRAP((uint32_t)one + (uint32_t)L) >> 1))); \
         }                                                                                              \
     }
 
 /* iNoNorm (SnitchiNoNorm_s8_s8): y = (int8)(((x*w + bias) * mul) >> s); bias index (i / inner) % C */
-#define TD_INONORM_DEF(NAME, TI, TO, LD)                                                               \
+#define TD_INONORM_DEF(NAME, TI, TO, LD, ST)                                                               \
     static inline void NAME(const TI *x, TO *y, int32_t n, const int32_t *w, const int32_t *bias, int32_t C, \
                             int32_t inner, int32_t mul, int32_t s)                                     \
     {                                                                                                  \
         for (int32_t i = 0; i < n; i++) {                                                              \
             uint32_t v = ((uint32_t)LD(x[i]) * (uint32_t)w[i] + (uint32_t)bias[(i / inner) % C]) * (uint32_t)mul; \
-            y[i] = (TO)(int8_t)(uint8_t)(uint32_t)(TD_DPY_WRAP(v) >> s);                               \
+            y[i] = ST(TO, (int8_t)(uint8_t)(uint32_t)(TD_DPY_WRAP(v) >> s));                               \
         }                                                                                              \
     }
 
@@ -126,7 +162,7 @@ static inline uint32_t td_ita_sh(int32_t d)
     uint32_t s = (uint32_t)((d + 16) >> 5) & 255u;
     return s > 31 ? 31 : s;
 }
-#define TD_ITAMAX_DEF(NAME, TI, TO, LD)                                                                \
+#define TD_ITAMAX_DEF(NAME, TI, TO, LD, ST)                                                                \
     static inline void NAME(const TI *x, TO *y, int32_t rows, int32_t L, int32_t n, int32_t gw)        \
     {                                                                                                  \
         for (int32_t r = 0; r < rows; r++) {                                                           \
@@ -152,13 +188,13 @@ static inline uint32_t td_ita_sh(int32_t d)
                 K = (uint32_t)(n / 2 - 1) * 256u;                                                      \
             }                                                                                          \
             uint32_t inv = sum ? K / sum : 0u;                                                         \
-            for (int32_t j = 0; j < L; j++) yr[j] = (TO)(inv >> td_ita_sh(mx - LD(xr[j])));            \
+            for (int32_t j = 0; j < L; j++) yr[j] = ST(TO, (inv >> td_ita_sh(mx - LD(xr[j]))));            \
         }                                                                                              \
     }
 
 /* iLayerNorm (Layernorm_s8_s8): mean = sum x / L, t = (int16)(x - mean), std = isqrt(sum t^2 / L + 1),
  * y = (int8)((((int64)(x - mean) * w) / std + bias) >> s), no clamp */
-#define TD_ILAYERNORM_DEF(NAME, TI, TO, LD)                                                            \
+#define TD_ILAYERNORM_DEF(NAME, TI, TO, LD, ST)                                                            \
     static inline void NAME(const TI *x, TO *y, const int32_t *w, const int32_t *bias, int32_t rows,   \
                             int32_t L, int32_t s)                                                      \
     {                                                                                                  \
@@ -176,7 +212,7 @@ static inline uint32_t td_ita_sh(int32_t d)
             if (sd < 1) sd = 1;                                                                        \
             for (int32_t j = 0; j < L; j++) {                                                          \
                 int64_t v = ((int64_t)LD(xr[j]) - mean) * w[j] / sd + bias[j];                         \
-                yr[j] = (TO)(int8_t)(uint8_t)(uint64_t)(v >> s);                                       \
+                yr[j] = ST(TO, (int8_t)(uint8_t)(uint64_t)(v >> s));                                       \
             }                                                                                          \
         }                                                                                              \
     }
@@ -184,7 +220,7 @@ static inline uint32_t td_ita_sh(int32_t d)
 /* IntegerDiv (Div_s32_s32): a [o, m, i] / b [o, 1, i]: N = Delta*eta*a, D = eta*b + eps,
  * q = (int32)((N + sgn(N) * (D >> 1)) / D); RQIntegerDiv (shift > 0, RQDiv_s32_s8) then
  * clamp((q*mul + add + 2^(shift-1)) >> shift, -128, 127) */
-#define TD_IDIV_DEF(NAME, TI, TO, LD)                                                                  \
+#define TD_IDIV_DEF(NAME, TI, TO, LD, ST)                                                                  \
     static inline void NAME(const TI *a, const TI *b, TO *y, int32_t o, int32_t m, int32_t in, int32_t delta, \
                             int32_t eps, int32_t eta, int32_t mul, int32_t add, int32_t shift)         \
     {                                                                                                  \
@@ -199,13 +235,13 @@ static inline uint32_t td_ita_sh(int32_t d)
                         uint32_t v = (uint32_t)q * (uint32_t)mul + (uint32_t)add + (1u << (shift - 1)); \
                         q = td_clamp(TD_DPY_WRAP(v) >> shift, -128, 127);                              \
                     }                                                                                  \
-                    y[ia] = (TO)q;                                                                     \
+                    y[ia] = ST(TO, q);                                                                     \
                 }                                                                                      \
     }
 
 /* IntegerMean: S = sum over [o, n, i]'s middle axis (int32); (S + n/2) >> shift when shift >= 0,
  * else (S + sgn(S) * (n >> 1)) / n */
-#define TD_IMEAN_DEF(NAME, TI, TO, LD)                                                                 \
+#define TD_IMEAN_DEF(NAME, TI, TO, LD, ST)                                                                 \
     static inline void NAME(const TI *x, TO *y, int32_t o, int32_t n, int32_t in, int32_t shift)       \
     {                                                                                                  \
         for (int32_t p = 0; p < o; p++)                                                                \
@@ -215,18 +251,18 @@ static inline uint32_t td_ita_sh(int32_t d)
                 int32_t S = TD_DPY_WRAP(s);                                                            \
                 int64_t r = shift >= 0 ? ((int64_t)S + (n >> 1)) >> shift                              \
                                        : ((int64_t)S + (S >= 0 ? 1 : -1) * (int64_t)(n >> 1)) / n;     \
-                y[(size_t)p * in + k] = (TO)r;                                                         \
+                y[(size_t)p * in + k] = ST(TO, r);                                                         \
             }                                                                                          \
     }
 
 /* one definition per (input, output) type pair: Deeploy's files use float32 and int32 containers */
 #define TD_DPY_TYPES(DEF, NAME, SI, TI, LD)                                                            \
-    DEF(NAME##_##SI##_f32, TI, float, LD)                                                              \
-    DEF(NAME##_##SI##_s8, TI, int8_t, LD)                                                              \
-    DEF(NAME##_##SI##_u8, TI, uint8_t, LD)                                                             \
-    DEF(NAME##_##SI##_s16, TI, int16_t, LD)                                                            \
-    DEF(NAME##_##SI##_u16, TI, uint16_t, LD)                                                           \
-    DEF(NAME##_##SI##_s32, TI, int32_t, LD)
+    DEF(NAME##_##SI##_f32, TI, float, LD, TD_DPY_ST_float)                                             \
+    DEF(NAME##_##SI##_s8, TI, int8_t, LD, TD_DPY_ST_int)                                               \
+    DEF(NAME##_##SI##_u8, TI, uint8_t, LD, TD_DPY_ST_int)                                              \
+    DEF(NAME##_##SI##_s16, TI, int16_t, LD, TD_DPY_ST_int)                                             \
+    DEF(NAME##_##SI##_u16, TI, uint16_t, LD, TD_DPY_ST_int)                                            \
+    DEF(NAME##_##SI##_s32, TI, int32_t, LD, TD_DPY_ST_int)
 #define TD_DPY_ALL(DEF, NAME)                                                                          \
     TD_DPY_TYPES(DEF, NAME, f32, float, TD_DPY_LD_float)                                               \
     TD_DPY_TYPES(DEF, NAME, s8, int8_t, TD_DPY_LD_int)                                                 \
