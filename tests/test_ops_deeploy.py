@@ -453,3 +453,15 @@ def test_float_elements_read_as_c_casts_them():
     gold, _ = b.run(rv32=True)
     ref = [2, -2, 0, 0, 0, 2**31 - 1, -2**31, 2**31 - 1, -2**31, 0, 2**31 - 1, -2**31, 2**24 + 2, -(2**30) - 128, 127, 1]
     assert gold[y].reshape(-1).tolist() == ref
+
+
+def test_int32_results_written_to_float_round_to_nearest_even():
+    """An int32 result into a float32 output is (float) of it, ties to even (from the bits in C)."""
+    vals = np.array([2**24 + 1, 2**24 + 3, 2**25 + 2, 2**25 + 6, -(2**24 + 1), 2**31 - 1, -2**31, 123456789,
+                     -987654321, 7, 0, -1, 2**30 + 64, 2**30 + 192, 16777215, -16777217], np.int32)
+    b = Dialect()
+    y = b.op("RequantShift", b.input(vals.reshape(2, 8)), b.const([1.0]), b.const([0.0]), shape=(2, 8),
+             dtype=np.float32, div=1, n_levels=2**32, signed=1)
+    gold, _ = b.run(rv32=True)
+    assert gold[y].reshape(-1).tolist() == [float(np.float32(v)) for v in vals.tolist()]
+    assert gold[y].reshape(-1)[0] == 2**24 and gold[y].reshape(-1)[1] == 2**24 + 4   # both tie cases
