@@ -465,3 +465,46 @@ def test_int32_results_written_to_float_round_to_nearest_even():
     gold, _ = b.run(rv32=True)
     assert gold[y].reshape(-1).tolist() == [float(np.float32(v)) for v in vals.tolist()]
     assert gold[y].reshape(-1)[0] == 2**24 and gold[y].reshape(-1)[1] == 2**24 + 4   # both tie cases
+
+
+def test_every_integer_op_on_the_cluster_bit_exact_and_faster_on_eight_cores():
+    """The cluster runs the same C, elements / rows shared among its cores (iSoftmax on one)."""
+    import tempfile
+    from pathlib import Path
+
+    from tinydeploy.compiler import compile_graph
+    from tinydeploy.frontend.onnx_import import import_model
+    from tinydeploy.golden import run_graph
+    from tinydeploy.targets.cluster import ClusterTarget
+    from tinydeploy.targets.cluster.config import ClusterConfig
+    r = np.random.default_rng(171)
+    b = Dialect()
+    xv = r.integers(-128, 128, (1, 8, 64)).astype(np.float32)
+    x = b.input(xv)
+    b.op("RequantShift", x, b.const(r.integers(1, 300, (8, 1))), b.const(r.integers(-999, 999, (8, 1))), shape=xv.shape,
+         div=2**8, n_levels=256, signed=1)
+    b.op("iSoftmax", x, shape=xv.shape, coeffA=1, coeffB=10, coeffC=57, log2=8, n_levels=256)
+    b.op("iHardswish", x, shape=xv.shape, one_over_six=42, three=122, six=245)
+    b.op("TrueIntegerDiv", x, shape=xv.shape, Delta=16384, eps=1, eta=200000, y=2)
+    b.op("iRMSNorm", x, b.const(r.integers(-2**20, 2**20, 64)), shape=xv.shape, D=2**16, n_levels=256)
+    b.op("iLayerNorm", x, b.const(r.integers(-300, 300, 64)), b.const(r.integers(-999, 999, 64)), shape=xv.shape,
+         D=2**10, n_levels=256)
+    b.op("iGELU", x, shape=xv.shape, b=-40, one=1743)
+    b.op("ITAMax", x, shape=xv.shape, n_levels=256)
+    b.op("ITAPartialMax", x, shape=xv.shape, group_width=16, n_levels=256)
+    b.op("iNoNorm", x, b.const(r.integers(-128, 128, 64)), b.const(r.integers(-99, 99, 64)), shape=xv.shape,
+         D=2**10, mul=425, n_levels=256)
+    b.op("IntegerMean", x, shape=(1, 64), axes=[1], keepdims=0)
+    b.op("IntegerDiv", x, b.input(r.integers(1, 99, (1, 8, 1)).astype(np.float32)), shape=xv.shape, Delta=2**16,
+         eps=1, eta=7)
+    cycles = {}
+    for cores in (8, 1):
+        target = ClusterTarget(ClusterConfig(cores=cores))
+        c = compile_graph(import_model(b.model()), kernels=target.kernels)
+        gold = run_graph(c.graph, b.feeds)
+        with tempfile.TemporaryDirectory() as tmp:
+            outs, meas = target.run(c, b.feeds, Path(tmp))
+        for name in c.graph.outputs:
+            assert np.array_equal(outs[name], gold[name]), (cores, name)
+        cycles[cores] = meas.cycles
+    assert cycles[8] < cycles[1] / 2, cycles   # measured 576,657 cycles on one core, 113,850 on eight

@@ -100,9 +100,11 @@ def int_const(node, graph, i, what) -> np.ndarray:
     return f.astype(np.int32)
 
 
-def no_wider(node, graph) -> bool:
-    """In place (the kernels read element or row k before writing it) when the output is no wider."""
-    return graph.tensors[node.outputs[0]].dtype.itemsize <= graph.tensors[node.inputs[0]].dtype.itemsize
+def same_width(node, graph) -> bool:
+    """In place when output and input elements have the same size: the kernels read element (row) k
+    before writing it, but a narrower output written by one core of a cluster could overwrite input
+    that another core has still to read."""
+    return graph.tensors[node.outputs[0]].dtype.itemsize == graph.tensors[node.inputs[0]].dtype.itemsize
 
 
 def call(kernel, node, graph, ctx, *args, ins: int = 1) -> str:
@@ -113,8 +115,8 @@ def call(kernel, node, graph, ctx, *args, ins: int = 1) -> str:
 
 
 def dialect_op(name, emit, macs_per_element=1, **kw):
-    """register() for a dialect op: kernel in deeploy.h, in place when the output is no wider."""
-    kw.setdefault("inplace", no_wider)
+    """register() for a dialect op: kernel in deeploy.h, in place for same-size elements."""
+    kw.setdefault("inplace", same_width)
     return register(name, emit=emit, header="deeploy.h",
                     macs=lambda node, graph: macs_per_element * graph.tensors[node.inputs[0]].size, **kw)
 

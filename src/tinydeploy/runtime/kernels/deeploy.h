@@ -53,36 +53,41 @@ static inline float td_dpy_i2f(int32_t v)
 #define TD_DPY_LD_int(v) ((int32_t)(v))
 #define TD_DPY_WRAP(v) ((int32_t)(uint32_t)(v))
 
-/* Every kernel reads element (or row) k before writing it: in place when the output is no wider. */
+/* Every kernel reads element (or row) k before writing it, so it runs in place on the same bytes.
+ * Elements (rows) are shared among a cluster's cores (td_par_lo/hi, td_common.h); iSoftmax, with
+ * one row of scratch, runs on one core. */
 
 /* RequantShift: y = clamp((x*mul + add + 2^(s-1)) >> s, lo, hi) in int32; mul/add index (i / inner) % C */
 #define TD_RQS_DEF(NAME, TI, TO, LD, ST)                                                                   \
     static inline void NAME(const TI *x, TO *y, int32_t n, int32_t C, int32_t inner, const int32_t *mul,  \
                             const int32_t *add, int32_t s, int32_t lo, int32_t hi)                     \
     {                                                                                                  \
-        for (int32_t i = 0; i < n; i++) {                                                              \
+        TD_PAR_FOR(i, n) {                                                              \
             int32_t c = (i / inner) % C;                                                               \
             uint32_t v = (uint32_t)LD(x[i]) * (uint32_t)mul[c] + (uint32_t)add[c] + ((1u << s) >> 1); \
             y[i] = ST(TO, td_clamp(TD_DPY_WRAP(v) >> s, lo, hi));                                          \
         }                                                                                              \
+        td_par_sync();                                                                                       \
     }
 
 /* iHardswish: y = x * (clamp(x + three, 0, six) * one_over_six), int32 */
 #define TD_IHSWISH_DEF(NAME, TI, TO, LD, ST)                                                               \
     static inline void NAME(const TI *x, TO *y, int32_t n, int32_t one_over_six, int32_t three, int32_t six) \
     {                                                                                                  \
-        for (int32_t i = 0; i < n; i++) {                                                              \
+        TD_PAR_FOR(i, n) {                                                              \
             int32_t v = LD(x[i]);                                                                      \
             uint32_t t = (uint32_t)td_clamp(TD_DPY_WRAP((uint32_t)v + (uint32_t)three), 0, six) * (uint32_t)one_over_six; \
             y[i] = ST(TO, TD_DPY_WRAP((uint32_t)v * t));                                                   \
         }                                                                                              \
+        td_par_sync();                                                                                       \
     }
 
 /* TrueIntegerDiv: y = x * c (int32), c = floor(Delta*eta / (y*eta + eps)) */
 #define TD_MULC_DEF(NAME, TI, TO, LD, ST)                                                                  \
     static inline void NAME(const TI *x, TO *y, int32_t n, int32_t c)                                  \
     {                                                                                                  \
-        for (int32_t i = 0; i < n; i++) y[i] = ST(TO, TD_DPY_WRAP((uint32_t)LD(x[i]) * (uint32_t)c));     \
+        TD_PAR_FOR(i, n) y[i] = ST(TO, TD_DPY_WRAP((uint32_t)LD(x[i]) * (uint32_t)c));     \
+        td_par_sync();                                                                                       \
     }
 
 /* iSoftmax (Softmax_s8_s8): per row t = x - max, z = clamp((int8)(-t / log2), 0, 31), p = t + z*log2,
@@ -121,7 +126,7 @@ static inline int32_t td_dpy_isqrt(int32_t v)
     static inline void NAME(const TI *x, TO *y, const int32_t *w, int32_t rows, int32_t L, int32_t s,  \
                             int32_t lo, int32_t hi)                                                    \
     {                                                                                                  \
-        for (int32_t r = 0; r < rows; r++) {                                                           \
+        TD_PAR_FOR(r, rows) {                                                           \
             const TI *xr = x + (size_t)r * L;                                                          \
             TO *yr = y + (size_t)r * L;                                                                \
             uint32_t ss = 0;                                                                           \
@@ -131,17 +136,19 @@ static inline int32_t td_dpy_isqrt(int32_t v)
             for (int32_t j = 0; j < L; j++)                                                            \
                 yr[j] = ST(TO, td_clamp((TD_DPY_WRAP((uint32_t)LD(xr[j]) * (uint32_t)w[j]) / sd) >> s, lo, hi)); \
         }                                                                                              \
+        td_par_sync();                                                                                       \
     }
 /* iGELU (GELU_s8_s32): q = min(|x|, -b), L = sgn(x) * (one - (q + b)^2), y = x * ((one + L) >> 1), int32 */
 #define TD_IGELU_DEF(NAME, TI, TO, LD, ST)                                                                 \
     static inline void NAME(const TI *x, TO *y, int32_t n, int32_t b, int32_t one)                    \
     {                                                                                                  \
-        for (int32_t i = 0; i < n; i++) {                                                              \
+        TD_PAR_FOR(i, n) {                                                              \
             int32_t v = LD(x[i]), sg = (v > 0) - (v < 0), a = TD_DPY_WRAP((uint32_t)sg * (uint32_t)v); \
             int32_t q = a > -b ? -b : a, d = q + b;                                                    \
             int32_t L = TD_DPY_WRAP((uint32_t)sg * (uint32_t)(one - d * d));                           \
             y[i] = ST(TO, TD_DPY_WRAP((uint32_t)v * (uint32_t)(TD_DPY_WRAP((uint32_t)one + (uint32_t)L) >> 1))); \
         }                                                                                              \
+        td_par_sync();                                                                                       \
     }
 
 /* iNoNorm (SnitchiNoNorm_s8_s8): y = (int8)(((x*w + bias) * mul) >> s); bias index (i / inner) % C */
@@ -149,10 +156,11 @@ static inline int32_t td_dpy_isqrt(int32_t v)
     static inline void NAME(const TI *x, TO *y, int32_t n, const int32_t *w, const int32_t *bias, int32_t C, \
                             int32_t inner, int32_t mul, int32_t s)                                     \
     {                                                                                                  \
-        for (int32_t i = 0; i < n; i++) {                                                              \
+        TD_PAR_FOR(i, n) {                                                              \
             uint32_t v = ((uint32_t)LD(x[i]) * (uint32_t)w[i] + (uint32_t)bias[(i / inner) % C]) * (uint32_t)mul; \
             y[i] = ST(TO, (int8_t)(uint8_t)(uint32_t)(TD_DPY_WRAP(v) >> s));                               \
         }                                                                                              \
+        td_par_sync();                                                                                       \
     }
 
 /* ITAMax (gw = 0) and ITAPartialMax (groups of gw): ITA's shift softmax, sh = (uint8)((max - x + 16) >> 5),
@@ -165,7 +173,7 @@ static inline uint32_t td_ita_sh(int32_t d)
 #define TD_ITAMAX_DEF(NAME, TI, TO, LD, ST)                                                                \
     static inline void NAME(const TI *x, TO *y, int32_t rows, int32_t L, int32_t n, int32_t gw)        \
     {                                                                                                  \
-        for (int32_t r = 0; r < rows; r++) {                                                           \
+        TD_PAR_FOR(r, rows) {                                                           \
             const TI *xr = x + (size_t)r * L;                                                          \
             TO *yr = y + (size_t)r * L;                                                                \
             int32_t mx = -128;                                                                         \
@@ -190,6 +198,7 @@ static inline uint32_t td_ita_sh(int32_t d)
             uint32_t inv = sum ? K / sum : 0u;                                                         \
             for (int32_t j = 0; j < L; j++) yr[j] = ST(TO, (inv >> td_ita_sh(mx - LD(xr[j]))));            \
         }                                                                                              \
+        td_par_sync();                                                                                       \
     }
 
 /* iLayerNorm (Layernorm_s8_s8): mean = sum x / L, t = (int16)(x - mean), std = isqrt(sum t^2 / L + 1),
@@ -198,7 +207,7 @@ static inline uint32_t td_ita_sh(int32_t d)
     static inline void NAME(const TI *x, TO *y, const int32_t *w, const int32_t *bias, int32_t rows,   \
                             int32_t L, int32_t s)                                                      \
     {                                                                                                  \
-        for (int32_t r = 0; r < rows; r++) {                                                           \
+        TD_PAR_FOR(r, rows) {                                                           \
             const TI *xr = x + (size_t)r * L;                                                          \
             TO *yr = y + (size_t)r * L;                                                                \
             uint32_t sm = 0, sq = 0;                                                                   \
@@ -215,6 +224,7 @@ static inline uint32_t td_ita_sh(int32_t d)
                 yr[j] = ST(TO, (int8_t)(uint8_t)(uint64_t)(v >> s));                                       \
             }                                                                                          \
         }                                                                                              \
+        td_par_sync();                                                                                       \
     }
 
 /* IntegerDiv (Div_s32_s32): a [o, m, i] / b [o, 1, i]: N = Delta*eta*a, D = eta*b + eps,
@@ -225,7 +235,7 @@ static inline uint32_t td_ita_sh(int32_t d)
                             int32_t eps, int32_t eta, int32_t mul, int32_t add, int32_t shift)         \
     {                                                                                                  \
         int64_t de = TD_DPY_WRAP((uint32_t)delta * (uint32_t)eta);                                     \
-        for (int32_t p = 0; p < o; p++)                                                                \
+        TD_PAR_FOR(p, o)                                                                \
             for (int32_t j = 0; j < m; j++)                                                            \
                 for (int32_t k = 0; k < in; k++) {                                                     \
                     int32_t ia = (p * m + j) * in + k;                                                 \
@@ -237,6 +247,7 @@ static inline uint32_t td_ita_sh(int32_t d)
                     }                                                                                  \
                     y[ia] = ST(TO, q);                                                                     \
                 }                                                                                      \
+        td_par_sync();                                                                                       \
     }
 
 /* IntegerMean: S = sum over [o, n, i]'s middle axis (int32); (S + n/2) >> shift when shift >= 0,
@@ -244,8 +255,7 @@ static inline uint32_t td_ita_sh(int32_t d)
 #define TD_IMEAN_DEF(NAME, TI, TO, LD, ST)                                                                 \
     static inline void NAME(const TI *x, TO *y, int32_t o, int32_t n, int32_t in, int32_t shift)       \
     {                                                                                                  \
-        for (int32_t p = 0; p < o; p++)                                                                \
-            for (int32_t k = 0; k < in; k++) {                                                         \
+        TD_PAR_FOR2(p, o, k, in) {                                                         \
                 uint32_t s = 0;                                                                        \
                 for (int32_t j = 0; j < n; j++) s += (uint32_t)LD(x[((size_t)p * n + j) * in + k]);    \
                 int32_t S = TD_DPY_WRAP(s);                                                            \
@@ -253,6 +263,7 @@ static inline uint32_t td_ita_sh(int32_t d)
                                        : ((int64_t)S + (S >= 0 ? 1 : -1) * (int64_t)(n >> 1)) / n;     \
                 y[(size_t)p * in + k] = ST(TO, r);                                                         \
             }                                                                                          \
+        td_par_sync();                                                                                       \
     }
 
 /* one definition per (input, output) type pair: Deeploy's files use float32 and int32 containers */
