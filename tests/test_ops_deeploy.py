@@ -106,21 +106,32 @@ def test_requantshift_int32_wraps_as_deeploys_c():
     assert ref[0, 0] != 127   # 2^32 + 5 wrapped: not the saturated value of exact arithmetic
 
 
-@pytest.mark.parametrize("attrs,msg", [
-    (dict(div=3000, n_levels=256, signed=1), "power of two"),
-    (dict(n_levels=256, signed=1), "attribute div is required"),
-    (dict(div=256, n_levels=1, signed=1), "n_levels = 1"),
-])
-def test_requantshift_bad_attributes_one_line(tmp_path, attrs, msg):
+def test_requantshift_bad_attributes_one_line(tmp_path):
+    import onnx
     b = Dialect()
     x = b.input(np.zeros((2, 3), np.float32))
-    b.op("RequantShift", x, b.const([1.0]), b.const([0.0]), shape=(2, 3), **attrs)
-    import onnx
+    b.op("RequantShift", x, b.const([1.0]), b.const([0.0]), shape=(2, 3), div=3000, n_levels=256, signed=1)
     onnx.save(b.model(), tmp_path / "m.onnx")
     p = subprocess.run([sys.executable, "-m", "tinydeploy.cli", "compile", str(tmp_path / "m.onnx"), "-o",
                         str(tmp_path / "out")], capture_output=True, text=True)
-    assert p.returncode != 0 and "Traceback" not in p.stderr and msg in p.stderr, p.stderr
+    assert p.returncode != 0 and "Traceback" not in p.stderr and "power of two" in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("attrs,msg", [
+    (dict(n_levels=256, signed=1), "attribute div is required"),
+    (dict(div=256, n_levels=1, signed=1), "n_levels = 1"),
+    (dict(div=256, n_levels=2**33, signed=1), "do not fit int32"),
+])
+def test_requantshift_bad_attributes_named(attrs, msg):
+    from tinydeploy.compiler import compile_graph
+    from tinydeploy.errors import TinydeployError
+    from tinydeploy.frontend.onnx_import import import_model
+    b = Dialect()
+    x = b.input(np.zeros((2, 3), np.float32))
+    b.op("RequantShift", x, b.const([1.0]), b.const([0.0]), shape=(2, 3), **attrs)
+    with pytest.raises(TinydeployError, match=f"RequantShift.*{msg}"):
+        compile_graph(import_model(b.model()))
 
 
 def test_requantshift_non_integer_mul_refused(tmp_path):
@@ -157,6 +168,12 @@ def test_requantshift_channel_axis_1_and_declared_type():
 
 
 # ---- group 2: iSoftmax, iHardswish, iRMSNorm, TrueIntegerDiv --------------------------------------
+def per_row(fn, xv, *args):
+    """A slow transcription applied to each row (last axis) of xv."""
+    xv = np.asarray(xv)
+    return np.array([fn(row, *args) for row in xv.reshape(-1, xv.shape[-1]).tolist()]).reshape(xv.shape)
+
+
 def slow_isoftmax(row, A, B, C, log2, n):
     """Softmax_s8_s8 (Generic/src/Softmax_s8.c) on one row, line by line."""
     mx = max(row)
@@ -214,10 +231,11 @@ def test_isoftmax_golden_host_rv32(dtype):
         xv = r.integers(-128, 128, shape)
         xv.reshape(-1, shape[-1])[0] = xv.reshape(-1)[0]      # a constant row
         n = 256 if k != 3 else 16
-        y = b.op("iSoftmax", b.input(xv.astype(dtype)), shape=shape, dtype=np.float32 if dtype == np.float32 else np.uint8,
+        odt = np.float32 if dtype == np.float32 else np.uint8
+        y = b.op("iSoftmax", b.input(xv.astype(dtype)), shape=shape, dtype=odt,
                  coeffA=helper_tensor(A), coeffB=helper_tensor(B), coeffC=helper_tensor(C), log2=helper_tensor(log2),
                  n_levels=helper_tensor(n))
-        want[y] = np.array([slow_isoftmax(row, A, B, C, log2, n) for row in xv.reshape(-1, shape[-1]).tolist()]).reshape(shape)
+        want[y] = per_row(slow_isoftmax, xv, A, B, C, log2, n)
     gold, _ = b.run(rv32=dtype == np.float32)
     for y, ref in want.items():
         assert np.array_equal(gold[y].astype(np.int64), ref), y
@@ -234,7 +252,7 @@ def test_ihardswish_and_true_integer_div():
     want = {}
     for one_over_six, three, six in [(42, 122, 245), (42, 220, 440), (42, 127, 253)]:
         y = b.op("iHardswish", x, shape=xv.shape, one_over_six=one_over_six, three=three, six=six)
-        want[y] = np.array([int(v) * (min(max(int(v) + three, 0), six) * one_over_six) for v in xv.reshape(-1)]).reshape(xv.shape)
+        want[y] = np.vectorize(lambda v: int(v) * (min(max(int(v) + three, 0), six) * one_over_six))(xv)
     y = b.op("TrueIntegerDiv", x, shape=xv.shape, Delta=16384, eps=1, eta=200000, y=2)
     want[y] = xv.astype(np.int64) * ((16384 * 200000) // (2 * 200000 + 1))
     gold, _ = b.run(rv32=True)
@@ -266,7 +284,7 @@ def test_irmsnorm_golden_host_rv32():
         xv.reshape(-1, shape[-1])[0] = 0                        # an all-zero row: std = 1
         w = r.integers(-2**23, 2**23, shape[-1])          # x·w within int32; saturates at both ends
         y = b.op("iRMSNorm", b.input(xv.astype(np.float32)), b.const(w), shape=shape, D=65536, n_levels=256)
-        want[y] = np.array([slow_irmsnorm(row, w.tolist(), 16) for row in xv.reshape(-1, shape[-1]).tolist()]).reshape(shape)
+        want[y] = per_row(slow_irmsnorm, xv, w.tolist(), 16)
     gold, _ = b.run(rv32=True)
     for y, ref in want.items():
         assert np.array_equal(gold[y].astype(np.int64), ref), y
@@ -348,7 +366,7 @@ def test_ilayernorm_igelu_inonorm():
     w, bias = r.integers(-300, 300, 32), r.integers(-2**14, 2**14, 32)
     y = b.op("iLayerNorm", b.input(xv.astype(np.float32)), b.const(w), b.const(bias), shape=xv.shape,
              D=helper_tensor(2**14), n_levels=helper_tensor(256))
-    want[y] = np.array([slow_ilayernorm(row, w.tolist(), bias.tolist(), 14) for row in xv.reshape(-1, 32).tolist()]).reshape(xv.shape)
+    want[y] = per_row(slow_ilayernorm, xv, w.tolist(), bias.tolist(), 14)
     x = b.input(xv.astype(np.float32))
     for bb, one in [(-73, 5914), (-26, 722), (-40, 1743)]:
         y = b.op("iGELU", x, shape=xv.shape, domain="PACTOps", b=bb, one=one)
@@ -375,9 +393,9 @@ def test_itamax_and_itapartialmax(dtype):
         x = b.input(xv.astype(dtype))
         odt = np.float32 if dtype == np.float32 else np.uint8
         y = b.op("ITAMax", x, shape=shape, dtype=odt, n_levels=helper_tensor(256))
-        want[y] = np.array([slow_itamax(row, 256) for row in xv.reshape(-1, shape[-1]).tolist()]).reshape(shape)
+        want[y] = per_row(slow_itamax, xv, 256)
         y = b.op("ITAPartialMax", x, shape=shape, dtype=odt, group_width=gw, n_levels=helper_tensor(256))
-        want[y] = np.array([slow_itapartialmax(row, 256, gw) for row in xv.reshape(-1, shape[-1]).tolist()]).reshape(shape)
+        want[y] = per_row(slow_itapartialmax, xv, 256, gw)
     gold, _ = b.run(rv32=dtype == np.float32)
     for y, ref in want.items():
         assert np.array_equal(gold[y].astype(np.int64), ref), y
@@ -451,7 +469,8 @@ def test_float_elements_read_as_c_casts_them():
     y = b.op("RequantShift", b.input(vals.reshape(2, 8)), b.const([1.0]), b.const([0.0]), shape=(2, 8),
              dtype=np.int32, div=1, n_levels=2**32, signed=1)
     gold, _ = b.run(rv32=True)
-    ref = [2, -2, 0, 0, 0, 2**31 - 1, -2**31, 2**31 - 1, -2**31, 0, 2**31 - 1, -2**31, 2**24 + 2, -(2**30) - 128, 127, 1]
+    big, small = 2**31 - 1, -2**31
+    ref = [2, -2, 0, 0, 0, big, small, big, small, 0, big, small, 2**24 + 2, -(2**30) - 128, 127, 1]
     assert gold[y].reshape(-1).tolist() == ref
 
 
