@@ -527,3 +527,22 @@ def test_every_integer_op_on_the_cluster_bit_exact_and_faster_on_eight_cores():
             assert np.array_equal(outs[name], gold[name]), (cores, name)
         cycles[cores] = meas.cycles
     assert cycles[8] < cycles[1] / 2, cycles   # measured 576,657 cycles on one core, 113,850 on eight
+
+
+def test_dialect_domain_opsets_and_declared_types_checked():
+    from onnx import helper as oh
+
+    from tinydeploy.errors import TinydeployError
+    from tinydeploy.frontend.onnx_import import import_model
+    b = Dialect()
+    x = b.input(np.zeros((2, 3), np.float32))
+    b.op("RequantShift", x, b.const([1.0]), b.const([0.0]), shape=(2, 3), domain="PACTOps", div=4, n_levels=256,
+         signed=0)
+    m = b.model()
+    m.opset_import[1].CopyFrom(oh.make_opsetid("PACTOps", 2))
+    with pytest.raises(TinydeployError, match="opset 2 of domain 'PACTOps'; the newest supported is 1"):
+        import_model(m)
+    b.outputs[-1].type.tensor_type.elem_type = 3      # int8 declared for levels [0, 255]
+    with pytest.raises(TinydeployError, match=r"output type int8 cannot hold \[0, 255\]"):
+        from tinydeploy.compiler import compile_graph
+        compile_graph(import_model(b.model()))
