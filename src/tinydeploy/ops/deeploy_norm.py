@@ -4,7 +4,8 @@ the arithmetic of its C kernels (runtime/kernels/deeploy.h); types as in ops/dee
 iSoftmax(coeffA, coeffB, coeffC, log2, n_levels)   (Generic/src/Softmax_s8.c Softmax_s8_s8)
     per row: t = x - max;  z = clamp((int8)(-t / log2), 0, 31);  p = t + z·log2
              e = (uint32)((coeffA·(p + coeffB)² + coeffC) >> z);  y = (uint32)(e·(n - 1)) / Σe
-    (an I-BERT second-order exp). y is in [0, n - 1].
+    (an I-BERT second-order exp). y is in [0, n - 1]. The C reads e for max - x < 256 (every 8-bit
+    input) from a 256-entry table made by the same function as the golden model.
 iRMSNorm(D, n_levels), weight w   (PULPOpen/src/iRMSnorm.c, Generic/src/iRMSNorm_s8.c)
     per row of L: s = isqrt(Σx² / L + 1);  y = clamp(((x·w) / s) >> log2(D), -n/2, n/2 - 1)
     C division (truncation), arithmetic shift; int32.
@@ -47,12 +48,16 @@ def _isoftmax_params(node):
     return a, b, c, log2, n
 
 
+def isoftmax_exp(d, a, b, c, log2):
+    """e of an element d = max - x >= 0 below its row's maximum (int64 array)."""
+    z = np.clip(wrap8(d // log2), 0, 31)
+    p = z * log2 - d
+    return ((a * (p + b) ** 2 + c).astype(np.uint64) >> z.astype(np.uint64)).astype(np.int64) & 0xFFFFFFFF
+
+
 def isoftmax_int(x, a, b, c, log2, n):
     """Softmax_s8_s8 on the rows of int64 array x (last axis)."""
-    t = x - x.max(axis=-1, keepdims=True)
-    z = np.clip(wrap8(c_div(-t, log2)), 0, 31)
-    p = t + z * log2
-    e = ((a * (p + b) ** 2 + c).astype(np.uint64) >> z.astype(np.uint64)).astype(np.int64) & 0xFFFFFFFF
+    e = isoftmax_exp(x.max(axis=-1, keepdims=True) - x, a, b, c, log2)
     s = e.sum(axis=-1, keepdims=True) & 0xFFFFFFFF
     return np.where(s == 0, 0, ((e * (n - 1)) & 0xFFFFFFFF) // np.maximum(s, 1))
 
@@ -62,7 +67,8 @@ def _emit_isoftmax(node, graph, ctx) -> str:
     rows, L = last_axis(node, x.shape)
     a, b, c, log2, n = _isoftmax_params(node)
     (buf,) = ctx.scratch(_isoftmax_scratch(node, graph))
-    return call("isoftmax", node, graph, ctx, buf, rows, L, a, b, f"INT64_C({c})", log2, n)
+    table = ctx.array(node.name + "_exp", isoftmax_exp(np.arange(256), a, b, c, log2).astype(np.uint32))
+    return call("isoftmax", node, graph, ctx, buf, table, rows, L, a, b, f"INT64_C({c})", log2, n)
 
 
 def _isoftmax_scratch(node, graph):

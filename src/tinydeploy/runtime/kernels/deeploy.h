@@ -91,10 +91,11 @@ static inline float td_dpy_i2f(int32_t v)
     }
 
 /* iSoftmax (Softmax_s8_s8): per row t = x - max, z = clamp((int8)(-t / log2), 0, 31), p = t + z*log2,
- * e = (uint32)((a*(p+b)^2 + c) >> z), y = (uint32)(e*(n-1)) / sum e. e: L words of scratch. */
+ * e = (uint32)((a*(p+b)^2 + c) >> z), y = (uint32)(e*(n-1)) / sum e. e: L words of scratch; tab: e
+ * for -t in [0, 256), computed at compile time (every 8-bit input). */
 #define TD_ISOFTMAX_DEF(NAME, TI, TO, LD, ST)                                                              \
-    static inline void NAME(const TI *x, TO *y, uint32_t *e, int32_t rows, int32_t L, int32_t a, int32_t b, \
-                            int64_t c, int32_t log2, int32_t n)                                        \
+    static inline void NAME(const TI *x, TO *y, uint32_t *e, const uint32_t *tab, int32_t rows, int32_t L, \
+                            int32_t a, int32_t b, int64_t c, int32_t log2, int32_t n)                  \
     {                                                                                                  \
         for (int32_t r = 0; r < rows; r++) {                                                           \
             const TI *xr = x + (size_t)r * L;                                                          \
@@ -103,11 +104,15 @@ static inline float td_dpy_i2f(int32_t v)
             uint32_t s = 0;                                                                            \
             for (int32_t j = 1; j < L; j++) if (LD(xr[j]) > mx) mx = LD(xr[j]);                        \
             for (int32_t j = 0; j < L; j++) {                                                          \
-                int64_t t = (int64_t)LD(xr[j]) - mx, q = -t / log2;                                    \
-                int32_t z = (int32_t)(((q + 128) & 255) - 128);                                        \
-                z = td_clamp(z, 0, 31);                                                                \
-                int64_t p = t + (int64_t)z * log2 + b;                                                 \
-                e[j] = (uint32_t)((uint64_t)(a * p * p + c) >> z);                                     \
+                uint32_t d = (uint32_t)mx - (uint32_t)LD(xr[j]);   /* -t, exact */                      \
+                if (d < 256u) {                                                                        \
+                    e[j] = tab[d];                                                                     \
+                } else {                                                                               \
+                    uint32_t q = d / (uint32_t)log2;                                                   \
+                    int32_t z = td_clamp((int32_t)((q & 255u) ^ 128u) - 128, 0, 31);  /* (int8_t) */   \
+                    int64_t p = (int64_t)z * log2 - d + b;                                             \
+                    e[j] = (uint32_t)((uint64_t)(a * p * p + c) >> z);                                 \
+                }                                                                                      \
                 s += e[j];                                                                             \
             }                                                                                          \
             for (int32_t j = 0; j < L; j++) yr[j] = ST(TO, (s ? (e[j] * (uint32_t)(n - 1)) / s : 0u));     \
