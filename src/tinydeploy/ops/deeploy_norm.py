@@ -66,24 +66,14 @@ def _emit_isoftmax(node, graph, ctx) -> str:
     x = graph.tensors[node.inputs[0]]
     rows, L = last_axis(node, x.shape)
     a, b, c, log2, n = _isoftmax_params(node)
-    (buf,) = ctx.scratch(_isoftmax_scratch(node, graph))
     table = ctx.array(node.name + "_exp", isoftmax_exp(np.arange(256), a, b, c, log2).astype(np.uint32))
-    return call("isoftmax", node, graph, ctx, buf, table, rows, L, a, b, f"INT64_C({c})", log2, n)
-
-
-def _isoftmax_scratch(node, graph):
-    return [(np.uint32, last_axis(node, graph.tensors[node.inputs[0]].shape)[1])]
-
-
-def _scratch_bytes(pieces_fn):
-    from ..codegen.ctext import scratch_layout
-    return lambda node, graph, kernels: scratch_layout(pieces_fn(node, graph))[1]
+    return call("isoftmax", node, graph, ctx, table, rows, L, a, b, f"INT64_C({c})", log2, n)
 
 
 SOFTMAXES = ("iSoftmax", "ITAMax", "ITAPartialMax")
 
 
-@dialect_op("iSoftmax", _emit_isoftmax, 2, scratch=_scratch_bytes(_isoftmax_scratch))
+@dialect_op("iSoftmax", _emit_isoftmax, 2)
 def isoftmax(node, graph, args):
     x = np.asarray(args[0])
     rows, L = last_axis(node, x.shape)

@@ -54,8 +54,7 @@ static inline float td_dpy_i2f(int32_t v)
 #define TD_DPY_WRAP(v) ((int32_t)(uint32_t)(v))
 
 /* Every kernel reads element (or row) k before writing it, so it runs in place on the same bytes.
- * Elements (rows) are shared among a cluster's cores (td_par_lo/hi, td_common.h); iSoftmax, with
- * one row of scratch, runs on one core. */
+ * Elements (rows) are shared among a cluster's cores (td_par_lo/hi, td_common.h). */
 
 /* RequantShift: y = clamp((x*mul + add + 2^(s-1)) >> s, lo, hi) in int32; mul/add index (i / inner) % C */
 #define TD_RQS_DEF(NAME, TI, TO, LD, ST)                                                                   \
@@ -91,32 +90,39 @@ static inline float td_dpy_i2f(int32_t v)
     }
 
 /* iSoftmax (Softmax_s8_s8): per row t = x - max, z = clamp((int8)(-t / log2), 0, 31), p = t + z*log2,
- * e = (uint32)((a*(p+b)^2 + c) >> z), y = (uint32)(e*(n-1)) / sum e. e: L words of scratch; tab: e
- * for -t in [0, 256), computed at compile time (every 8-bit input). */
-#define TD_ISOFTMAX_DEF(NAME, TI, TO, LD, ST)                                                              \
-    static inline void NAME(const TI *x, TO *y, uint32_t *e, const uint32_t *tab, int32_t rows, int32_t L, \
-                            int32_t a, int32_t b, int64_t c, int32_t log2, int32_t n)                  \
+ * e = (uint32)((a*(p+b)^2 + c) >> z), y = (uint32)(e*(n-1)) / sum e. tab: e for d = -t in [0, 256)
+ * (every 8-bit input), computed at compile time; e is computed twice (sum, output) instead of kept
+ * in scratch, so the rows can be shared among a cluster's cores. */
+static inline uint32_t td_isoftmax_e(uint32_t d, const uint32_t *tab, int32_t a, int32_t b, int64_t c,
+                                     int32_t log2)
+{
+    uint32_t q;
+    int32_t z;
+    int64_t p;
+    if (d < 256u) return tab[d];
+    q = d / (uint32_t)log2;                                       /* exact: d >= 0 */
+    z = td_clamp((int32_t)((q & 255u) ^ 128u) - 128, 0, 31);      /* (int8_t) */
+    p = (int64_t)z * log2 - d + b;
+    return (uint32_t)((uint64_t)(a * p * p + c) >> z);
+}
+#define TD_ISOFTMAX_DEF(NAME, TI, TO, LD, ST)                                                          \
+    static inline void NAME(const TI *x, TO *y, const uint32_t *tab, int32_t rows, int32_t L, int32_t a, \
+                            int32_t b, int64_t c, int32_t log2, int32_t n)                             \
     {                                                                                                  \
-        for (int32_t r = 0; r < rows; r++) {                                                           \
+        TD_PAR_FOR(r, rows) {                                                                          \
             const TI *xr = x + (size_t)r * L;                                                          \
             TO *yr = y + (size_t)r * L;                                                                \
             int32_t mx = LD(xr[0]);                                                                    \
             uint32_t s = 0;                                                                            \
             for (int32_t j = 1; j < L; j++) if (LD(xr[j]) > mx) mx = LD(xr[j]);                        \
+            for (int32_t j = 0; j < L; j++)                                                            \
+                s += td_isoftmax_e((uint32_t)mx - (uint32_t)LD(xr[j]), tab, a, b, c, log2);            \
             for (int32_t j = 0; j < L; j++) {                                                          \
-                uint32_t d = (uint32_t)mx - (uint32_t)LD(xr[j]);   /* -t, exact */                      \
-                if (d < 256u) {                                                                        \
-                    e[j] = tab[d];                                                                     \
-                } else {                                                                               \
-                    uint32_t q = d / (uint32_t)log2;                                                   \
-                    int32_t z = td_clamp((int32_t)((q & 255u) ^ 128u) - 128, 0, 31);  /* (int8_t) */   \
-                    int64_t p = (int64_t)z * log2 - d + b;                                             \
-                    e[j] = (uint32_t)((uint64_t)(a * p * p + c) >> z);                                 \
-                }                                                                                      \
-                s += e[j];                                                                             \
+                uint32_t e = td_isoftmax_e((uint32_t)mx - (uint32_t)LD(xr[j]), tab, a, b, c, log2);    \
+                yr[j] = ST(TO, (s ? (e * (uint32_t)(n - 1)) / s : 0u));                                \
             }                                                                                          \
-            for (int32_t j = 0; j < L; j++) yr[j] = ST(TO, (s ? (e[j] * (uint32_t)(n - 1)) / s : 0u));     \
         }                                                                                              \
+        td_par_sync();                                                                                 \
     }
 
 /* iRMSNorm: per row std = isqrt(sum x^2 / L + 1), y = clamp(((x*w) / std) >> s, lo, hi), int32 */
