@@ -115,7 +115,7 @@ def generate(checkpoint=None, target: str | Target = targets.DEFAULT, prompt: st
              work: Path | None = None, tokenizer=None, context: int | None = None) -> tuple[str, dict]:
     """Compile the llama2.c model with the generation loop as main, run it on the target; returns
     (printed text, REPORT dict: run's fields plus generate's)."""
-    from .models.llama.generate import PREFILL_ROWS, build_program, generate_fields, load_model
+    from .models.llama.generate import build_program, generate_fields, load_model, prefill_rows
     from .models.llama.sampling import SamplerParams
     tgt = targets.get(target, config_path)
     if not tgt.runs_programs:
@@ -129,7 +129,8 @@ def generate(checkpoint=None, target: str | Target = targets.DEFAULT, prompt: st
     ids = tok.encode(prompt, bos=True) if prompt else [1]
     with tempfile.TemporaryDirectory(prefix="td-gen-") as tmp:
         work = Path(work or tmp)
-        for rows in PREFILL_ROWS:  # the largest prefill chunk whose program fits (decode uses the same graph)
+        chunks = prefill_rows(model)
+        for rows in chunks:  # the largest prefill chunk whose program fits (decode uses the same graph)
             with step(f"compiling the generate program ({rows} prefill rows)"):
                 prog = build_program(model, tok, ids, steps, temperature, top_p, seed, work / f"c{rows}", rows,
                                      tgt.kernels, tgt.emit)
@@ -139,7 +140,7 @@ def generate(checkpoint=None, target: str | Target = targets.DEFAULT, prompt: st
                     values, console, m = tgt.run_program(prog, work / f"r{rows}")
                 break
             except BudgetError:
-                if rows == PREFILL_ROWS[-1]:
+                if rows == chunks[-1]:
                     raise
     rep = add_measured(base_report(prog.compiled, tgt, sum(prog.seconds.values()), prog.data), m)
     rep.update(generate_fields(prog, values, tok, tgt.counter_hz, tgt.clock_hz is not None))

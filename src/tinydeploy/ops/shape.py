@@ -289,6 +289,32 @@ def concat(node, graph, args):
     return [np.concatenate(arrs, axis=node.attr("axis"))]
 
 
+# ---- ShiftIn: a sliding window kept as state (a QDQ decoder's KV cache, models/llama/qdq_decoder.py) --
+def _emit_shift_in(node, graph, ctx):
+    """y = concat(s[1:], x) along the axis, then s = y: three copies."""
+    s, x = node.inputs
+    y = node.outputs[0]
+    shape = _shape(graph, y)
+    axis = node.attr("axis") % len(shape)
+    st, esz = nd.strides(shape), nd.esize(graph, y)
+    kept = list(shape[:axis]) + [shape[axis] - 1] + list(shape[axis + 1:])
+    code = [nd.copy_call(ctx, ctx.ptr(s), ctx.ptr(y), esz, kept, st, st, xoff=st[axis]),
+            nd.copy_call(ctx, ctx.ptr(x), ctx.ptr(y), esz, _shape(graph, x), nd.strides(_shape(graph, x)), st,
+                         yoff=(shape[axis] - 1) * st[axis]),
+            nd.copy_call(ctx, ctx.ptr(y), ctx.ptr(s), esz, shape, st, st)]
+    return "\n".join(c for c in code if c)
+
+
+@register("ShiftIn", emit=_emit_shift_in, header="shape.h")
+def shift_in(node, graph, args):
+    """inputs: s (state, updated in place), x (one slot along attr axis); output: the new s."""
+    s, x = args
+    y = np.concatenate([np.take(s, range(1, s.shape[node.attr("axis")]), axis=node.attr("axis")), x],
+                       axis=node.attr("axis"))
+    s[...] = y
+    return [y]
+
+
 def split_sizes(node, graph, shape, args=None):
     axis = node.attr("axis", 0) % len(shape)
     n = shape[axis]

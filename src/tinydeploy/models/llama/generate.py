@@ -21,6 +21,7 @@ from ...ops.linear import GROUP
 from .budget import HOST_MEMORY_BYTES, check_fits, generate_parts
 from .checkpoint import LlamaWeights, QuantizedTensor, read_checkpoint
 from .intmodel import Calibration, IntLlama, calibrate
+from .qdq_decoder import QdqDecoder
 from .reference import FloatLlama
 from .sampling import EXP2_Q16, SamplerParams, XorShiftRng
 from .tokenizer import BOS_ID, Tokenizer
@@ -95,13 +96,18 @@ def load_model(checkpoint: str | Path | None = None,
     ``memory`` (bytes, who holds them; default: generate's host limit) bounds the program's data before
     anything is built; ``context``: the KV cache's positions (default: the checkpoint's seq_len, an ONNX
     decoder's stated context)."""
-    from tinydeploy.models import default_checkpoint_path, default_tokenizer_path
+    from tinydeploy.models import default_checkpoint_path
     path = Path(checkpoint) if checkpoint else default_checkpoint_path()
     if not path.is_file():
         raise TinydeployError(f"checkpoint {path} not found")
     memory = memory or (HOST_MEMORY_BYTES, "generate allows on the host")
     if path.suffix.lower() == ".onnx":   # a decoder with a KV cache (onnx_decoder.py), in Q8_0 groups
-        from .onnx_decoder import read_decoder
+        from .onnx_decoder import quantized, read_decoder, read_interface
+        model, L, kvh, hs = read_interface(path, memory)
+        if quantized(model, path):   # QDQ: compiled as it is, its own scales (qdq_decoder.py)
+            from .qdq_decoder import read_qdq_decoder
+            dec = read_qdq_decoder(path, model, L, kvh, hs, context)
+            return dec, _tokenizer(path, tokenizer, dec.vocab_size)
         cfg, w = read_decoder(path, context, memory)
     else:
         try:
@@ -114,13 +120,23 @@ def load_model(checkpoint: str | Path | None = None,
     w = _for_kernels(path, w)
     check_fits(f"checkpoint {path} (seq_len {cfg.seq_len})", generate_parts(cfg, w),
                *memory)
+    return IntLlama(cfg, w, _calibration(cfg, w, path)), _tokenizer(path, tokenizer, cfg.vocab_size)
+
+
+def _tokenizer(path: Path, tokenizer, vocab: int) -> Tokenizer:
+    """``tokenizer``, else tok<vocab>.bin or tokenizer.bin beside the model, else the bundled one."""
+    from tinydeploy.models import default_tokenizer_path
     tok_path = Path(tokenizer) if tokenizer else next(
-        (p for p in (path.parent / f"tok{cfg.vocab_size}.bin", path.parent / "tokenizer.bin") if p.is_file()),
+        (p for p in (path.parent / f"tok{vocab}.bin", path.parent / "tokenizer.bin") if p.is_file()),
         default_tokenizer_path())
     if not tok_path.is_file():
         raise TinydeployError(f"tokenizer {tok_path} not found")
-    tok = Tokenizer.load(tok_path, cfg.vocab_size)
-    return IntLlama(cfg, w, _calibration(cfg, w, path)), tok
+    return Tokenizer.load(tok_path, vocab)
+
+
+def prefill_rows(model) -> tuple[int, ...]:
+    """Prefill chunks to try, largest first: a QDQ decoder compiles one static step of 1 token."""
+    return (1,) if isinstance(model, QdqDecoder) else PREFILL_ROWS
 
 
 def _for_kernels(path: Path, w: LlamaWeights) -> LlamaWeights:
@@ -151,12 +167,14 @@ class Program(CProgram):
     seconds: dict = field(default_factory=dict)
 
 
-def build_program(model: IntLlama, tok: Tokenizer, prompt_ids: list[int], steps: int, temperature: float,
-                  top_p: float, seed: int, out_dir: Path, rows: int = PREFILL_ROWS[0], kernels=None,
-                  emit=emit_c) -> Program:
-    """`kernels`, `emit`: the target's kernel description and C emitter (Target.emit)."""
+def build_program(model: IntLlama | QdqDecoder, tok: Tokenizer, prompt_ids: list[int], steps: int,
+                  temperature: float, top_p: float, seed: int, out_dir: Path, rows: int = PREFILL_ROWS[0],
+                  kernels=None, emit=emit_c) -> Program:
+    """`kernels`, `emit`: the target's kernel description and C emitter (Target.emit). A QDQ decoder
+    runs one token per step (rows is 1)."""
     from .graph import build_graph
-    cfg = model.cfg
+    qdq = isinstance(model, QdqDecoder)
+    rows = 1 if qdq else rows
     if not prompt_ids or prompt_ids[0] != BOS_ID:
         prompt_ids = [BOS_ID] + list(prompt_ids)
     if len(prompt_ids) > model.seq_len:
@@ -164,15 +182,15 @@ def build_program(model: IntLlama, tok: Tokenizer, prompt_ids: list[int], steps:
     if not 1 <= steps <= model.seq_len:
         raise TinydeployError(f"--steps must be in 1..{model.seq_len}, got {steps}")
     t0 = time.perf_counter()
-    comp = compile_graph(build_graph(model, rows), kernels=kernels)
+    comp = compile_graph(model.graph() if qdq else build_graph(model, rows), kernels=kernels)
     t1 = time.perf_counter()
     project = emit(comp, out_dir)
-    pieces = [tok.piece(0, t) for t in range(cfg.vocab_size)]
+    V = model.vocab_size if qdq else model.cfg.vocab_size
+    pieces = [tok.piece(0, t) for t in range(V)]
     off = np.concatenate([[0], np.cumsum([len(p) for p in pieces])])
     off = off.astype(np.uint16 if off[-1] <= 0xFFFF else np.uint32)  # uint16 unless the pieces need more
     blob = np.frombuffer(b"".join(pieces) or b"\0", np.uint8)
     sp = SamplerParams.from_float(temperature, top_p)
-    V = cfg.vocab_size
     # the results the target hands back (the template declares them): tokens, logits hash, cycles per
     # forward ([0]: prefill of the whole prompt, [i]: decode step i), per-layer cycles summed over decode
     results = {"td_gen_ntok": (np.int32, 1), "td_gen_tokens": (np.int32, steps + 1), "td_gen_hash": (np.uint32, 1),
@@ -187,7 +205,7 @@ def build_program(model: IntLlama, tok: Tokenizer, prompt_ids: list[int], steps:
         top_p=sp.top_p_q16, seed_state=XorShiftRng(seed).state, tok_off_type=f"uint{8 * off.itemsize}_t",
         tok_off=c_array_body(off),
         tok_nbytes=blob.size, tok_bytes=c_array_body(blob), exp2=c_array_body(EXP2_Q16.astype(np.uint32)),
-        results=list(results)))
+        results=list(results), qdq=qdq))
     return Program(project, main_c, results, list(prompt_ids), rows, comp, V, data,
                    {"graph_compile": t1 - t0, "codegen": time.perf_counter() - t1})
 

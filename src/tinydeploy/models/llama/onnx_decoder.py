@@ -60,16 +60,34 @@ def _interface(model, path) -> tuple[int, int, int]:
         raise TinydeployError(f"{path}: not a decoder in the text-generation-with-past layout ({what}; expected "
                               f"inputs input_ids, attention_mask, position_ids, past_key_values.{{i}}.key/.value, "
                               f"outputs logits, present.{{i}}.key/.value)")
-    qdq = next((n for n in g.node if n.op_type in QUANTIZED or n.op_type.startswith("QLinear")), None)
-    if qdq is not None:   # its own static activation scales are not the design's run-time ones
-        raise TinydeployError(f"{path}: node {qdq.name or qdq.op_type} ({qdq.op_type}): a quantized decoder; generate "
-                              f"quantizes a float decoder with its own integer design (give the float export), "
-                              f"a quantized graph compiles at fixed shapes (compile/run --shape)")
     dims = ins["past_key_values.0.key"].type.tensor_type.shape.dim
     if len(dims) != 4 or not all(d.HasField("dim_value") and d.dim_value > 0 for d in (dims[1], dims[3])):
         raise TinydeployError(f"{path}: input 'past_key_values.0.key' must be [batch, kv_heads, past, head_size] "
                               f"with static kv_heads and head_size")
     return L, dims[1].dim_value, dims[3].dim_value
+
+
+def quantized(model, path) -> bool:
+    """Whether the decoder is QDQ-quantized (onnxruntime's quantize_static: it compiles as it is,
+    qdq_decoder.py); a QOperator one (quantize_dynamic's DynamicQuantizeLinear, MatMulInteger, QLinear*)
+    is a one-line error."""
+    nodes = [n for n in model.graph.node if n.op_type in QUANTIZED or n.op_type.startswith("QLinear")]
+    other = next((n for n in nodes if n.op_type not in QUANTIZED[:2]), None)
+    if other is not None:   # its run-time activation scales have no static program here
+        raise TinydeployError(f"{path}: node {other.name or other.op_type} ({other.op_type}): a quantized decoder in "
+                              f"QOperator form; generate takes a float decoder or a QDQ one (quantize_static)")
+    return bool(nodes)
+
+
+def read_interface(path, memory: tuple[int, str] | None = None):
+    """(onnx model, layers, kv heads, head size) of a decoder file; ``memory`` (bytes, who holds them)
+    bounds its weights before any float work (folding, the float check) that takes ~10 bytes per weight."""
+    model = read_model(path)
+    L, kvh, hs = _interface(model, path)
+    if memory:
+        weights = sum(np.prod(t.dims, dtype=np.int64) for t in model.graph.initializer if len(t.dims) >= 2)
+        check_fits(f"decoder {path}", {"weights": int(weights)}, *memory)
+    return model, L, kvh, hs
 
 
 def fold(model, L: int, kvh: int, hs: int, past: int = PAST, rows: int = ROWS) -> Graph:
@@ -312,13 +330,11 @@ def stated_context(path: Path) -> int:
 def read_decoder(path: str | Path, context: int | None = None,
                  memory: tuple[int, str] | None = None) -> tuple[LlamaConfig, LlamaWeights]:
     """The llama config (a KV cache of ``context`` positions, default stated_context) and Q8_0 weights
-    of an ONNX decoder; ``memory`` (bytes, who holds them) bounds its int8 weights before the float
-    work (folding, the float check) that takes ~10 bytes per weight."""
-    model = read_model(path)
-    L, kvh, hs = _interface(model, path)
-    if memory:
-        weights = sum(np.prod(t.dims, dtype=np.int64) for t in model.graph.initializer if len(t.dims) >= 2)
-        check_fits(f"decoder {path}", {"weights": int(weights)}, *memory)
+    of a float ONNX decoder; ``memory`` as read_interface."""
+    model, L, kvh, hs = read_interface(path, memory)
+    if quantized(model, path):
+        raise TinydeployError(f"{path}: a QDQ decoder; it compiles as it is (generate), not into the llama "
+                              f"route's integer design, which quantizes float decoders itself")
     g = fold(model, L, kvh, hs)
     cfg, w = recognise(g, path, L, kvh, hs)
     _check(g, cfg, w, path, PAST, ROWS)
