@@ -255,13 +255,63 @@ def test_qdq_decoder_host_c(qdq):
     check_model(*_at_shape(qdq, 6, 4))
 
 
-def test_generate_refuses_a_quantized_decoder(qdq, tmp_path):
-    """QDQ (static) and QOperator (onnxruntime's quantize_dynamic: DynamicQuantizeLinear, MatMulInteger)."""
+def _qdq_steps(path: Path, seq: list[int], C: int):
+    """Per step of ``seq`` (one token each): the golden logits of the QDQ decoder compiled as generate does
+    (caches as states of C slots) and onnxruntime's on the same model with a growing past."""
+    import onnxruntime as ort  # noqa: F401
+    from tinydeploy.compiler import compile_graph
+    from tinydeploy.golden import run_graph
+    from tinydeploy.testing.quant import ort_session
+    dec, _ = load_model(path, context=C)
+    g, state, gold = compile_graph(dec.graph()).graph, {}, []
+    sess, past, ref = ort_session(onnx.load(str(path))), {}, []
+    names = [o.name for o in sess.get_outputs()]
+    for p, t in enumerate(seq):
+        gold.append(run_graph(g, dec.feeds(t, p), state=state)["logits"].reshape(-1))
+        outs = dict(zip(names, sess.run(None, _float_feeds([t], past, p))))
+        past = {n[len("present."):]: v for n, v in outs.items() if n != "logits"}
+        ref.append(outs["logits"].reshape(-1))
+    return np.array(gold), np.array(ref)
+
+
+def test_generate_qdq_decoder_on_host(qdq, tmp_path):
+    """A QDQ decoder compiles as it is (one static decode step, each past/present pair a state of C slots):
+    the C's tokens and logits equal its golden step by step, bit for bit, and the logits keep the depth
+    rule of docs/tolerance.md against onnxruntime running the same model with a growing past (measured:
+    0 LSB at every step)."""
+    from model_check import allowed_lsb, depths, output_scales
+    from tinydeploy.models.llama.qdq_decoder import q8_logits
+    path = tmp_path / "qdq.onnx"
+    onnx.save(qdq, str(path))
+    dec, tok = load_model(path, context=24)
+    ids = tok.encode("Lily had a dog", bos=True)
+    res = run_host(build_program(dec, tok, ids, 6, 0.0, 0.9, 0, tmp_path / "c"), tmp_path, dump_logits=True)
+    gold, ort_logits = _qdq_steps(path, ids + res.tokens[:-1], 24)
+    P = len(ids)
+    np.testing.assert_array_equal(res.logits, [q8_logits(x) for x in gold[P - 1:]])
+    assert res.tokens == gold[P - 1:].argmax(1).tolist() and len(res.tokens) == 6
+    err = (gold.astype(np.float64) - ort_logits) / output_scales(qdq)["logits"]
+    assert np.abs(err).max() <= allowed_lsb(depths(qdq)["logits"]) and abs(err.mean()) < 0.1
+
+
+@pytest.mark.slow
+def test_generate_qdq_decoder_on_rv32(qdq, tmp_path):
+    """rv32 with the FPU and 1 MiB of SRAM: the host's tokens and logits; at the default 512 KiB the
+    program (its float embedding and float islands) does not fit: one line naming bytes and SRAM."""
+    path = tmp_path / "qdq.onnx"
+    onnx.save(qdq, str(path))
+    rep = generate(path, target=Rv32Target(Rv32Config(fpu=True, sram_bytes=1 << 20)), steps=4, **ARGS)[1]
+    host = generate(path, target="host", steps=4, **ARGS)[1]
+    assert rep["token_ids"] == host["token_ids"] and rep["logit_hash"] == host["logit_hash"]
+    with pytest.raises(TinydeployError, match=r"rv32: program needs [\d,]+ bytes of SRAM but the target has 524,288"):
+        generate(path, target=Rv32Target(Rv32Config(fpu=True)), steps=4, **ARGS)
+
+
+def test_generate_refuses_a_qoperator_decoder(tmp_path):
+    """onnxruntime's quantize_dynamic (DynamicQuantizeLinear, MatMulInteger): run-time activation scales."""
     from onnxruntime.quantization import quantize_dynamic
-    onnx.save(qdq, str(tmp_path / "qdq.onnx"))
     quantize_dynamic(str(STORIES), str(tmp_path / "dyn.onnx"))
-    for name in ("qdq", "dyn"):
-        r = CliRunner().invoke(main, ["generate", "--model", str(tmp_path / f"{name}.onnx"), "--steps", "2"])
-        assert r.exit_code == 1 and r.stdout == ""
-        lines = r.stderr.strip().splitlines()
-        assert len(lines) == 1 and "Linear): a quantized decoder" in lines[0], r.stderr
+    r = CliRunner().invoke(main, ["generate", "--model", str(tmp_path / "dyn.onnx"), "--steps", "2"])
+    assert r.exit_code == 1 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "(DynamicQuantizeLinear): a quantized decoder in QOperator form" in lines[0], r.stderr

@@ -181,6 +181,8 @@ def build_program(model: IntLlama | QdqDecoder, tok: Tokenizer, prompt_ids: list
         raise TinydeployError(f"prompt is {len(prompt_ids)} tokens; the context holds {model.seq_len}")
     if not 1 <= steps <= model.seq_len:
         raise TinydeployError(f"--steps must be in 1..{model.seq_len}, got {steps}")
+    if qdq:   # its static step attends over every slot: no more than this run reaches (never fewer than 2)
+        model = replace(model, seq_len=min(model.seq_len, max(len(prompt_ids) + steps - 1, 2)))
     t0 = time.perf_counter()
     comp = compile_graph(model.graph() if qdq else build_graph(model, rows), kernels=kernels)
     t1 = time.perf_counter()

@@ -2,7 +2,8 @@
 layout) as one static decode step: the model itself, through the generic QDQ lowering, with its own
 scales (no llama-specific integer design).
 
-The step takes 1 new token with C - 1 cached positions (C: the context). Each past/present pair
+The step takes 1 new token with C - 1 cached positions (C: the context, at most the positions a run
+reaches: the step attends over all C slots, masked or not). Each past/present pair
 becomes one persistent state of C slots: its Concat(past, new) -> present is replaced by ShiftIn
 (ops/shape.py: present = concat(state[1:], new), then state = present), so after every step the
 state holds the newest C positions with the new one last. Attention over the masked set does not
@@ -20,9 +21,7 @@ import numpy as np
 
 from ...errors import TinydeployError
 from ...ir import Graph, Node, Tensor
-from .onnx_decoder import fold
-
-QDQ_CONTEXT = 64   # default positions of a QDQ decoder's cache (float32 slots; its stated context may not fit)
+from .onnx_decoder import fold, stated_context
 
 
 @dataclass
@@ -33,7 +32,7 @@ class QdqDecoder:
     kv_heads: int
     head_size: int
     vocab_size: int
-    seq_len: int           # C: positions of the cache
+    seq_len: int           # C: positions of the cache (build_program trims it to what a run reaches)
 
     def graph(self) -> Graph:
         """The decode step (1 token, C slots of state per past/present pair), outputs logits only."""
@@ -79,7 +78,5 @@ def read_qdq_decoder(path: Path, model, layers: int, kv_heads: int, head_size: i
     inits = {t.name: t for t in model.graph.initializer}
     if emb is None or emb.input[0] not in inits or len(inits[emb.input[0]].dims) != 2:
         raise TinydeployError(f"{path}: input 'input_ids': expected a Gather from a constant embedding table")
-    C = context or QDQ_CONTEXT
-    if C < 2:
-        raise TinydeployError(f"{path}: context {C}; a QDQ decoder needs at least 2 positions")
-    return QdqDecoder(path, model, layers, kv_heads, head_size, int(inits[emb.input[0]].dims[0]), C)
+    return QdqDecoder(path, model, layers, kv_heads, head_size, int(inits[emb.input[0]].dims[0]),
+                      context or stated_context(path))
