@@ -308,6 +308,8 @@ def _emit_shift_in(node, graph, ctx):
 @register("ShiftIn", emit=_emit_shift_in, header="shape.h")
 def shift_in(node, graph, args):
     """inputs: s (state, updated in place), x (one slot along attr axis); output: the new s."""
+    if not graph.tensors[node.inputs[0]].state:
+        raise TinydeployError(f"node {node.name}: ShiftIn's input '{node.inputs[0]}' is not a state tensor")
     s, x = args
     y = np.concatenate([np.take(s, range(1, s.shape[node.attr("axis")]), axis=node.attr("axis")), x],
                        axis=node.attr("axis"))

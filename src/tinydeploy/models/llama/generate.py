@@ -95,7 +95,7 @@ def load_model(checkpoint: str | Path | None = None,
     (``tokenizer``, else tok<vocab>.bin or tokenizer.bin beside the checkpoint, else the bundled one);
     ``memory`` (bytes, who holds them; default: generate's host limit) bounds the program's data before
     anything is built; ``context``: the KV cache's positions (default: the checkpoint's seq_len, an ONNX
-    decoder's stated context)."""
+    decoder's stated context). A QDQ decoder comes back as it is (qdq_decoder.QdqDecoder), not calibrated."""
     from tinydeploy.models import default_checkpoint_path
     path = Path(checkpoint) if checkpoint else default_checkpoint_path()
     if not path.is_file():
