@@ -121,6 +121,21 @@ def ort_decode(dec, tokens: list[int]) -> tuple[list[float], list[int]]:
     return times, top
 
 
+def greedy_program(model, tok, work: Path):
+    """(the host generate program of STEPS greedy tokens from BOS, built; a function running it that
+    returns (seconds per decode step, tokens))."""
+    prog = build_program(model, tok, [BOS_ID], STEPS, 0.0, 0.9, 0, work / "c", kernels=HostTarget.kernels,
+                         emit=HostTarget().emit)
+    exe = build(prog.project, prog.main_c, work / "program", extra=["-DTD_HOST"])
+
+    def run():
+        subprocess.run([str(exe), str(work / "results.bin")], capture_output=True, check=True, timeout=600)
+        values = prog.parse_results((work / "results.bin").read_bytes())
+        n = int(values["td_gen_ntok"][0])
+        return (values["td_gen_cycles"][1:n] / 1e9).tolist(), values["td_gen_tokens"][:n].tolist()
+    return prog, run
+
+
 def machine() -> str:
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")),
@@ -145,16 +160,7 @@ def main() -> None:
     cfg, w, _ = load_default()  # the float32 weights (Q8_0 dequantized) for onnxruntime
     with tempfile.TemporaryDirectory() as td:
         work = Path(td)
-        prog = build_program(model, tok, [BOS_ID], STEPS, 0.0, 0.9, 0, work / "c", kernels=HostTarget.kernels,
-                             emit=HostTarget().emit)
-        exe = build(prog.project, prog.main_c, work / "program", extra=["-DTD_HOST"])
-
-        def tinydeploy_run():
-            subprocess.run([str(exe), str(work / "results.bin")], capture_output=True, check=True, timeout=600)
-            values = prog.parse_results((work / "results.bin").read_bytes())
-            n = int(values["td_gen_ntok"][0])
-            return (values["td_gen_cycles"][1:n] / 1e9).tolist(), values["td_gen_tokens"][:n].tolist()
-
+        prog, tinydeploy_run = greedy_program(model, tok, work)
         _, generated = tinydeploy_run()  # the tokens every runner decodes
         tokens = [BOS_ID] + generated[:-1]
         gqa = ort_gqa.build(cfg, w, cfg.seq_len).SerializeToString()

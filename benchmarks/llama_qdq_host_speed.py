@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,13 +20,10 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-from llama_host_speed import OPTIMUM, ROOT, BoundDecoder, PlainDecoder, machine, ort_decode, session
+from llama_host_speed import OPTIMUM, ROOT, BoundDecoder, PlainDecoder, greedy_program, machine, ort_decode, session
 from tinydeploy.models.llama import BOS_ID
-from tinydeploy.models.llama.generate import build_program, load_model
-from tinydeploy.targets.host import HostTarget
-from tinydeploy.targets.host.runner import build
+from tinydeploy.models.llama.generate import load_model
 
-STEPS = 64
 OUT = ROOT / "benchmarks" / "results" / "llama_qdq_host.md"
 CALIBRATION = ("Once upon a time, there was a little girl named Lily.", "The dog ran to the park.")
 
@@ -62,16 +58,7 @@ def main() -> None:
         qdq = work / "qdq.onnx"
         quantize(qdq, tok)
         dec, tok = load_model(qdq)
-        prog = build_program(dec, tok, [BOS_ID], STEPS, 0.0, 0.9, 0, work / "c", kernels=HostTarget.kernels,
-                             emit=HostTarget().emit)
-        exe = build(prog.project, prog.main_c, work / "program", extra=["-DTD_HOST"])
-
-        def tinydeploy_run():
-            subprocess.run([str(exe), str(work / "results.bin")], capture_output=True, check=True, timeout=600)
-            values = prog.parse_results((work / "results.bin").read_bytes())
-            n = int(values["td_gen_ntok"][0])
-            return (values["td_gen_cycles"][1:n] / 1e9).tolist(), values["td_gen_tokens"][:n].tolist()
-
+        prog, tinydeploy_run = greedy_program(dec, tok, work)
         _, generated = tinydeploy_run()
         tokens = [BOS_ID] + generated[:-1]
         runners = {

@@ -258,7 +258,6 @@ def test_qdq_decoder_host_c(qdq):
 def _qdq_steps(path: Path, seq: list[int], C: int):
     """Per step of ``seq`` (one token each): the golden logits of the QDQ decoder compiled as generate does
     (caches as states of C slots) and onnxruntime's on the same model with a growing past."""
-    import onnxruntime as ort  # noqa: F401
     from tinydeploy.compiler import compile_graph
     from tinydeploy.golden import run_graph
     from tinydeploy.testing.quant import ort_session
