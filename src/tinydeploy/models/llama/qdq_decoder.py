@@ -23,6 +23,8 @@ from ...errors import TinydeployError
 from ...ir import Graph, Node, Tensor
 from .onnx_decoder import fold, stated_context
 
+_MOVES = ("Reshape", "Transpose", "Unsqueeze", "Squeeze", "Identity", "Expand")   # commute with elementwise ops
+
 
 @dataclass
 class QdqDecoder:
@@ -54,6 +56,7 @@ class QdqDecoder:
                                                    {"axis": 2})
                 g.inputs.remove(past)
                 del g.tensors[past]
+                _int8_state(g, g.uses(), present, state)
         g.outputs = ["logits"]
         return g
 
@@ -62,6 +65,52 @@ class QdqDecoder:
         C = self.seq_len
         return {"input_ids": np.array([[token]], np.int64), "position_ids": np.array([[pos]], np.int64),
                 "attention_mask": (np.arange(C) >= C - 1 - pos).astype(np.int64)[None]}
+
+
+def _int8_state(g: Graph, u, present: str, state: str) -> None:
+    """Where the cache reaches a per-tensor QuantizeLinear only through data movement and products by a
+    scalar constant (repeat_kv, the head transpose, the score scaling), those products and the
+    quantization move before the ShiftIn, onto the one new slot: the state holds int8 (a quarter of the
+    bytes), each position is quantized once instead of at every step, and the values are the same (each
+    element goes through the same float operations; data movement commutes with them)."""
+    def scalar(name):
+        return g.tensors[name].is_const and g.tensors[name].size == 1
+
+    chain, t = [], present
+    while len(cs := u.consumers(t)) == 1:
+        c = cs[0]
+        if c.op == "Mul" and all(scalar(i) for i in c.inputs if i != t) or c.op in _MOVES:
+            chain.append(c)
+            t = c.outputs[0]
+        elif c.op == "QuantizeLinear" and c.inputs[0] == t and all(scalar(i) for i in c.inputs[1:] if i):
+            chain.append(c)
+            break
+        else:
+            return
+    if not chain or chain[-1].op != "QuantizeLinear":
+        return
+    shift = u.producer(present)
+    x, at = shift.inputs[1], g.nodes.index(shift)
+    prev = present
+    for e in chain:   # the elementwise steps, applied to the new slot before the shift
+        if e.op in _MOVES:
+            prev = e.outputs[0]
+            continue
+        out = g.unique(f"{e.outputs[0]}_new")
+        g.tensors[out] = Tensor(out, g.tensors[x].shape, g.tensors[e.outputs[0]].dtype)
+        g.nodes.insert(at, Node(e.op, f"{e.name}_new", [x if i == prev else i for i in e.inputs], [out], dict(e.attrs)))
+        at, x, prev = at + 1, out, e.outputs[0]
+        g.nodes.remove(e)
+    shift.inputs[1] = x
+    q_out, t = chain[-1].outputs[0], present
+    for m in [c for c in chain if c.op in _MOVES]:   # the data movement, now of the quantized cache
+        m.inputs[0], t = t, m.outputs[0]
+    for name in [present, state] + [c.outputs[0] for c in chain if c.op in _MOVES]:
+        g.tensors[name].dtype = g.tensors[x].dtype
+        g.stated.pop(name, None)
+    for n in g.nodes:   # the quantized tensor's readers read the moved cache
+        n.inputs = [t if i == q_out else i for i in n.inputs]
+    del g.tensors[q_out]
 
 
 def q8_logits(x: np.ndarray) -> np.ndarray:
