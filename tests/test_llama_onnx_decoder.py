@@ -255,14 +255,17 @@ def test_qdq_decoder_host_c(qdq):
     check_model(*_at_shape(qdq, 6, 4))
 
 
-def _qdq_steps(path: Path, seq: list[int], C: int):
+def _qdq_steps(path: Path, seq: list[int], C: int, states=None):
     """Per step of ``seq`` (one token each): the golden logits of the QDQ decoder compiled as generate does
-    (caches as states of C slots) and onnxruntime's on the same model with a growing past."""
+    (caches as states of C slots, of dtype ``states`` if given) and onnxruntime's on the same model with a
+    growing past."""
     from tinydeploy.compiler import compile_graph
     from tinydeploy.golden import run_graph
     from tinydeploy.testing.quant import ort_session
     dec, _ = load_model(path, context=C)
     g, state, gold = compile_graph(dec.graph()).graph, {}, []
+    kinds = {t.dtype for t in g.tensors.values() if t.state}
+    assert len(kinds) == 1 and (states is None or kinds == {np.dtype(states)}), kinds
     sess, past, ref = ort_session(onnx.load(str(path))), {}, []
     names = [o.name for o in sess.get_outputs()]
     for p, t in enumerate(seq):
@@ -292,6 +295,20 @@ def test_generate_qdq_decoder_on_host(qdq, tmp_path, monkeypatch):
     assert res.tokens == gold[P - 1:].argmax(1).tolist() and len(res.tokens) == 6
     err = (gold.astype(np.float64) - ort_logits) / output_scales(qdq)["logits"]
     assert np.abs(err).max() <= allowed_lsb(depths(qdq)["logits"]) and abs(err.mean()) < 0.1
+
+
+def test_qdq_int8_state_is_the_float_state_quantized(qdq, tmp_path, monkeypatch):
+    """Moving the cache's quantization onto the new slot changes no value: the golden logits of every step
+    equal those of the float32 states (the rewrite turned off), and the states are int8 only with it."""
+    import tinydeploy.models.llama.qdq_decoder as qd
+    path = tmp_path / "qdq.onnx"
+    onnx.save(qdq, str(path))
+    _, _, tok = load_default()
+    seq = tok.encode("Once upon a time, there was a little girl", bos=True)
+    int8, _ = _qdq_steps(path, seq, 16, states=np.int8)
+    monkeypatch.setattr(qd, "_int8_state", lambda *a: None)
+    float32, _ = _qdq_steps(path, seq, 16, states=np.float32)
+    np.testing.assert_array_equal(int8, float32)
 
 
 @pytest.mark.slow
