@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ...codegen.context import EmitContext
-from ...codegen.ctext import c_array_body, ctype
+from ...codegen.ctext import c_array_body, ctype, scratch_layout
 from ...codegen.network import CProject, generate, render_from
 from ...errors import TinydeployError
 from ..base import Measured
@@ -30,6 +30,7 @@ from .toolchain import RUNTIME_DIR
 
 HERE = Path(__file__).resolve().parent
 ALIGN = 16
+RUNTIME_L1 = 512   # L1 bytes of .data/.bss besides the arena and the tile area (runtime, counters)
 
 # Kernels that split their work with td_par_lo/hi and end with td_par_sync (runtime/kernels).
 PARALLEL = re.compile(r"td_(pad_s8|conv_\w+|dw3_fast|wino_conv|mm_fast|matmul_\w+|q(add|sub|max|min|mul)_s8|lut_s8"
@@ -46,15 +47,66 @@ def parallel(code: str) -> bool:
 
 
 class ClusterContext(EmitContext):
-    """Constants of a layer go into its L2 block and are read from the L1 weight buffer `wb`."""
+    """Constants of a layer go into its L2 block and are read from the L1 weight buffer `wb`.
+    With a `tiler` (tiling mode) every node runs as a tile loop (tileloop.py) from the L2 arena."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, tiler=None):
         super().__init__(*args)
         self.blocks: list[bytes] = []
         self._block: bytearray | None = None
         self._streamed: dict[str, str] = {}
         self.layer_records: list[dict] = []
         self._in_region = {n.name: n.attrs.get("_block") is not None for n in self.graph.nodes}
+        self.tiler = tiler
+        self.tile_blocks: list[bytes] = []
+        self.tile_bytes = 0           # the tile area: the largest tiled node's buffers
+        self.tile_dma_bytes = 0       # bytes the tile loops move
+        self.tilings: list = []       # the Tiling each node ran with
+        self._tile_ptrs: dict[str, str] | None = None
+        self._tile_scratch = 0
+
+    def emit(self, node, op):
+        if self.tiler is None or op.emit is None:
+            return super().emit(node, op)
+        from .tileloop import emit as emit_tiles
+        home = lambda n: f"{self.prefix}arena + {self.offsets[n]}"  # noqa: E731
+        cap = self.tiler.capacity
+        for _ in range(4):   # the kernels' own packing and scratch may exceed the solver's estimate
+            t = self.tiler.solve(node, cap)
+            print("DBG", node.name, cap, t.tiles, t.l1_bytes)
+            loop = emit_tiles(node, self.graph, t, self, home, parallel, len(self.tile_blocks), self.prefix)
+            if loop.l1_bytes <= self.tiler.capacity:
+                break
+            cap = min(cap, t.l1_bytes) - (loop.l1_bytes - self.tiler.capacity)   # ask for the excess less
+        else:
+            raise TinydeployError(f"node {node.name} ({node.op}): its tiles need {loop.l1_bytes:,} bytes of L1, "
+                                  f"{self.tiler.capacity:,} are available for tile buffers")
+        self.tile_blocks += loop.blocks
+        self.tile_bytes = max(self.tile_bytes, loop.l1_bytes)
+        self.tile_dma_bytes += loop.dma_bytes
+        self.tilings.append(t)
+        name, off, planned, _ = self._layer
+        self._layer = (name, off, planned, planned)   # the planned whole-node scratch is not used
+        return loop.code
+
+    def tile_emit(self, node, graph, op, ptrs):
+        """One tile's call (tileloop.py): activations at `ptrs`, constants into a block of their own;
+        returns (code, block bytes, scratch bytes)."""
+        saved = self.graph, self._block, self._streamed
+        self.graph, self._block, self._streamed, self._tile_ptrs, self._tile_scratch = graph, bytearray(), {}, ptrs, 0
+        try:
+            code = op.emit(node, graph, self)
+            return code, bytes(self._block), self._tile_scratch
+        finally:
+            self.graph, self._block, self._streamed = saved
+            self._tile_ptrs = None
+
+    def scratch(self, pieces):
+        if self._tile_ptrs is None:
+            return super().scratch(pieces)
+        offsets, used = scratch_layout(pieces)
+        self._tile_scratch = max(self._tile_scratch, used)
+        return [f"(({ctype(dt)} *)({self.prefix}tiles + @@scratch@@ + {off}))" for (dt, _), off in zip(pieces, offsets)]
 
     def begin_layer(self, node, offset=0, nbytes=0):
         super().begin_layer(node, offset, nbytes)
@@ -71,6 +123,8 @@ class ClusterContext(EmitContext):
         return expr
 
     def ptr(self, name):
+        if self._tile_ptrs is not None and name in self._tile_ptrs:
+            return self._tile_ptrs[name]
         t = self.graph.tensors.get(name) if name else None
         if t is not None and t.is_const and self._block is not None:
             return self._stream(t.data, ctype(t.dtype), name)
@@ -90,7 +144,7 @@ class ClusterContext(EmitContext):
     def end_layer(self, code=""):
         super().end_layer(code)
         block, self._block = bytes(self._block), None
-        rec = {"parallel": parallel(code), "wblock": None}
+        rec = {"parallel": self.tiler is not None or parallel(code), "wblock": None}   # a tile loop runs on all cores
         if block:
             rec["wblock"] = len(self.blocks)
             self.blocks.append(block)
@@ -106,23 +160,51 @@ class ClusterContext(EmitContext):
             r["sync"] = r["region"] or (prev is not None and prev["region"])
         for r, nxt in zip(weighted, weighted[1:] + [None]):
             r["prefetch"] = nxt["wblock"] if nxt is not None and not nxt["sync"] else None
-        return {"blocks": [{"n": len(b), "body": c_array_body(np.frombuffer(b, np.uint8))} for b in self.blocks],
+        body = lambda b: c_array_body(np.frombuffer(b, np.uint8))  # noqa: E731
+        return {"blocks": [{"n": len(b), "body": body(b)} for b in self.blocks],
+                "tile_blocks": [{"n": len(b), "body": body(b)} for b in self.tile_blocks],
+                "tile_bytes": self.tile_bytes, "tiled": self.tiler is not None,
                 "wbuf": [max((-(-len(b) // ALIGN) * ALIGN for b in self.blocks[i::2]), default=0) for i in (0, 1)],
                 "fetch": [{"sync": r.get("sync", False), "prefetch": r.get("prefetch")} for r in self.layer_records],
                 "first": weighted[0]["wblock"] if weighted and not weighted[0]["sync"] else None}
 
 
-def emit(c, out_dir: Path, prefix: str = "td_") -> tuple[CProject, dict]:
+def tiled(c, config: ClusterConfig) -> bool:
+    """Tiling mode: asked for, or the whole tensors do not fit L1 (ClusterConfig.tiling)."""
+    from . import ClusterTarget
+    from ...compiler import Footprint
+    if config.tiling != "auto":
+        return config.tiling == "always"
+    return sum(ClusterTarget(config).placement(Footprint.of(c), whole=True)["L1"].values()) > config.l1_bytes
+
+
+def emit(c, out_dir: Path, config: ClusterConfig, prefix: str = "td_") -> tuple[CProject, dict]:
     """The cluster's C project of a compiled network (compiler.Compiled), and what the target
-    reports of it: L1 bytes of the two weight buffers, L2 bytes of the weight blocks, serial layers."""
-    ctx = ClusterContext(c.graph, c.offsets, prefix, c.kernels)
+    reports of it: L1 bytes of the two weight buffers, L2 bytes of the weight blocks, serial layers,
+    and in tiling mode the tile area and the tilings."""
+    from .tileloop import Tiler
+    tiler = None
+    if tiled(c, config):
+        # L1 holds the tile area, one stack per core and the runtime's own few variables
+        capacity = config.l1_bytes - config.cores * config.stack_bytes - RUNTIME_L1 - 4 * len(c.graph.nodes)
+        tiler = Tiler(c.graph, c.kernels, config, capacity)
+    ctx = ClusterContext(c.graph, c.offsets, prefix, c.kernels, tiler=tiler)
     proj = generate(c.graph, c.offsets, c.plan.arena_bytes, out_dir, prefix, c.kernels, c.scratch, c.regions,
                     ctx=ctx, template=HERE / "network.c.j2")
     for src in (RUNTIME_DIR / "td_cluster.h", RUNTIME_DIR / "td_par.h", RV32_RUNTIME / "td_mmio_rv32.h"):
         shutil.copy(src, out_dir / "runtime" / src.name)   # the project builds with the cluster runtime alone
     fields = ctx.template_fields()
     serial = [l["name"] for l in ctx.layer_records if not l["parallel"]]
-    return proj, {"wbuf": sum(fields["wbuf"]), "weight_blocks": sum(len(b) for b in ctx.blocks), "serial": serial}
+    info = {"wbuf": sum(fields["wbuf"]), "weight_blocks": sum(len(b) for b in ctx.blocks), "serial": serial}
+    if tiler is not None:
+        info["tiling"] = {
+            "tile_area_bytes": ctx.tile_bytes, "tile_capacity_bytes": tiler.capacity,
+            "arena_level": "L2", "arena_bytes": c.plan.arena_bytes, "arena_lower_bound": c.plan.lower_bound,
+            "weight_bytes_l2": sum(len(b) for b in ctx.tile_blocks), "dma_bytes": ctx.tile_dma_bytes,
+            "tiles": sum(t.n_tiles for t in ctx.tilings),
+            "nodes": {t.node: {"tiles": t.n_tiles, **{d: n for d, n in t.tiles.items() if t.counts[d] > 1}}
+                      for t in ctx.tilings if t.n_tiles > 1}}
+    return proj, info
 
 
 def _measured(b, sim, info: dict, config: ClusterConfig, cycles: int, layer_cycles=None) -> Measured:
@@ -138,14 +220,14 @@ def _measured(b, sim, info: dict, config: ClusterConfig, cycles: int, layer_cycl
             "dma": {"transfers": sim.dma_transfers, "bytes": sim.dma_bytes, "cycles": sim.dma_cycles,
                     "stall_cycles": sim.dma_stall_cycles, "overlap": round(sim.dma_overlap, 4)},
             "weight_buffers_bytes": info["wbuf"], "weight_bytes_l2": info["weight_blocks"],
-            "serial_layers": info["serial"],
+            "serial_layers": info["serial"], **({"tiling": info["tiling"]} if "tiling" in info else {}),
         }})
 
 
 def run(c, inputs: dict[str, np.ndarray], work: Path, config: ClusterConfig) -> tuple[dict, Measured]:
     """`tinydeploy run --target cluster`: outputs by name and the measured (modelled) figures."""
     from .runner import build, simulate
-    proj, info = emit(c, work / "c")
+    proj, info = emit(c, work / "c", config)
     graph = c.graph
     ins = [{"i": i, "nbytes": graph.tensors[n].nbytes} for i, n in enumerate(graph.inputs)]
     main_c = work / "main_cluster.c"

@@ -1,0 +1,243 @@
+"""Tile loops: a node run tile by tile through L1, its tensors homed in L2 (README.md, "Tiled").
+
+The solver (schedule/tiling.py) gives each node a Tiling; here it becomes C. Per tile, the op's
+own `emit` writes the call for a node of the tile's shapes (`TileSpec.sub`: a convolution's pads
+at the borders, sliced per-channel parameters), its tensors the operands' windows: activations in
+L1 tile buffers, constants in one L2 block per distinct tile. Core 0 moves them with the DMA:
+
+    loads(0)
+    tile i: wait loads(i) and the store that last used tile i's output buffer; start loads(i + 1)
+            into the other buffers; barrier; compute (all cores); start the store of tile i
+    wait the last store; barrier
+
+An operand whose window does not change from one tile to the next stays where it is (no
+transfer); one that changes alternates between two buffers (double buffering). Buffers are laid
+out in one L1 area (`td_tiles`), which the tiled nodes share: they run one after another.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ...codegen.ctext import ctype
+from ...errors import TinydeployError
+from ...ir import Graph, Node
+from ...ops import registry
+from ...ops.tiles import Operand, window
+from ...schedule.tiling import Tiling
+
+ALIGN = 16
+
+
+def up(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
+@dataclass
+class TileLoop:
+    code: str
+    l1_bytes: int                # the node's part of the tile area
+    blocks: list[bytes]          # the L2 constant blocks its tiles use (index into `blocks` + base)
+    dma_bytes: int               # bytes its transfers move (activations and constants)
+
+
+def _like(ext: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A window's shape at the tensor's rank: leading ones dropped or added."""
+    ext = list(ext)
+    while len(ext) > len(shape) and ext[0] == 1:
+        ext.pop(0)
+    return tuple([1] * (len(shape) - len(ext)) + ext)
+
+
+def tile_node(node: Node, graph: Graph, spec, tile: dict) -> tuple[Node, Graph]:
+    """The node computing one tile, in a graph of its windows (constants sliced)."""
+    attrs, shapes = spec.sub(tile) if spec.sub else ({}, {})
+    ops = {o.tensor: o for o in spec.operands if o.tensor}
+    tensors = {}
+    for name in [n for n in node.inputs + node.outputs if n]:
+        t, o = graph.tensors[name], ops.get(name)
+        if o is None:
+            tensors[name] = t
+            continue
+        win = window(o, tile)
+        ext = tuple(hi - lo for lo, hi in win)
+        shape = tuple(shapes.get(name) or (t.shape if ext == o.shape else _like(ext, t.shape)))
+        data = None
+        if t.is_const:
+            data = np.ascontiguousarray(t.data.reshape(o.shape)[tuple(slice(lo, hi) for lo, hi in win)]).reshape(shape)
+        tensors[name] = replace(t, shape=shape, data=data)
+    sub = Node(node.op, node.name, list(node.inputs), list(node.outputs), {**node.attrs, **attrs})
+    return sub, Graph(graph.name, tensors, [sub], [], [])
+
+
+def _dma(l1: str, home: str, o: Operand, win, load: bool) -> list[str]:
+    """Transfers of window `win` of `o` (a C-order view at `home`) to / from a dense L1 buffer:
+    axes merged where contiguous on both sides; more than three levels: several transfers."""
+    ext = [hi - lo for lo, hi in win]
+    if not all(ext):
+        return []
+    sz = o.itemsize
+    hstride = [sz * registry.prod(list(o.shape[k + 1:])) for k in range(len(ext))]
+    lstride = [sz * registry.prod(ext[k + 1:]) for k in range(len(ext))]
+    start = sum(lo * s for (lo, _), s in zip(win, hstride))
+    row, levels = sz, []          # contiguous row bytes; outer levels [count, home stride, L1 stride]
+    for k in reversed(range(len(ext))):
+        if ext[k] == 1:
+            continue
+        if not levels and hstride[k] == row:
+            row *= ext[k]
+        elif levels and levels[-1][1] * levels[-1][0] == hstride[k] and levels[-1][2] * levels[-1][0] == lstride[k]:
+            levels[-1][0] *= ext[k]
+        else:
+            levels.append([ext[k], hstride[k], lstride[k]])
+    inner, outer = levels[:2], levels[2:]
+    out = []
+    for idx in itertools.product(*[range(n) for n, _, _ in outer]):
+        hoff = start + sum(i * hs for i, (_, hs, _) in zip(idx, outer))
+        loff = sum(i * ls for i, (_, _, ls) in zip(idx, outer))
+        a, b = f"{l1} + {loff}", f"{home} + {hoff}"
+        dst, src = (a, b) if load else (b, a)
+        if not inner:
+            out.append(f"td_dma_start_1d({dst}, {src}, {row})")
+        else:
+            (n1, h1, l1s), = inner[:1]
+            d1, s1 = (l1s, h1) if load else (h1, l1s)
+            if len(inner) == 1:
+                out.append(f"td_dma_start_2d({dst}, {src}, {row}, {n1}, {d1}, {s1})")
+            else:
+                n2, h2, l2s = inner[1]
+                d2, s2 = (l2s, h2) if load else (h2, l2s)
+                out.append(f"td_dma_start_3d({dst}, {src}, {row}, {n1}, {d1}, {s1}, {n2}, {d2}, {s2})")
+    return out
+
+
+def _slots(keys: list) -> tuple[list[int], list[bool], int]:
+    """Per tile: the buffer (0/1) and whether it is (re)loaded; copies needed."""
+    slot, load = [0], [True]
+    for prev, k in zip(keys, keys[1:]):
+        load.append(k != prev)
+        slot.append(1 - slot[-1] if k != prev else slot[-1])
+    return slot, load, 1 + (max(slot) > 0)
+
+
+def emit(node: Node, graph: Graph, t: Tiling, ctx, home, parallel, block_base: int, prefix: str) -> TileLoop:
+    """C of node `node` run as Tiling `t`. `ctx`: the cluster's EmitContext (tile mode: `tile_emit`);
+    `home(tensor)`: C address of a tensor's first byte; `parallel(code)`: whether a kernel call
+    splits across the cores; blocks are named `{prefix}t{block_base + i}`, the tile area `{prefix}tiles`."""
+    op, area = registry.get(node), f"{prefix}tiles"
+    tiles = list(t.grid())
+    moved = [o for o in t.spec.operands if o.tensor and o.nbytes and not graph.tensors[o.tensor].is_const]
+    wins = [[window(o, tile) for o in moved] for tile in tiles]
+    codes, blocks, scratch = [], [], 0
+    for tile in tiles:
+        sub, sg = tile_node(node, graph, t.spec, tile)
+        ptrs = {o.tensor: f"(({ctype(graph.tensors[o.tensor].dtype)} *)({area} + @@{k}.@@))"
+                for k, o in enumerate(moved)}
+        code, block, used = ctx.tile_emit(sub, sg, op, ptrs)
+        codes.append(code)
+        blocks.append(block)
+        scratch = max(scratch, used)
+    # layout of the tile area: each moved operand's buffers, the constant blocks' two, the scratch
+    off, base, slot_of, load_of = 0, {}, {}, {}
+    for k, o in enumerate(moved):
+        slot_of[k], load_of[k], copies = _slots([w[k] for w in wins])
+        nbytes = up(max(o.itemsize * registry.prod([hi - lo for lo, hi in w[k]]) for w in wins))
+        base[k] = [off + s * nbytes for s in range(copies)]
+        off += copies * nbytes
+    uniq = {b: i for i, b in enumerate(dict.fromkeys(b for b in blocks if b))}
+    bslot, bload, bcopies = _slots(blocks)
+    wbase = [off + s * up(max(map(len, blocks))) for s in range(bcopies)] if uniq else []
+    off += len(wbase) * (up(max(map(len, blocks))) if uniq else 0)
+    scratch_at, off = off, off + up(scratch)
+
+    def resolve(text: str, i: int) -> str:
+        for k in base:
+            text = text.replace(f"@@{k}.@@", str(base[k][slot_of[k][i]]))
+        return text.replace("@@scratch@@", str(scratch_at))
+
+    def loads(i: int) -> list[str]:
+        out = [s for k, o in enumerate(moved) if o.kind != "out" and load_of[k][i]
+               for s in _dma(f"{area} + {base[k][slot_of[k][i]]}", home(o.tensor), o, wins[i][k], True)]
+        if blocks[i] and bload[i]:
+            out.append(f"td_dma_start_1d({area} + {wbase[bslot[i]]}, {prefix}t{block_base + uniq[blocks[i]]}, "
+                       f"{len(blocks[i])})")
+        return out
+
+    dma_bytes = sum(o.itemsize * registry.prod([hi - lo for lo, hi in wins[i][k]]) for i in range(len(tiles))
+                    for k, o in enumerate(moved) if o.kind == "out" or load_of[k][i])
+    dma_bytes += sum(len(b) for b, ld in zip(blocks, bload) if b and ld)
+    outs = [k for k, o in enumerate(moved) if o.kind == "out"]
+    lines = [f"{{  /* {len(tiles)} tiles: " + ", ".join(f"{d} {t.tiles[d]} x {t.counts[d]}" for d in t.order
+                                                        if t.counts[d] > 1) + " */",
+             "uint32_t ld_ = 0, " + ", ".join(f"st{k}_{s} = 0" for k in outs for s in (0, 1)) + ";",
+             "(void)ld_;"]
+    first = loads(0)
+    if first:
+        lines.append("if (core_ == 0) {\n" + "".join(f"    ld_ = {s};\n" for s in first) + "}")
+    stored = set()   # (output, buffer) pairs with a store started
+    last = None
+    for i in range(len(tiles)):
+        pro = [f"    td_dma_wait(ld_);"] if loads(i) else []
+        pro += [f"    td_dma_wait(st{k}_{slot_of[k][i]});" for k in outs if (k, slot_of[k][i]) in stored]
+        pro += [f"    ld_ = {s};" for s in (loads(i + 1) if i + 1 < len(tiles) else [])]
+        span = ", ".join(f"{d} {s}..{s + n}" for d, (s, n) in tiles[i].items() if t.counts[d] > 1)
+        lines.append(f"/* tile {i}: {span} */")
+        if pro:
+            lines.append("if (core_ == 0) {\n" + "\n".join(pro) + "\n}")
+        lines.append("td_barrier();")
+        if blocks[i]:
+            lines.append(f"wb = {area} + {wbase[bslot[i]]};")
+        code = resolve(codes[i], i)
+        lines.append(code if parallel(code) else
+                     "if (core_ == 0) {\n    td_par_team = 1;\n    " + code.replace("\n", "\n    ")
+                     + "\n    td_par_team = ncores_;\n}\ntd_barrier();")
+        st = []
+        for k in outs:
+            ss = _dma(f"{area} + {base[k][slot_of[k][i]]}", home(moved[k].tensor), moved[k], wins[i][k], False)
+            st += [f"    st{k}_{slot_of[k][i]} = {s};" for s in ss]
+            if ss:
+                stored.add((k, slot_of[k][i]))
+                last = f"st{k}_{slot_of[k][i]}"
+        if st:
+            lines.append("if (core_ == 0) {\n" + "\n".join(st) + "\n}")
+    if last:
+        lines.append(f"if (core_ == 0) td_dma_wait({last});")
+    lines.append("td_barrier();\n}")
+    return TileLoop("\n".join(lines), off, list(uniq), dma_bytes)
+
+
+def whole(spec):
+    """The spec with every dim whole (an op family without `sub` computes one tile only)."""
+    return replace(spec, dims=tuple(replace(d, tile=False) for d in spec.dims))
+
+
+def check_tileable(node: Node, graph: Graph) -> None:
+    if node.attrs.get("_block") is not None or any(graph.tensors[n].state for n in node.inputs + node.outputs if n):
+        raise TinydeployError(f"cluster: node {node.name} ({node.op}) runs in a row-block loop or keeps state, "
+                              f"which tile loops do not cover: its tensors must fit L1 whole")
+
+
+class Tiler:
+    """Every node's Tiling in tiling mode: activations homed in L2 (the memory plan's arena placed
+    there), `capacity` bytes of L1 for tile buffers; nodes of equal shapes share one solve."""
+
+    def __init__(self, graph: Graph, kernels, config, capacity: int, limit: float = 0.5):
+        from ...schedule.tiling import L2, Cost
+        self.graph, self.capacity, self.limit = graph, capacity, limit
+        self.homes = {n: L2 for n in graph.tensors}
+        self.cost = Cost.of(kernels, config.cores, dma_latency=config.dma_latency,
+                            dma_bytes_per_cycle=config.dma_bytes_per_cycle)
+        self._memo: dict = {}
+
+    def solve(self, node: Node, capacity: int) -> Tiling:
+        from ...schedule.graph_tiling import _signature
+        from ...schedule.tiling import solve, spec_for
+        check_tileable(node, self.graph)
+        spec = spec_for(node, self.graph)
+        spec = spec if spec.sub else whole(spec)
+        key = (_signature(spec, self.homes), capacity)
+        if key not in self._memo:
+            self._memo[key] = solve(spec, self.homes, capacity, 0, self.cost, self.limit, node.name, node.op)
+        return replace(self._memo[key], node=node.name, op=node.op, spec=spec)
