@@ -73,7 +73,6 @@ class ClusterContext(EmitContext):
         cap = self.tiler.capacity
         for _ in range(4):   # the kernels' own packing and scratch may exceed the solver's estimate
             t = self.tiler.solve(node, cap)
-            print("DBG", node.name, cap, t.tiles, t.l1_bytes)
             loop = emit_tiles(node, self.graph, t, self, home, parallel, len(self.tile_blocks), self.prefix)
             if loop.l1_bytes <= self.tiler.capacity:
                 break
