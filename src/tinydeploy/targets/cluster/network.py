@@ -71,12 +71,12 @@ class ClusterContext(EmitContext):
         from .tileloop import emit as emit_tiles
         home = lambda n: f"{self.prefix}arena + {self.offsets[n]}"  # noqa: E731
         cap = self.tiler.capacity
-        for _ in range(4):   # the kernels' own packing and scratch may exceed the solver's estimate
+        for _ in range(8):   # the kernels' packed weights and scratch may exceed the solver's estimate
             t = self.tiler.solve(node, cap)
             loop = emit_tiles(node, self.graph, t, self, home, parallel, len(self.tile_blocks), self.prefix)
             if loop.l1_bytes <= self.tiler.capacity:
                 break
-            cap = min(cap, t.l1_bytes) - (loop.l1_bytes - self.tiler.capacity)   # ask for the excess less
+            cap = min(cap, t.l1_bytes) * self.tiler.capacity // loop.l1_bytes - 16   # scaled by the excess
         else:
             raise TinydeployError(f"node {node.name} ({node.op}): its tiles need {loop.l1_bytes:,} bytes of L1, "
                                   f"{self.tiler.capacity:,} are available for tile buffers")
