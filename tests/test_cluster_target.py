@@ -98,7 +98,7 @@ def test_l1_budget_names_the_level_and_bytes(cnn):
     c, _ = cnn
     fp = Footprint.of(c)
     EIGHT.check_budget(fp)
-    small = ClusterTarget(ClusterConfig(l1_bytes=20 * 1024, stack_bytes=1024))
+    small = ClusterTarget(ClusterConfig(l1_bytes=20 * 1024, stack_bytes=1024, tiling="never"))
     with pytest.raises(BudgetError, match=r"needs [\d,]+ bytes of L1 .*arena [\d,]+.*weight buffers [\d,]+.*"
                                           r"stacks 8,192\) but the target has 20,480"):
         small.check_budget(fp)

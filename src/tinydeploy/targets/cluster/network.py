@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from ...errors import TinydeployError
 from ..base import Measured
 from .config import ClusterConfig
 from ..rv32.toolchain import RUNTIME_DIR as RV32_RUNTIME
+from .tileloop import RUNTIME as TILE_RUNTIME
 from .toolchain import RUNTIME_DIR
 
 HERE = Path(__file__).resolve().parent
@@ -91,13 +93,16 @@ class ClusterContext(EmitContext):
     def tile_emit(self, node, graph, op, ptrs):
         """One tile's call (tileloop.py): activations at `ptrs`, constants into a block of their own;
         returns (code, block bytes, scratch bytes)."""
-        saved = self.graph, self._block, self._streamed
+        saved = self.graph, self._block, self._streamed, self.kernels
         self.graph, self._block, self._streamed, self._tile_ptrs, self._tile_scratch = graph, bytearray(), {}, ptrs, 0
+        # no Winograd on tiles: its transformed weights (3.6x the bytes) and chunk scratch are not
+        # what the TileSpec models, and small tiles would move them again and again
+        self.kernels = replace(self.kernels, winograd=False)
         try:
             code = op.emit(node, graph, self)
             return code, bytes(self._block), self._tile_scratch
         finally:
-            self.graph, self._block, self._streamed = saved
+            self.graph, self._block, self._streamed, self.kernels = saved
             self._tile_ptrs = None
 
     def scratch(self, pieces):
@@ -162,7 +167,7 @@ class ClusterContext(EmitContext):
         body = lambda b: c_array_body(np.frombuffer(b, np.uint8))  # noqa: E731
         return {"blocks": [{"n": len(b), "body": body(b)} for b in self.blocks],
                 "tile_blocks": [{"n": len(b), "body": body(b)} for b in self.tile_blocks],
-                "tile_bytes": self.tile_bytes, "tiled": self.tiler is not None,
+                "tile_bytes": self.tile_bytes, "tiled": self.tiler is not None, "tile_runtime": TILE_RUNTIME,
                 "wbuf": [max((-(-len(b) // ALIGN) * ALIGN for b in self.blocks[i::2]), default=0) for i in (0, 1)],
                 "fetch": [{"sync": r.get("sync", False), "prefetch": r.get("prefetch")} for r in self.layer_records],
                 "first": weighted[0]["wblock"] if weighted and not weighted[0]["sync"] else None}

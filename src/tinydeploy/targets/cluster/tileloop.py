@@ -73,8 +73,8 @@ def tile_node(node: Node, graph: Graph, spec, tile: dict) -> tuple[Node, Graph]:
 
 
 def _dma(l1: str, home: str, o: Operand, win, load: bool) -> list[str]:
-    """Transfers of window `win` of `o` (a C-order view at `home`) to / from a dense L1 buffer:
-    axes merged where contiguous on both sides; more than three levels: several transfers."""
+    """Transfers (td_xfer_t initialisers) of window `win` of `o` (a C-order view at `home`) to / from
+    a dense L1 buffer: axes merged where contiguous on both sides, three levels per transfer."""
     ext = [hi - lo for lo, hi in win]
     if not all(ext):
         return []
@@ -92,24 +92,15 @@ def _dma(l1: str, home: str, o: Operand, win, load: bool) -> list[str]:
             levels[-1][0] *= ext[k]
         else:
             levels.append([ext[k], hstride[k], lstride[k]])
-    inner, outer = levels[:2], levels[2:]
+    inner, outer = (levels[:2] + [[1, 0, 0]] * 2)[:2], levels[2:]
     out = []
     for idx in itertools.product(*[range(n) for n, _, _ in outer]):
         hoff = start + sum(i * hs for i, (_, hs, _) in zip(idx, outer))
         loff = sum(i * ls for i, (_, _, ls) in zip(idx, outer))
         a, b = f"{l1} + {loff}", f"{home} + {hoff}"
-        dst, src = (a, b) if load else (b, a)
-        if not inner:
-            out.append(f"td_dma_start_1d({dst}, {src}, {row})")
-        else:
-            (n1, h1, l1s), = inner[:1]
-            d1, s1 = (l1s, h1) if load else (h1, l1s)
-            if len(inner) == 1:
-                out.append(f"td_dma_start_2d({dst}, {src}, {row}, {n1}, {d1}, {s1})")
-            else:
-                n2, h2, l2s = inner[1]
-                d2, s2 = (l2s, h2) if load else (h2, l2s)
-                out.append(f"td_dma_start_3d({dst}, {src}, {row}, {n1}, {d1}, {s1}, {n2}, {d2}, {s2})")
+        (dst, src), pick = ((a, b), lambda h, l_: (l_, h)) if load else ((b, a), lambda h, l_: (h, l_))
+        (n1, h1, l1s), (n2, h2, l2s) = inner
+        out.append("{" + ", ".join(map(str, (dst, src, row, n1, *pick(h1, l1s), n2, *pick(h2, l2s)))) + "}")
     return out
 
 
@@ -122,8 +113,23 @@ def _slots(keys: list) -> tuple[list[int], list[bool], int]:
     return slot, load, 1 + (max(slot) > 0)
 
 
+# The C helpers the tile loops share (network.c.j2 includes them in tiling mode).
+RUNTIME = """typedef struct { const void *dst, *src; uint32_t row, rows, dst_stride, src_stride, planes, dst_pstride, src_pstride; } td_xfer_t;
+typedef struct { uint16_t next, nnext, st, nst; uint8_t wait_ld, wait_st, call; const uint8_t *wb; } td_tile_t;
+
+/* Start transfers x[0..n) (core 0); returns the last one's id (`id` if none). */
+static uint32_t td_xfer_(const td_xfer_t *x, uint32_t n, uint32_t id)
+{
+    for (; n; n--, x++)
+        id = td_dma_start_3d((void *)x->dst, x->src, x->row, x->rows, x->dst_stride, x->src_stride, x->planes,
+                             x->dst_pstride, x->src_pstride);
+    return id;
+}"""
+
+
 def emit(node: Node, graph: Graph, t: Tiling, ctx, home, parallel, block_base: int, prefix: str) -> TileLoop:
-    """C of node `node` run as Tiling `t`. `ctx`: the cluster's EmitContext (tile mode: `tile_emit`);
+    """C of node `node` run as Tiling `t`: a loop over a table of tiles (their transfers and which of
+    the distinct kernel calls each makes). `ctx`: the cluster's EmitContext (`tile_emit`);
     `home(tensor)`: C address of a tensor's first byte; `parallel(code)`: whether a kernel call
     splits across the cores; blocks are named `{prefix}t{block_base + i}`, the tile area `{prefix}tiles`."""
     op, area = registry.get(node), f"{prefix}tiles"
@@ -148,8 +154,9 @@ def emit(node: Node, graph: Graph, t: Tiling, ctx, home, parallel, block_base: i
         off += copies * nbytes
     uniq = {b: i for i, b in enumerate(dict.fromkeys(b for b in blocks if b))}
     bslot, bload, bcopies = _slots(blocks)
-    wbase = [off + s * up(max(map(len, blocks))) for s in range(bcopies)] if uniq else []
-    off += len(wbase) * (up(max(map(len, blocks))) if uniq else 0)
+    bbytes = up(max(map(len, blocks))) if uniq else 0
+    wbase = [off + s * bbytes for s in range(bcopies)] if uniq else []
+    off += len(wbase) * bbytes
     scratch_at, off = off, off + up(scratch)
 
     def resolve(text: str, i: int) -> str:
@@ -157,55 +164,69 @@ def emit(node: Node, graph: Graph, t: Tiling, ctx, home, parallel, block_base: i
             text = text.replace(f"@@{k}.@@", str(base[k][slot_of[k][i]]))
         return text.replace("@@scratch@@", str(scratch_at))
 
+    def buf(k, i):
+        return f"{area} + {base[k][slot_of[k][i]]}"
+
     def loads(i: int) -> list[str]:
-        out = [s for k, o in enumerate(moved) if o.kind != "out" and load_of[k][i]
-               for s in _dma(f"{area} + {base[k][slot_of[k][i]]}", home(o.tensor), o, wins[i][k], True)]
+        out = [x for k, o in enumerate(moved) if o.kind != "out" and load_of[k][i]
+               for x in _dma(buf(k, i), home(o.tensor), o, wins[i][k], True)]
         if blocks[i] and bload[i]:
-            out.append(f"td_dma_start_1d({area} + {wbase[bslot[i]]}, {prefix}t{block_base + uniq[blocks[i]]}, "
-                       f"{len(blocks[i])})")
+            n = len(blocks[i])
+            out.append(f"{{{area} + {wbase[bslot[i]]}, {prefix}t{block_base + uniq[blocks[i]]}, {n}, 1, {n}, {n}, 1, 0, 0}}")
         return out
 
+    outs = [k for k, o in enumerate(moved) if o.kind == "out"]
+    xfers, rows, calls, last_use, any_st = loads(0), [], {}, {}, False
+    first = len(xfers)
+    for i in range(len(tiles)):
+        nxt = loads(i + 1) if i + 1 < len(tiles) else []
+        st = [x for k in outs for x in _dma(buf(k, i), home(moved[k].tensor), moved[k], wins[i][k], False)]
+        # the stores that last used this tile's output buffers must be done before it computes
+        prev = max((last_use.get((k, slot_of[k][i]), -9) for k in outs), default=-9)
+        wait_st = 1 if prev == i - 1 else 2 if prev >= 0 else 0
+        for k in outs:
+            last_use[(k, slot_of[k][i])] = i
+        code = resolve(codes[i], i)
+        call = calls.setdefault(code, len(calls))
+        wb = f"{area} + {wbase[bslot[i]]}" if blocks[i] else "0"
+        rows.append(f"{{{len(xfers)}, {len(nxt)}, {len(xfers) + len(nxt)}, {len(st)}, "
+                    f"{int(bool(loads(i)))}, {wait_st}, {call}, {wb}}}")
+        xfers += nxt + st
+        any_st = any_st or bool(st)
     dma_bytes = sum(o.itemsize * registry.prod([hi - lo for lo, hi in wins[i][k]]) for i in range(len(tiles))
                     for k, o in enumerate(moved) if o.kind == "out" or load_of[k][i])
     dma_bytes += sum(len(b) for b, ld in zip(blocks, bload) if b and ld)
-    outs = [k for k, o in enumerate(moved) if o.kind == "out"]
-    lines = [f"{{  /* {len(tiles)} tiles: " + ", ".join(f"{d} {t.tiles[d]} x {t.counts[d]}" for d in t.order
-                                                        if t.counts[d] > 1) + " */",
-             "uint32_t ld_ = 0, " + ", ".join(f"st{k}_{s} = 0" for k in outs for s in (0, 1)) + ";",
-             "(void)ld_;"]
-    first = loads(0)
-    if first:
-        lines.append("if (core_ == 0) {\n" + "".join(f"    ld_ = {s};\n" for s in first) + "}")
-    stored = set()   # (output, buffer) pairs with a store started
-    last = None
-    for i in range(len(tiles)):
-        pro = [f"    td_dma_wait(ld_);"] if loads(i) else []
-        pro += [f"    td_dma_wait(st{k}_{slot_of[k][i]});" for k in outs if (k, slot_of[k][i]) in stored]
-        pro += [f"    ld_ = {s};" for s in (loads(i + 1) if i + 1 < len(tiles) else [])]
-        span = ", ".join(f"{d} {s}..{s + n}" for d, (s, n) in tiles[i].items() if t.counts[d] > 1)
-        lines.append(f"/* tile {i}: {span} */")
-        if pro:
-            lines.append("if (core_ == 0) {\n" + "\n".join(pro) + "\n}")
-        lines.append("td_barrier();")
-        if blocks[i]:
-            lines.append(f"wb = {area} + {wbase[bslot[i]]};")
-        code = resolve(codes[i], i)
-        lines.append(code if parallel(code) else
-                     "if (core_ == 0) {\n    td_par_team = 1;\n    " + code.replace("\n", "\n    ")
-                     + "\n    td_par_team = ncores_;\n}\ntd_barrier();")
-        st = []
-        for k in outs:
-            ss = _dma(f"{area} + {base[k][slot_of[k][i]]}", home(moved[k].tensor), moved[k], wins[i][k], False)
-            st += [f"    st{k}_{slot_of[k][i]} = {s};" for s in ss]
-            if ss:
-                stored.add((k, slot_of[k][i]))
-                last = f"st{k}_{slot_of[k][i]}"
-        if st:
-            lines.append("if (core_ == 0) {\n" + "\n".join(st) + "\n}")
-    if last:
-        lines.append(f"if (core_ == 0) td_dma_wait({last});")
-    lines.append("td_barrier();\n}")
-    return TileLoop("\n".join(lines), off, list(uniq), dma_bytes)
+    cases = []
+    for code, c in calls.items():
+        body = code if parallel(code) else ("if (core_ == 0) {\n    td_par_team = 1;\n    " + code.replace("\n", "\n    ")
+                                            + "\n    td_par_team = ncores_;\n}\ntd_barrier();")
+        cases.append(f"case {c}: {{\n    " + body.replace("\n", "\n    ") + "\n    break;\n}")
+    split = ", ".join(f"{d} {t.tiles[d]} x {t.counts[d]}" for d in t.order if t.counts[d] > 1) or "whole"
+    lines = [f"{{  /* {len(tiles)} tiles ({split}), {len(calls)} distinct calls */",
+             "static const td_xfer_t xf_[] = {\n    " + ",\n    ".join(xfers or ["{0, 0, 0, 0, 0, 0, 0, 0, 0}"]) + "\n};",
+             "static const td_tile_t tl_[] = {\n    " + ",\n    ".join(rows) + "\n};",
+             "uint32_t ld_ = 0, st_[2] = {0, 0}, last_ = 0;",
+             "(void)xf_; (void)st_; (void)last_;",
+             f"if (core_ == 0) ld_ = td_xfer_(xf_, {first}, ld_);" if first else "",
+             f"for (uint32_t i_ = 0; i_ < {len(tiles)}; i_++) {{",
+             "    const td_tile_t *t_ = &tl_[i_];",
+             "    if (core_ == 0) {",
+             "        if (t_->wait_ld) td_dma_wait(ld_);",
+             "        if (t_->wait_st == 1) td_dma_wait(last_);",
+             "        else if (t_->wait_st == 2) td_dma_wait(st_[i_ & 1]);",
+             "        ld_ = td_xfer_(xf_ + t_->next, t_->nnext, ld_);",
+             "    }",
+             "    td_barrier();",
+             "    wb = t_->wb;",
+             "    switch (t_->call) {",
+             "    " + "\n".join(cases).replace("\n", "\n    "),
+             "    }",
+             "    if (core_ == 0 && t_->nst) st_[i_ & 1] = last_ = td_xfer_(xf_ + t_->st, t_->nst, 0);",
+             "}",
+             "if (core_ == 0) td_dma_wait(last_);" if any_st else "",
+             "td_barrier();",
+             "}"]
+    return TileLoop("\n".join(x for x in lines if x), off, list(uniq), dma_bytes)
 
 
 def whole(spec):
