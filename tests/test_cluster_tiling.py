@@ -84,6 +84,9 @@ def _run(graph, l1_kib, cores, tmp: Path, tiling="always"):
     assert L1_BASE <= tiles.addr and tiles.addr + tiles.size <= L1_BASE + tgt.config.l1_bytes - cores * 1024
     assert tiles.size == max(tiling["tile_area_bytes"], 1) <= tiling["tile_capacity_bytes"]
     assert m.memory["L1_total"] <= tgt.config.l1_bytes and arena.addr >= L2_BASE
+    node = next(n for n in c.graph.nodes if n.op.startswith("Q"))
+    whole = sum(c.graph.tensors[n].nbytes for n in node.inputs + node.outputs if n)
+    assert tiling["tiles"] > 1 or whole <= tiling["tile_capacity_bytes"]
     return c, m, tiling
 
 

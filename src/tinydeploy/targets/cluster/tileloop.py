@@ -8,7 +8,10 @@ L1 tile buffers, constants in one L2 block per distinct tile. Core 0 moves them 
     loads(0)
     tile i: wait loads(i) and the store that last used tile i's output buffer; start loads(i + 1)
             into the other buffers; barrier; compute (all cores); start the store of tile i
-    wait the last store; barrier
+
+The last store is left in flight: the next node's first loads queue behind it on the one FIFO
+channel (so they see its bytes, and waiting for them frees the area); td_run waits for the last
+transfer before it returns.
 
 An operand whose window does not change from one tile to the next stays where it is (no
 transfer); one that changes alternates between two buffers (double buffering). Buffers are laid
@@ -223,8 +226,9 @@ def emit(node: Node, graph: Graph, t: Tiling, ctx, home, parallel, block_base: i
              "    }",
              "    if (core_ == 0 && t_->nst) st_[i_ & 1] = last_ = td_xfer_(xf_ + t_->st, t_->nst, 0);",
              "}",
-             "if (core_ == 0) td_dma_wait(last_);" if any_st else "",
-             "td_barrier();",
+             # the last store is not waited for: the next loads queue behind it on the one FIFO channel
+             # (td_run waits for the last transfer before it returns)
+             "if (core_ == 0) dma_ = last_, started_ = 1;" if any_st else "",
              "}"]
     return TileLoop("\n".join(x for x in lines if x), off, list(uniq), dma_bytes)
 
