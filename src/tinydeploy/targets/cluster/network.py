@@ -7,6 +7,9 @@ into one of two L1 weight buffers one weighted layer ahead: the next layer's wei
 this one computes. Constants outside any layer (none in practice) stay in `.rodata`, the code
 region the cores read directly.
 
+Tiling mode (the whole tensors do not fit L1, or ClusterConfig.tiling = "always"): the arena is in
+L2 and every node runs as a tile loop through an L1 tile area (tileloop.py).
+
 Cores. Every core runs `td_run()`. A layer whose every statement is a call to a parallel kernel
 (runtime/kernels: td_par_lo/hi split the work, td_par_sync ends the call) runs on all cores; any
 other layer runs on core 0 with `td_par_team = 1` while the others wait at the layer's barrier.
