@@ -24,7 +24,7 @@ class ClusterTarget(SimulatedTarget):
     def levels(self):
         return self.config.memory_levels
 
-    def placement(self, fp, whole: bool = False):
+    def placement(self, fp):
         """L1: the arena (activations, scratch), state, the two weight buffers (weighted layers use
         them in turn: each is as large as its largest layer), one stack per core; L2: every constant
         (and a program's data). Code and constant tables sit in L2 too, known after linking.
@@ -33,16 +33,20 @@ class ClusterTarget(SimulatedTarget):
         cfg = self.config
         buffers = sum(max(fp.node_weights[i::2], default=0) for i in (0, 1))
         l1 = {"arena": fp.arena, "state": fp.state, "weight buffers": buffers, "stacks": cfg.cores * cfg.stack_bytes}
-        if whole or cfg.tiling == "never" or (cfg.tiling == "auto" and sum(l1.values()) <= cfg.l1_bytes):
+        # state (a KV cache) and row-block loops have no tile loops: such a model keeps the L1 budget error
+        if cfg.tiling == "never" or (cfg.tiling == "auto" and (sum(l1.values()) <= cfg.l1_bytes or fp.state)):
             return {"L1": l1, "L2": {"weights": fp.weights, **fp.program}}
         return {"L1": {"state": fp.state, "stacks": cfg.cores * cfg.stack_bytes},
                 "L2": {"arena": fp.arena, "weights": fp.weights, **fp.program}}
 
+    def arena_level(self, c):
+        from .network import tiled
+        return "L2" if tiled(c, self.config) else "L1"
+
     def homes(self, c):
         """Constants in L2 (moved per layer into an L1 weight buffer); activations, scratch and
         state (KV caches) in L1, or in tiling mode activations in L2 too (moved tile by tile)."""
-        from .network import tiled
-        act = "L2" if tiled(c, self.config) else "L1"
+        act = self.arena_level(c)
         return {n: "L2" if t.is_const else act for n, t in c.graph.tensors.items()}
 
     def emit(self, c, out_dir: Path):

@@ -177,12 +177,11 @@ class ClusterContext(EmitContext):
 
 
 def tiled(c, config: ClusterConfig) -> bool:
-    """Tiling mode: asked for, or the whole tensors do not fit L1 (ClusterConfig.tiling)."""
+    """Tiling mode: asked for, or the whole tensors do not fit L1 (ClusterConfig.tiling; the
+    placement of ClusterTarget decides)."""
     from . import ClusterTarget
     from ...compiler import Footprint
-    if config.tiling != "auto":
-        return config.tiling == "always"
-    return sum(ClusterTarget(config).placement(Footprint.of(c), whole=True)["L1"].values()) > config.l1_bytes
+    return "arena" in ClusterTarget(config).placement(Footprint.of(c))["L2"]
 
 
 def emit(c, out_dir: Path, config: ClusterConfig, prefix: str = "td_") -> tuple[CProject, dict]:
