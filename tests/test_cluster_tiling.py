@@ -155,3 +155,51 @@ def test_cli_small_l1_tiles_or_names_the_layer(tmp_path):
     assert bad.returncode != 0 and not (tmp_path / "tiny.npz").exists()
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in bad.stderr and "L1" in lines[0], bad.stderr
+
+
+def _tiles_match_the_whole(g):
+    """Every tile's node (TileSpec.sub), run by the golden model on its input windows, gives the
+    whole node's output on its window: borders, halos and sliced parameters included."""
+    from tinydeploy.ops import registry
+    from tinydeploy.ops.tiles import window
+    from tinydeploy.schedule.tiling import L2, Cost, solve, spec_for
+    from tinydeploy.targets.cluster.tileloop import tile_node
+    node = g.nodes[0]
+    spec = spec_for(node, g)
+    x = np.random.default_rng(2).integers(-128, 128, g.tensors["x"].shape).astype(np.int8)
+    y = run_graph(g, {"x": x})["y"]
+    whole = sum(o.nbytes for o in spec.operands)
+    tilings = []
+    for part in (3, 2, 1.25):   # parts of the node's bytes: those that fit at some tiling, in tiles
+        try:
+            tilings.append(solve(spec, {n: L2 for n in g.tensors}, int(whole / part), 0, Cost(), 0.2, node.name, node.op))
+        except TinydeployError:
+            pass
+    assert tilings and all(t.n_tiles > 1 for t in tilings)
+    ops = {o.tensor: o for o in spec.operands if o.tensor}
+    for tile in (tile for t in tilings for tile in t.grid()):
+        sub, sg = tile_node(node, g, spec, tile)
+        cut = lambda name, a: a.reshape(ops[name].shape)[tuple(slice(*w) for w in window(ops[name], tile))]  # noqa: E731
+        args = [sg.tensors[n].data if g.tensors[n].is_const else cut(n, x).reshape(sg.tensors[n].shape)
+                for n in node.inputs]
+        got = registry.get(sub).golden(sub, sg, args)[0]
+        assert np.array_equal(got.reshape(-1), cut("y", y).reshape(-1)), tile
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(st.integers(0, 1 << 16), st.sampled_from([(4, 11, 9), (6, 7, 13)]), st.sampled_from([4, 8]),
+       st.sampled_from([(1, 1, 0), (3, 1, 1), (3, 2, 1), (3, 2, 0), (5, 2, 2), (2, 3, 1)]), st.booleans())
+def test_conv_tile_nodes_compute_their_part_of_the_output(seed, chw, K, kernel, depthwise):
+    _tiles_match_the_whole(conv_graph(seed, *chw, K, *kernel, depthwise))
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(st.integers(0, 1 << 16), st.sampled_from([3, 9]), st.sampled_from([16, 40]), st.sampled_from([12, 33]))
+def test_linear_tile_nodes_compute_their_part_of_the_output(seed, M, K, N):
+    _tiles_match_the_whole(linear_graph(seed, M, K, N))
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(st.integers(0, 1 << 16), st.booleans())
+def test_eltwise_tile_nodes_compute_their_part_of_the_output(seed, per_channel):
+    _tiles_match_the_whole(eltwise_graph(seed, (1, 6, 9, 10), per_channel))
