@@ -184,6 +184,19 @@ def tiled(c, config: ClusterConfig) -> bool:
     return "arena" in ClusterTarget(config).placement(Footprint.of(c))["L2"]
 
 
+def _without_scratch(c):
+    """The compiled network with its arena planned again without the whole-node kernel scratch, which
+    tile loops do not use (each tile's scratch is in the tile area)."""
+    from ...codegen.network import tensor_offsets
+    from ...schedule import plan
+    from ...schedule.buffers import graph_buffers
+    bufs = [b for b in c.buffers if b.name in c.graph.tensors]
+    keep = {b.name for b in bufs}
+    mp = plan(bufs, [h for h in c.hints if h.out in keep and h.src in keep], align=16)
+    roots = graph_buffers(c.graph, c.kernels)[2]
+    return replace(c, plan=mp, offsets=tensor_offsets(c.graph, mp.offsets, roots), scratch={})
+
+
 def emit(c, out_dir: Path, config: ClusterConfig, prefix: str = "td_") -> tuple[CProject, dict]:
     """The cluster's C project of a compiled network (compiler.Compiled), and what the target
     reports of it: L1 bytes of the two weight buffers, L2 bytes of the weight blocks, serial layers,
@@ -191,6 +204,7 @@ def emit(c, out_dir: Path, config: ClusterConfig, prefix: str = "td_") -> tuple[
     from .tileloop import Tiler
     tiler = None
     if tiled(c, config):
+        c = _without_scratch(c)
         # L1 holds the tile area, one stack per core and the runtime's own few variables
         capacity = config.l1_bytes - config.cores * config.stack_bytes - RUNTIME_L1 - 4 * len(c.graph.nodes)
         tiler = Tiler(c.graph, c.kernels, config, capacity)
@@ -247,7 +261,7 @@ def run(c, inputs: dict[str, np.ndarray], work: Path, config: ClusterConfig) -> 
     main_c.write_text(render_from(HERE / "main_run.c.j2", p=proj.prefix, inputs=ins))
     b = build(proj.sources + [main_c], proj.include_dirs, work / "cluster", config, {"TD_PROFILE": "1"})
     if "tiling" in info:
-        arena = np.zeros(max(c.plan.arena_bytes, 1), np.uint8)
+        arena = np.zeros(max(proj.arena_bytes, 1), np.uint8)
         for n, v in data.items():
             arena[proj.offsets[n]:proj.offsets[n] + len(v)] = v
         feed = {proj.prefix + "arena": arena}
