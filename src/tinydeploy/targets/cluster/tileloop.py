@@ -117,8 +117,15 @@ def _slots(keys: list) -> tuple[list[int], list[bool], int]:
 
 
 # The C helpers the tile loops share (network.c.j2 includes them in tiling mode).
-RUNTIME = """typedef struct { const void *dst, *src; uint32_t row, rows, dst_stride, src_stride, planes, dst_pstride, src_pstride; } td_xfer_t;
-typedef struct { uint16_t next, nnext, st, nst; uint8_t wait_ld, wait_st, call; const uint8_t *wb; } td_tile_t;
+RUNTIME = """typedef struct {
+    const void *dst, *src;
+    uint32_t row, rows, dst_stride, src_stride, planes, dst_pstride, src_pstride;
+} td_xfer_t;   /* one DMA transfer: 3-D strided, as td_dma_start_3d */
+typedef struct {
+    uint32_t next, nnext, st, nst;   /* the next tile's loads and this tile's stores: ranges of xf_ */
+    uint8_t wait_ld, wait_st, call;  /* wait for its loads; for stores (1: the last, 2: two tiles back); its case */
+    const uint8_t *wb;               /* its constants' block in L1 */
+} td_tile_t;
 
 /* Start transfers x[0..n) (core 0); returns the last one's id (`id` if none). */
 static uint32_t td_xfer_(const td_xfer_t *x, uint32_t n, uint32_t id)
