@@ -110,8 +110,8 @@ def main() -> None:
               "and the inputs' bytes (each moved once).", "",
               "## Small L1: activations in L2, tile loops", "",
               "The same networks with `l1_bytes` = " + " and ".join(f"{k} KiB" for k in SMALL_L1) + " (8 cores; "
-              "`tiling = \"auto\"` finds that the whole tensors do not fit): the memory plan's arena is placed in L2 "
-              "(the input arrives there), and every node runs as a tile loop whose tile sizes the CP-SAT tiler chose "
+              "`tiling = \"auto\"` finds that the whole tensors do not fit): the activations' arena is placed in L2 "
+              "(planned without the whole-node scratch; the input arrives there), and every node runs as a tile loop whose tile sizes the CP-SAT tiler chose "
               "(`targets/cluster/tileloop.py`): per tile the DMA brings the input window (halo included) and the "
               "weight slice into L1 buffers, the next tile's transfers start before this one computes, and the output "
               "tile goes back to L2 by DMA while the next computes. Bit-exact to the golden model. Bytes over "
