@@ -64,7 +64,9 @@ class ClusterContext(EmitContext):
         self._in_region = {n.name: n.attrs.get("_block") is not None for n in self.graph.nodes}
         self.tiler = tiler
         self.tile_blocks: list[bytes] = []
-        self.tile_bytes = 0           # the tile area: the largest tiled node's buffers
+        self.tile_bytes = 0           # the tile area: two entry slots and the largest node's own buffers
+        self.own_bytes, self.entry = 0, [0, 0]
+        self.prefetch_macros: list[str] = []
         self.tile_dma_bytes = 0       # bytes the tile loops move
         self.tilings: list = []       # the Tiling each node ran with
         self._tile_ptrs: dict[str, str] | None = None
@@ -75,23 +77,44 @@ class ClusterContext(EmitContext):
             return super().emit(node, op)
         from .tileloop import emit as emit_tiles
         home = lambda n: f"{self.prefix}arena + {self.offsets[n]}"  # noqa: E731
-        cap = self.tiler.capacity
+        cap, n = self.tiler.capacity, len(self.tilings)
+        entry = n if self.tiler.prefetch else None
         for _ in range(8):   # the kernels' packed weights and scratch may exceed the solver's estimate
             t = self.tiler.solve(node, cap)
-            loop = emit_tiles(node, self.graph, t, self, home, parallel, len(self.tile_blocks), self.prefix)
-            if loop.l1_bytes <= self.tiler.capacity:
+            loop = emit_tiles(node, self.graph, t, self, home, parallel, len(self.tile_blocks), self.prefix, entry,
+                              self.tiler.capacity // 16)
+            slots = self.entry[:]
+            if entry is not None:
+                slots[n % 2] = max(slots[n % 2], loop.block_bytes)
+            need = loop.l1_bytes + sum(slots)
+            if need <= self.tiler.capacity:
                 break
-            cap = min(cap, t.l1_bytes) * self.tiler.capacity // loop.l1_bytes - 16   # scaled by the excess
+            cap = min(cap, t.l1_bytes) * self.tiler.capacity // need - 16   # scaled by the excess
         else:
-            raise TinydeployError(f"node {node.name} ({node.op}): its tiles need {loop.l1_bytes:,} bytes of L1, "
+            raise TinydeployError(f"node {node.name} ({node.op}): its tiles need {need:,} bytes of L1, "
                                   f"{self.tiler.capacity:,} are available for tile buffers")
         self.tile_blocks += loop.blocks
-        self.tile_bytes = max(self.tile_bytes, loop.l1_bytes)
+        self.own_bytes, self.entry = max(self.own_bytes, loop.l1_bytes), slots
+        self.tile_bytes = self.own_bytes + sum(self.entry)
+        if entry is not None and n:   # the previous tile loop prefetches this one's first constants
+            P = self.prefix.upper()
+            self.prefetch_macros.append(
+                f"#define {P}PF{n - 1}() ((void)td_dma_start_1d({self.prefix}tiles + {P}E{n % 2}, {loop.first_block[0]}, "
+                f"{loop.first_block[1]}))" if loop.first_block else f"#define {P}PF{n - 1}() ((void)0)")
         self.tile_dma_bytes += loop.dma_bytes
         self.tilings.append(t)
         name, off, planned, _ = self._layer
         self._layer = (name, off, planned, planned)   # the planned whole-node scratch is not used
         return loop.code
+
+    def _tile_defines(self) -> str:
+        """The tile loops' C helpers, the entry slots' and own area's offsets, the prefetch macros."""
+        if self.tiler is None:
+            return ""
+        P, n = self.prefix.upper(), len(self.tilings)
+        return "\n".join([TILE_RUNTIME, f"#define {P}E0 0", f"#define {P}E1 {self.entry[0]}",
+                          f"#define {P}TB {sum(self.entry)}", *self.prefetch_macros,
+                          f"#define {P}PF{n - 1}() ((void)0)"])
 
     def tile_emit(self, node, graph, op, ptrs):
         """One tile's call (tileloop.py): activations at `ptrs`, constants into a block of their own;
@@ -170,7 +193,7 @@ class ClusterContext(EmitContext):
         body = lambda b: c_array_body(np.frombuffer(b, np.uint8))  # noqa: E731
         return {"blocks": [{"n": len(b), "body": body(b)} for b in self.blocks],
                 "tile_blocks": [{"n": len(b), "body": body(b)} for b in self.tile_blocks],
-                "tile_bytes": self.tile_bytes, "tiled": self.tiler is not None, "tile_runtime": TILE_RUNTIME,
+                "tile_bytes": self.tile_bytes, "tiled": self.tiler is not None, "tile_runtime": self._tile_defines(),
                 "wbuf": [max((-(-len(b) // ALIGN) * ALIGN for b in self.blocks[i::2]), default=0) for i in (0, 1)],
                 "fetch": [{"sync": r.get("sync", False), "prefetch": r.get("prefetch")} for r in self.layer_records],
                 "first": weighted[0]["wblock"] if weighted and not weighted[0]["sync"] else None}
@@ -208,9 +231,19 @@ def emit(c, out_dir: Path, config: ClusterConfig, prefix: str = "td_") -> tuple[
         # L1 holds the tile area, one stack per core and the runtime's own few variables
         capacity = config.l1_bytes - config.cores * config.stack_bytes - RUNTIME_L1 - 4 * len(c.graph.nodes)
         tiler = Tiler(c.graph, c.kernels, config, capacity)
-    ctx = ClusterContext(c.graph, c.offsets, prefix, c.kernels, tiler=tiler)
-    proj = generate(c.graph, c.offsets, c.plan.arena_bytes, out_dir, prefix, c.kernels, c.scratch, c.regions,
-                    ctx=ctx, template=HERE / "network.c.j2")
+    # an entry slot grown by a later node may leave an earlier one too little: again with the slots as
+    # large from the start, then without prefetching
+    entry = [0, 0]
+    for prefetch in (True, True, False):
+        if tiler is not None:
+            tiler.prefetch = prefetch
+        ctx = ClusterContext(c.graph, c.offsets, prefix, c.kernels, tiler=tiler)
+        ctx.entry = entry if prefetch else [0, 0]
+        proj = generate(c.graph, c.offsets, c.plan.arena_bytes, out_dir, prefix, c.kernels, c.scratch, c.regions,
+                        ctx=ctx, template=HERE / "network.c.j2")
+        if tiler is None or ctx.tile_bytes <= tiler.capacity:
+            break
+        entry = ctx.entry
     for src in (RUNTIME_DIR / "td_cluster.h", RUNTIME_DIR / "td_par.h", RV32_RUNTIME / "td_mmio_rv32.h"):
         shutil.copy(src, out_dir / "runtime" / src.name)   # the project builds with the cluster runtime alone
     fields = ctx.template_fields()

@@ -11,7 +11,8 @@ L1 tile buffers, constants in one L2 block per distinct tile. Core 0 moves them 
 
 The last store is left in flight: the next node's first loads queue behind it on the one FIFO
 channel (so they see its bytes, and waiting for them frees the area); td_run waits for the last
-transfer before it returns.
+transfer before it returns. A node's first constants block may sit in one of two entry slots at the
+start of the area (by parity), which the previous node fills while it computes (`entry`).
 
 An operand whose window does not change from one tile to the next stays where it is (no
 transfer); one that changes alternates between two buffers (double buffering). Buffers are laid
@@ -44,6 +45,8 @@ class TileLoop:
     l1_bytes: int                # the node's part of the tile area
     blocks: list[bytes]          # the L2 constant blocks its tiles use (index into `blocks` + base)
     dma_bytes: int               # bytes its transfers move (activations and constants)
+    first_block: tuple | None = None   # (symbol, bytes) the previous node prefetches into the entry slot
+    block_bytes: int = 0         # a constants slot (the entry slot's share)
 
 
 def _like(ext: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -137,12 +140,18 @@ static uint32_t td_xfer_(const td_xfer_t *x, uint32_t n, uint32_t id)
 }"""
 
 
-def emit(node: Node, graph: Graph, t: Tiling, ctx, home, parallel, block_base: int, prefix: str) -> TileLoop:
+def emit(node: Node, graph: Graph, t: Tiling, ctx, home, parallel, block_base: int, prefix: str,
+         entry: int | None = None, entry_max: int = 0) -> TileLoop:
     """C of node `node` run as Tiling `t`: a loop over a table of tiles (their transfers and which of
     the distinct kernel calls each makes). `ctx`: the cluster's EmitContext (`tile_emit`);
     `home(tensor)`: C address of a tensor's first byte; `parallel(code)`: whether a kernel call
-    splits across the cores; blocks are named `{prefix}t{block_base + i}`, the tile area `{prefix}tiles`."""
-    op, area = registry.get(node), f"{prefix}tiles"
+    splits across the cores; blocks are named `{prefix}t{block_base + i}`, the tile area `{prefix}tiles`.
+    `entry` (the node's index among the tile loops): its first tile's constants go to the entry slot
+    `{P}E<entry % 2>` at the start of the area, which the previous node filled (its macro
+    `{P}PF<entry - 1>()`, run after its own first loads); the rest of its buffers start at `{P}TB`."""
+    op, area, P = registry.get(node), f"{prefix}tiles", prefix.upper()
+    if entry is not None:
+        area = f"{area} + {P}TB"
     tiles = list(t.grid())
     moved = [o for o in t.spec.operands if o.tensor and o.nbytes and not graph.tensors[o.tensor].is_const]
     wins = [[window(o, tile) for o in moved] for tile in tiles]
@@ -166,13 +175,20 @@ def emit(node: Node, graph: Graph, t: Tiling, ctx, home, parallel, block_base: i
     bslot, bload, bcopies = _slots(blocks)
     bbytes = up(max(map(len, blocks))) if uniq else 0
     wbase = [off + s * bbytes for s in range(bcopies)] if uniq else []
-    off += len(wbase) * bbytes
+    # slot 0 is the entry slot, outside the node's own area, for constants blocks up to `entry_max`
+    # (larger entry slots would take the tiles too much room)
+    in_entry = entry is not None and bool(uniq) and bbytes <= entry_max
+    if in_entry:
+        wbase = [f"{P}E{entry % 2} - {P}TB"] + [off + s * bbytes for s in range(bcopies - 1)]
+    off += (len(wbase) - in_entry) * bbytes
     scratch_at, off = off, off + up(scratch)
+    # the entry slot is filled by the previous node when this node's first loads will wait for it
+    prefetch = in_entry and bool(entry) and bool(blocks[0]) and any(o.kind != "out" for o in moved)
 
     def resolve(text: str, i: int) -> str:
         for k in base:
             text = text.replace(f"@@{k}.@@", str(base[k][slot_of[k][i]]))
-        return text.replace("@@scratch@@", str(scratch_at))
+        return text.replace("@@scratch@@", (f"{P}TB + " if entry is not None else "") + str(scratch_at))
 
     def buf(k, i):
         return f"{area} + {base[k][slot_of[k][i]]}"
@@ -180,7 +196,7 @@ def emit(node: Node, graph: Graph, t: Tiling, ctx, home, parallel, block_base: i
     def loads(i: int) -> list[str]:
         out = [x for k, o in enumerate(moved) if o.kind != "out" and load_of[k][i]
                for x in _dma(buf(k, i), home(o.tensor), o, wins[i][k], True)]
-        if blocks[i] and bload[i]:
+        if blocks[i] and bload[i] and not (i == 0 and prefetch):
             n = len(blocks[i])
             out.append(f"{{{area} + {wbase[bslot[i]]}, {prefix}t{block_base + uniq[blocks[i]]}, {n}, 1, {n}, {n}, 1, 0, 0}}")
         return out
@@ -218,6 +234,8 @@ def emit(node: Node, graph: Graph, t: Tiling, ctx, home, parallel, block_base: i
              "uint32_t ld_ = 0, st_[2] = {0, 0}, last_ = 0;",
              "(void)xf_; (void)st_; (void)last_;",
              f"if (core_ == 0) ld_ = td_xfer_(xf_, {first}, ld_);" if first else "",
+             # the next node's first constants, into its entry slot (a macro: defined once it is emitted)
+             f"if (core_ == 0) {P}PF{entry}();" if entry is not None else "",
              f"for (uint32_t i_ = 0; i_ < {len(tiles)}; i_++) {{",
              "    const td_tile_t *t_ = &tl_[i_];",
              "    if (core_ == 0) {",
@@ -237,7 +255,8 @@ def emit(node: Node, graph: Graph, t: Tiling, ctx, home, parallel, block_base: i
              # (td_run waits for the last transfer before it returns)
              "if (core_ == 0) dma_ = last_, started_ = 1;" if any_st else "",
              "}"]
-    return TileLoop("\n".join(x for x in lines if x), off, list(uniq), dma_bytes)
+    first_block = (f"{prefix}t{block_base + uniq[blocks[0]]}", len(blocks[0])) if prefetch else None
+    return TileLoop("\n".join(x for x in lines if x), off, list(uniq), dma_bytes, first_block, bbytes * in_entry)
 
 
 def whole(spec):
@@ -261,6 +280,7 @@ class Tiler:
         self.homes = {n: L2 for n in graph.tensors}
         self.cost = Cost.of(kernels, config.cores, dma_latency=config.dma_latency,
                             dma_bytes_per_cycle=config.dma_bytes_per_cycle)
+        self.prefetch = True   # each tile loop prefetches the next one's first constants (entry slots)
         self._memo: dict = {}
 
     def solve(self, node: Node, capacity: int) -> Tiling:
