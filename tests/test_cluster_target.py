@@ -98,7 +98,7 @@ def test_l1_budget_names_the_level_and_bytes(cnn):
     c, _ = cnn
     fp = Footprint.of(c)
     EIGHT.check_budget(fp)
-    small = ClusterTarget(ClusterConfig(l1_bytes=20 * 1024, stack_bytes=1024))
+    small = ClusterTarget(ClusterConfig(l1_bytes=20 * 1024, stack_bytes=1024, tiling="never"))
     with pytest.raises(BudgetError, match=r"needs [\d,]+ bytes of L1 .*arena [\d,]+.*weight buffers [\d,]+.*"
                                           r"stacks 8,192\) but the target has 20,480"):
         small.check_budget(fp)
@@ -132,7 +132,7 @@ def test_cli_run_and_compile_on_cluster(tmp_path):
     assert "TD_L2_CONST" in src and "td_dma_start_1d" in src
     assert (tmp_path / "out" / "runtime" / "td_par.h").is_file()
     r = _cli("compile", tmp_path / "m.onnx", "--target", "cluster", "-o", tmp_path / "tiny",
-             "--target-config", _toml(tmp_path, 'l1_bytes = "4KiB"\nstack_bytes = 256\n'))
+             "--target-config", _toml(tmp_path, 'l1_bytes = "4KiB"\nstack_bytes = 256\ntiling = "never"\n'))
     assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1 and "bytes of L1" in r.stderr
     assert not (tmp_path / "tiny").exists()
 

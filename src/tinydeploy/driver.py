@@ -54,7 +54,7 @@ def base_report(c: Compiled, target: Target, t_compile: float, program: dict[str
     from .passes.float_nodes import float_nodes, is_quantized
     layers = [{"name": n.name, "op": n.op, "engine": "cpu", "cycles": None, "macs": node_macs(n, c.graph)}
               for n in c.graph.nodes if not get(n).alias]
-    level = next(iter(target.levels))
+    level = target.arena_level(c)
     fp = Footprint.of(c, program)
     return {
         **target.report(), "cycles": None,

@@ -64,6 +64,11 @@ class EmitContext:
             return f"({p} + r_ * {t.size // t.shape[0]})"
         return p
 
+    def emit(self, node, op) -> str | None:
+        """The C of one node (None: the op has no kernel); a target's context may emit it its own way
+        (e.g. the cluster's tile loops)."""
+        return op.emit(node, self.graph, self) if op.emit else None
+
     def begin_layer(self, node: str, offset: int = 0, nbytes: int = 0) -> None:
         """The node about to emit and its scratch buffer in the arena, as the memory plan placed it."""
         self._layer = (node, offset, nbytes, 0)

@@ -104,7 +104,7 @@ def generate(graph: Graph, offsets: dict[str, int], arena_bytes: int, out_dir: P
         if op.header:
             ctx.headers.add(op.header)
         ctx.begin_layer(node.name, *(scratch or {}).get(k, (0, 0)))
-        code = op.emit(node, graph, ctx) if op.emit else None
+        code = ctx.emit(node, op)
         if code is None:
             raise TinydeployError(f"node {node.name}: operator {node.op} has no C kernel (only constant "
                                   f"inputs are supported, which fold at compile time)")

@@ -110,7 +110,7 @@ def _tiling(node, graph):
     if node.op == "QConv":   # m (int32) and s (int8) per output channel
         consts.append((node.name + "_rq", None, (K,), 5, True))
     return conv_like(node, graph, g, x, y, consts, conv_macs(node, graph), prod(graph.tensors[y].shape),
-                     scratch=1 if node.op == "QConv" and pads else 0)
+                     scratch=1 if node.op == "QConv" and pads else 0, per_k_attrs=("m", "s") if node.op == "QConv" else ())
 
 
 def _geom_args(g) -> str:

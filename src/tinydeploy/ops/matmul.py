@@ -111,7 +111,8 @@ def _tiling(node, graph):
         extra.append((c, c, (cm, cn), 0, ("M" if cm == M > 1 else None, "N" if cn == N > 1 else None)))
     if node.op == "QMatMul" and np.size(node.attrs["m"]) > 1:   # m (int32) and s (int8) per column
         extra.append((node.name + "_rq", None, (N,), 5, ("N",)))
-    return matmul_like(node, graph, a, b, y, ta, tb, extra, mm_macs(node, graph), prod(graph.tensors[y].shape))
+    return matmul_like(node, graph, a, b, y, ta, tb, extra, mm_macs(node, graph), prod(graph.tensors[y].shape),
+                       per_n_attrs=("m", "s") if node.op == "QMatMul" else ())
 
 
 # ---- float32 -----------------------------------------------------------------------------------

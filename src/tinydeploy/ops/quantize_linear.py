@@ -55,7 +55,13 @@ def quantize(x, s, zp, lo: int, hi: int) -> np.ndarray:
         return np.where(np.isnan(y), lo, np.clip(y, lo, hi))
 
 
-@register("QuantizeLinear", header="quant.h",
+def _tiling(node, graph):
+    """Per-tensor conversions are elementwise (a per-axis scale follows ONNX's axis, not broadcasting)."""
+    from .tiles import elementwise
+    return elementwise(node, graph) if all(graph.tensors[n].size == 1 for n in node.inputs[1:] if n) else None
+
+
+@register("QuantizeLinear", header="quant.h", tiling=_tiling,
           emit=lambda n, g, c: _emit(n, g, c, "td_quantize_f32"))
 def quantize_linear(node, graph, args):
     _check(node, graph)
@@ -65,7 +71,7 @@ def quantize_linear(node, graph, args):
     return [quantize(x, _axis_view(node, x, s), _axis_view(node, x, zp).astype(np.float32), lo, hi).astype(zp.dtype)]
 
 
-@register("DequantizeLinear", header="quant.h",
+@register("DequantizeLinear", header="quant.h", tiling=_tiling,
           emit=lambda n, g, c: _emit(n, g, c, "td_dequantize_f32"))
 def dequantize_linear(node, graph, args):
     _check(node, graph)

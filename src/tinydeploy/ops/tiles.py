@@ -19,12 +19,18 @@ schedule/tiling.py chooses the tile sizes. Pieces:
   Each dim maps to at most one axis of an operand.
 
 Every operand tile here is at most three strided levels, one transfer of the cluster DMA.
+
+`TileSpec.sub(tile)`, where a family gives one, describes the node that computes one tile with the
+op's own kernel: (attrs to replace, {tensor: shape} where the window's shape is not the tensor's
+own); tensors are the operands' windows. Without it a code generator keeps every dim whole.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
+
+from typing import Callable
 
 import numpy as np
 
@@ -99,6 +105,7 @@ class TileSpec:
     macs: int = 0            # multiply-accumulates of the whole node
     elems: int = 0           # other per-element work of the whole node (eltwise, tables, requantization)
     orders: tuple[tuple[str, ...], ...] = ()   # loop orders to consider besides `dims`' own
+    sub: Callable[[dict], tuple[dict, dict]] | None = field(default=None, compare=False)  # see above
 
     def dim(self, name: str) -> Dim:
         return next(d for d in self.dims if d.name == name)
@@ -125,7 +132,7 @@ def inputs_outputs(node, graph):
 
 
 def conv_like(node, graph, g: dict, x: str, y: str, consts=(), macs: int = 0, elems: int = 0,
-              scratch: int = 0) -> TileSpec:
+              scratch: int = 0, per_k_attrs=()) -> TileSpec:
     """Convolutions and pools (conv.geometry / pool.geometry dict `g`, NCHW, 1-D as H = 1).
 
     Dims N (one item per tile), K (output channels; whole groups, multiples of 4 where the count
@@ -133,6 +140,7 @@ def conv_like(node, graph, g: dict, x: str, y: str, consts=(), macs: int = 0, el
     depthwise layers and are whole otherwise (the reduction). `consts`: [(operand name, tensor or
     None, shape, itemsize, per_k)]: per_k operands are sliced with K (weights, bias, requantization
     parameters), others whole. `scratch`: itemsize of a padded input copy per tile (0: none).
+    `per_k_attrs`: attrs holding one value per output channel (sliced with K in a tile's node).
     """
     N, C, H, W, OH, OW = (g[k] for k in ("N", "C", "H", "W", "OH", "OW"))
     K, G = g.get("K", C), g.get("G", C if "K" not in g else 1)
@@ -142,7 +150,9 @@ def conv_like(node, graph, g: dict, x: str, y: str, consts=(), macs: int = 0, el
     chans = Axis() if G == 1 else Axis("K", Fraction(Cg, Kg), math.ceil(Cg / Kg))
     group = Kg if G > 1 else 1
     mult = group * 4 if K % (group * 4) == 0 else group
-    dims = (Dim("N", N, max_tile=1), Dim("K", K, multiple=mult), Dim("OH", OH), Dim("OW", OW),
+    # an AveragePool counting pads with ceil_mode divides its last window by what it overhangs: keep rows whole
+    spatial = not (node.attr("ceil_mode", 0) and node.attr("count_include_pad", 0))
+    dims = (Dim("N", N, max_tile=1), Dim("K", K, multiple=mult), Dim("OH", OH, spatial), Dim("OW", OW, spatial),
             Dim("C", Cg, tile=False))
     ops = [tensor(graph, x, "in", (Axis("N"), chans, rows, cols), (N, C, H, W))]
     for name, tname, shape, itemsize, per_k in consts:
@@ -154,11 +164,46 @@ def conv_like(node, graph, g: dict, x: str, y: str, consts=(), macs: int = 0, el
         ops.append(derived(f"{node.name}_pad", (C, HP, WP), scratch, (chans, pr, pc), "scratch"))
     ops.append(tensor(graph, y, "out", (Axis("N"), Axis("K"), Axis("OH"), Axis("OW")), (N, K, OH, OW)))
     orders = (("N", "OH", "OW", "K", "C"),)   # activation-stationary besides weight-stationary
-    return TileSpec(dims, tuple(ops), macs, elems, orders)
+    return TileSpec(dims, tuple(ops), macs, elems, orders, _conv_sub(node, g, ops, per_k_attrs))
+
+
+def _conv_sub(node, g: dict, ops, per_k_attrs):
+    """A tile's node: the same convolution (or pool) in 2-D on the input window, its pads the part
+    of the tile's halo outside the input; grouped layers keep their channels per group."""
+    glob = node.op.startswith("Global") or node.attr("_global")
+    K, G = g.get("K", g["C"]), g.get("G", 1)
+
+    def sub(tile):
+        shapes = {o.tensor: tuple(hi - lo for lo, hi in win) for o, win in
+                  ((o, window(o, tile)) for o in ops if o.tensor)}
+        if glob:
+            return {}, shapes
+        pads = []
+        for dim, s, k, d, p, n in (("OH", "SH", "KH", "DH", "PT", "H"), ("OW", "SW", "KW", "DW", "PL", "W")):
+            o0, t = tile.get(dim, (0, g[dim]))
+            lo, hi = o0 * g[s] - g[p], (o0 + t - 1) * g[s] + (g[k] - 1) * g[d] + 1 - g[p]
+            pads.append((max(0, -lo), max(0, hi - g[n])))
+        k0, kt = tile.get("K", (0, K))
+        attrs = {"strides": [g["SH"], g["SW"]], "dilations": [g["DH"], g["DW"]], "auto_pad": "NOTSET",
+                 "pads": [pads[0][0], pads[1][0], pads[0][1], pads[1][1]], "ceil_mode": 0,
+                 **({"kernel_shape": [g["KH"], g["KW"]]} if "kernel_shape" in node.attrs else {}),
+                 **({"group": G * kt // K} if G > 1 else {})}
+        for a in per_k_attrs:
+            v = np.asarray(node.attrs[a])
+            if v.size == K:
+                attrs[a] = v.reshape(-1)[k0:k0 + kt]
+        return attrs, shapes
+    return sub
+
+
+def window(op: Operand, tile: dict) -> tuple[tuple[int, int], ...]:
+    """[lo, hi) per axis of op's view that the tile ({dim: (start, size)}) reads or writes."""
+    return tuple(tuple(int(v) for v in (a.window(*tile.get(a.dim, (0, full)), full) if a.dim else a.window(0, 0, full)))
+                 for a, full in zip(op.axes, op.shape))
 
 
 def matmul_like(node, graph, a: str, b: str, y: str, ta: int, tb: int, extra=(), macs: int = 0,
-                elems: int = 0) -> TileSpec | None:
+                elems: int = 0, per_n_attrs=()) -> TileSpec | None:
     """Y[.., M, N] = A'[.., M, K] B'[.., K, N] with K whole (requantization after the whole sum).
     Batch dims flatten into B when each operand's batch is the full one or absent; other
     broadcasts stay untiled (None). `extra`: [(operand name, tensor or None, shape, itemsize,
@@ -187,7 +232,12 @@ def matmul_like(node, graph, a: str, b: str, y: str, ta: int, tb: int, extra=(),
         ops.append(tensor(graph, tname, kind, axes, shape) if tname else derived(name, shape, itemsize, axes))
     ops.append(tensor(graph, y, "out", (Axis("B" if nb > 1 else None), Axis("M"), Axis("N")), (nb, M, N)))
     dims = (Dim("B", nb), Dim("N", N, multiple=4 if N % 4 == 0 else 1), Dim("M", M), Dim("K", K, tile=False))
-    return TileSpec(dims, tuple(ops), macs, elems, (("B", "M", "N", "K"),))
+
+    def sub(tile):   # per-column attrs (QMatMul's m, s) sliced with N
+        n0, nt = tile.get("N", (0, N))
+        return {a: np.asarray(node.attrs[a]).reshape(-1)[n0:n0 + nt] for a in per_n_attrs
+                if np.size(node.attrs[a]) == N > 1}, {}
+    return TileSpec(dims, tuple(ops), macs, elems, (("B", "M", "N", "K"),), sub)
 
 
 def elementwise(node, graph, elems_per_item: int = 1, consts=()) -> TileSpec | None:
@@ -223,7 +273,7 @@ def elementwise(node, graph, elems_per_item: int = 1, consts=()) -> TileSpec | N
     ops += [derived(name, (nbytes,), 1, (Axis(),)) for name, nbytes in consts]
     size = graph.tensors[outs[0][0]].size
     dims = (Dim("E", groups[0][0]), Dim("L", size // groups[0][0], tile=False))
-    return TileSpec(dims, tuple(ops), elems=size * elems_per_item)
+    return TileSpec(dims, tuple(ops), elems=size * elems_per_item, sub=lambda tile: ({}, {}))
 
 
 def rowwise(node, graph, view, elems_per_item: int = 1, consts=()) -> TileSpec | None:

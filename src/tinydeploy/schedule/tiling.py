@@ -43,7 +43,7 @@ from ..errors import TinydeployError
 from ..ir import Graph, Node
 from ..ops import registry
 from ..ops.kernels import Kernels
-from ..ops.tiles import Axis, Dim, Operand, TileSpec, inputs_outputs, tensor
+from ..ops.tiles import Axis, Dim, Operand, TileSpec, inputs_outputs, tensor, window  # noqa: F401 (re-exported)
 
 L1, L2 = "L1", "L2"
 BYTE_UNITS = 16   # cost units per byte moved; a cycle is BYTE_UNITS * bytes_per_cycle units
@@ -132,16 +132,6 @@ class Tiling:
                  for d, size in ((d, self.spec.dim(d).size) for d in self.order)]
         for combo in itertools.product(*spans):
             yield dict(zip(self.order, combo))
-
-
-def window(op: Operand, tile: dict[str, tuple[int, int]]) -> tuple[tuple[int, int], ...]:
-    """The [lo, hi) per axis of the part of `op` that `tile` ({dim: (start, size)}) touches."""
-    out = []
-    for a, full in zip(op.axes, op.shape):
-        start, count = tile.get(a.dim, (0, full)) if a.dim else (0, full)
-        lo, hi = a.window(start, count, full)
-        out.append((int(lo), int(hi)))
-    return tuple(out)
 
 
 # ---- candidate tile sizes and per-axis tables ------------------------------------------------------

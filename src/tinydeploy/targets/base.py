@@ -78,6 +78,10 @@ class Target(ABC):
         level = next(iter(self.levels))
         return {name: level for name in c.graph.tensors}
 
+    def arena_level(self, c: "Compiled") -> str:
+        """The memory level holding the activation arena (REPORT.json `memory`). Default: the first."""
+        return next(iter(self.levels))
+
     def check_budget(self, fp: "Footprint") -> None:
         """Raise BudgetError, naming bytes needed and available, when the data does not fit a level.
         Code and stack use are known only after linking: a linker overflow is the same error."""

@@ -27,21 +27,31 @@ class ClusterTarget(SimulatedTarget):
     def placement(self, fp):
         """L1: the arena (activations, scratch), state, the two weight buffers (weighted layers use
         them in turn: each is as large as its largest layer), one stack per core; L2: every constant
-        (and a program's data). Code and constant tables sit in L2 too, known after linking."""
+        (and a program's data). Code and constant tables sit in L2 too, known after linking.
+        In tiling mode (those do not fit L1, or `tiling = "always"`) the arena is in L2 and L1
+        holds the tile buffers, sized when the tile loops are emitted (the linker checks them)."""
         cfg = self.config
         buffers = sum(max(fp.node_weights[i::2], default=0) for i in (0, 1))
-        return {"L1": {"arena": fp.arena, "state": fp.state, "weight buffers": buffers,
-                       "stacks": cfg.cores * cfg.stack_bytes},
-                "L2": {"weights": fp.weights, **fp.program}}
+        l1 = {"arena": fp.arena, "state": fp.state, "weight buffers": buffers, "stacks": cfg.cores * cfg.stack_bytes}
+        # state (a KV cache) and row-block loops have no tile loops: such a model keeps the L1 budget error
+        if cfg.tiling == "never" or (cfg.tiling == "auto" and (sum(l1.values()) <= cfg.l1_bytes or fp.state)):
+            return {"L1": l1, "L2": {"weights": fp.weights, **fp.program}}
+        return {"L1": {"state": fp.state, "stacks": cfg.cores * cfg.stack_bytes},
+                "L2": {"arena": fp.arena, "weights": fp.weights, **fp.program}}
+
+    def arena_level(self, c):
+        from .network import tiled
+        return "L2" if tiled(c, self.config) else "L1"
 
     def homes(self, c):
         """Constants in L2 (moved per layer into an L1 weight buffer); activations, scratch and
-        state (KV caches) in L1."""
-        return {n: "L2" if t.is_const else "L1" for n, t in c.graph.tensors.items()}
+        state (KV caches) in L1, or in tiling mode activations in L2 too (moved tile by tile)."""
+        act = self.arena_level(c)
+        return {n: "L2" if t.is_const else act for n, t in c.graph.tensors.items()}
 
     def emit(self, c, out_dir: Path):
         from .network import emit
-        return emit(c, out_dir)[0]
+        return emit(c, out_dir, self.config)[0]
 
     def run(self, c, inputs, work: Path):
         from .network import run

@@ -47,6 +47,8 @@ class ClusterConfig(FileConfig):
     dma_latency:         cycles from the start of a transfer to its first byte (setup).
     dma_bytes_per_cycle: DMA bandwidth; a transfer of n bytes takes latency + ceil(n / bw) cycles.
     clock_hz:            the stated clock for time and tokens/s figures.
+    tiling:              "auto": activations in L2 and every node in tile loops when the whole
+                         tensors do not fit L1; "always"; "never" (such a model is refused).
     """
 
     cores: int = 8
@@ -58,6 +60,7 @@ class ClusterConfig(FileConfig):
     dma_bytes_per_cycle: int = 8
     fpu: bool = False
     opt_level: str = "2"
+    tiling: str = "auto"
 
     name = "cluster"
 
@@ -78,6 +81,8 @@ class ClusterConfig(FileConfig):
         need(self.clock_hz > 0, f"clock_hz must be positive, got {self.clock_hz}")
         need(self.dma_latency >= 0, f"dma_latency must be at least 0, got {self.dma_latency}")
         need(self.dma_bytes_per_cycle >= 1, f"dma_bytes_per_cycle must be at least 1, got {self.dma_bytes_per_cycle}")
+        need(self.tiling in ("auto", "always", "never"),
+             f"tiling must be one of auto always never, got {self.tiling!r}")
         need(self.opt_level in ("0", "1", "2", "3", "s", "z"),
              f"opt_level must be one of 0 1 2 3 s z, got {self.opt_level!r}")
 
