@@ -15,7 +15,7 @@ then per head h (sharing KV head h // (D / KV)):
 and (a8, F) = quantize_rows(a, c, qmax). Causal row-wise: row t reads cache rows < p that earlier
 rows (or earlier calls) wrote, so rows can run in blocks as long as they run in order. The cost
 depends on the run-time position, so MACs are reported as 0. C: runtime/kernels/attention.h, with
-one row of scores as scratch.
+one row of scores per core as scratch (heads or rows across the cores).
 """
 from __future__ import annotations
 
@@ -58,12 +58,13 @@ def attention(q, k8, v8, start_pos: int, mk, mv, c_score, head_size: int, softma
     return a.reshape(T, nh * hs)
 
 
-def _scratch_pieces(node, g):
-    return [(np.int32, g.tensors[node.inputs[5]].shape[1])]  # one head's scores, one per cache position
+def _scratch_pieces(node, g, kernels):
+    # per core one head's scores, one per cache position
+    return [(np.int32, kernels.cores * g.tensors[node.inputs[5]].shape[1])]
 
 
 def _scratch(node, g, kernels) -> int:
-    return scratch_layout(_scratch_pieces(node, g))[1]
+    return scratch_layout(_scratch_pieces(node, g, kernels))[1]
 
 
 def _emit(node, g, ctx):
@@ -78,7 +79,7 @@ def _emit(node, g, ctx):
     return (f"td_attention_kv({ctx.ptr(q)}, {ctx.ptr(k)}, {ctx.ptr(v)}, {ctx.pos(node)}, {ctx.rows(node)}, "
             f"{D}, {KV}, {a['head_size']}, {ctx.ptr(kc)} + {off}, {ctx.ptr(vc)} + {off}, {ctx.ptr(kq)}, "
             f"{ctx.ptr(vq)}, {ctx.ptr(mk)}, {ctx.ptr(mv)}, {ctx.ptr(exp2)}, {c_scale(a['c_score'])}, "
-            f"{46 - (a['softmax_bits'] - 1)}, {c_scale(a['c'])}, {a['qmax']}, {ctx.scratch(_scratch_pieces(node, g))[0]}, "
+            f"{46 - (a['softmax_bits'] - 1)}, {c_scale(a['c'])}, {a['qmax']}, {ctx.scratch(_scratch_pieces(node, g, ctx.kernels))[0]}, "
             f"{ctx.ptr(node.outputs[0])}, {ctx.ptr(node.outputs[1])});")
 
 

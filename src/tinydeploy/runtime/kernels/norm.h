@@ -97,24 +97,39 @@ static inline td_scale td_inv_sqrt(int64_t T)
     int64_t s = td_isqrt((uint32_t)t);
     return td_scale_norm((int64_t)td_udiv64(((uint64_t)1 << 44) + (uint64_t)(s / 2), (uint64_t)s), 44 + d / 2);
 }
+/* channels [lo, hi) of one row; shared: the other cores do the rest of the row (sums and maxima
+ * combined by td_par_reduce2) and core 0 writes F */
+static inline void td_rmsnorm_row(const int16_t *xr, int D, int lo, int hi, int shared, const int16_t *G,
+                                  int64_t epsn, td_scale c, int32_t qmax, int8_t *zr, int32_t *F)
+{
+    int32_t z[hi - lo + 1];
+    uint64_t ss = 0, M = 0;
+    for (int i = lo; i < hi; i++) {
+        int32_t zi = (int32_t)xr[i] * G[i];
+        z[i - lo] = zi;
+        ss += (uint32_t)((int32_t)xr[i] * xr[i]);
+        uint32_t a = td_abs32(zi);
+        M = a > M ? a : M;
+    }
+    (void)D;
+    if (shared) td_par_reduce2(&ss, &M);
+    td_quantize_vec32m(z, hi - lo, (uint32_t)M, qmax, zr + lo, 0);
+    if (!shared || td_par_me() == 0) {
+        int64_t T = epsn + (int64_t)ss;
+        td_scale f = td_scale_mul(td_scale_mul(td_scale_norm((int64_t)M, 0), td_inv_sqrt(T < 1 ? 1 : T)), c);
+        F[0] = f.m; F[1] = f.e;
+    }
+}
+/* rows across the cores, or for fewer rows than cores (a decode step) each row's channels */
 static inline void td_rmsnorm_dyn(const int16_t *x, int n, int D, const int16_t *G, int64_t epsn,
                                   td_scale c, int32_t qmax, int8_t *z8, int32_t *F)
 {
-    int32_t z[D];
-    for (int t = 0; t < n; t++) {
-        const int16_t *xr = x + t * D;
-        int64_t ss = epsn;
-        uint32_t M = 0;
-        for (int i = 0; i < D; i++) {
-            z[i] = (int32_t)xr[i] * G[i];
-            ss += (uint32_t)((int32_t)xr[i] * xr[i]);
-            uint32_t a = td_abs32(z[i]);
-            M = a > M ? a : M;
-        }
-        if (ss < 1) ss = 1;
-        td_quantize_vec32m(z, D, M, qmax, z8 + t * D, 0);
-        td_scale f = td_scale_mul(td_scale_mul(td_scale_norm(M, 0), td_inv_sqrt(ss)), c);
-        F[2 * t] = f.m; F[2 * t + 1] = f.e;
+    if (n >= td_par_cores()) {
+        TD_PAR_FOR(t, n) td_rmsnorm_row(x + t * D, D, 0, D, 0, G, epsn, c, qmax, z8 + t * D, F + 2 * t);
+    } else {
+        for (int t = 0; t < n; t++)
+            td_rmsnorm_row(x + t * D, D, td_par_lo(D), td_par_hi(D), 1, G, epsn, c, qmax, z8 + t * D, F + 2 * t);
     }
+    td_par_sync();
 }
 #endif

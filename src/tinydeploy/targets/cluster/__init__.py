@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...ops.kernels import Kernels
 from ..base import Measured, SimulatedTarget
 from .config import ClusterConfig
 
@@ -19,6 +20,10 @@ class ClusterTarget(SimulatedTarget):
     name = "cluster"
     config: ClusterConfig = field(default_factory=ClusterConfig)
     config_class = ClusterConfig
+
+    @property
+    def kernels(self):
+        return Kernels(cores=self.config.cores)   # per-core scratch (attention's scores) for every core
 
     @property
     def levels(self):
