@@ -55,7 +55,7 @@ class ClusterContext(EmitContext):
         self._block: bytearray | None = None
         self._streamed: dict[str, str] = {}
         self.layer_records: list[dict] = []
-        self._in_region = {n.name: n.attrs.get("_block") is not None for n in self.graph.nodes}
+        self._region = {n.name: (n.attrs.get("_block") or [None])[0] for n in self.graph.nodes}
 
     def begin_layer(self, node, offset=0, nbytes=0):
         super().begin_layer(node, offset, nbytes)
@@ -95,22 +95,43 @@ class ClusterContext(EmitContext):
         if block:
             rec["wblock"] = len(self.blocks)
             self.blocks.append(block)
-        self.layer_records.append({"name": self._layer[0], "region": self._in_region[self._layer[0]], **rec})
+        self.layer_records.append({"name": self._layer[0], "region": self._region[self._layer[0]], **rec})
         return rec
 
     def template_fields(self):
         """Weight blocks, the two buffers' sizes (blocks use them in turn) and per emitted layer how
-        its block arrives: prefetched by the previous weighted layer, or (inside a row-block loop, which
-        runs its layers many times, and just after one) fetched and waited for at the layer itself."""
+        its block arrives. Each weighted layer, once its own block is in, starts the transfer of the
+        next one's, which arrives while it computes. In a row-block loop the next one is the loop's
+        first while rows remain, else the first after the loop; a loop with an odd number of weighted
+        layers would put its last and first in the same buffer, so there the first fetches and waits for
+        its own block. A network with state (run again and again, e.g. a language model's decode steps)
+        starts its first block at the end of a run for the next run."""
         weighted = [r for r in self.layer_records if r["wblock"] is not None]
-        for prev, r in zip([None] + weighted, weighted):
-            r["sync"] = r["region"] or (prev is not None and prev["region"])
-        for r, nxt in zip(weighted, weighted[1:] + [None]):
-            r["prefetch"] = nxt["wblock"] if nxt is not None and not nxt["sync"] else None
+        for r in weighted:
+            r["sync"], r["prefetch"] = False, []
+        for i, r in enumerate(weighted):
+            reg = r["region"]
+            if reg is not None and (i == 0 or weighted[i - 1]["region"] != reg):
+                j = i
+                while j < len(weighted) and weighted[j]["region"] == reg:   # a region is one run of nodes
+                    j += 1
+                loop = weighted[i:j]
+                r["sync"] = len(loop) % 2 == 1
+                after = weighted[j] if j < len(weighted) else None
+                last = loop[-1]
+                if not r["sync"]:
+                    last["prefetch"].append(("r_ + b_ < n_", r["wblock"]))
+                if after is not None:
+                    last["prefetch"].append(("r_ + b_ >= n_", after["wblock"]))
+                last["loop_last"] = True
+        for r, nxt in zip(weighted, weighted[1:]):
+            if not r.get("loop_last") and not nxt["sync"]:
+                r["prefetch"].append((None, nxt["wblock"]))
+        first = weighted[0]["wblock"] if weighted and not weighted[0]["sync"] else None
         return {"blocks": [{"n": len(b), "body": c_array_body(np.frombuffer(b, np.uint8))} for b in self.blocks],
                 "wbuf": [max((-(-len(b) // ALIGN) * ALIGN for b in self.blocks[i::2]), default=0) for i in (0, 1)],
-                "fetch": [{"sync": r.get("sync", False), "prefetch": r.get("prefetch")} for r in self.layer_records],
-                "first": weighted[0]["wblock"] if weighted and not weighted[0]["sync"] else None}
+                "fetch": [{"sync": r.get("sync", False), "prefetch": r.get("prefetch", [])} for r in self.layer_records],
+                "first": first, "again": first is not None and any(t.state for t in self.graph.tensors.values())}
 
 
 def emit(c, out_dir: Path, prefix: str = "td_") -> tuple[CProject, dict]:
