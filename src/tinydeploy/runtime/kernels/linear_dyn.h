@@ -279,7 +279,9 @@ __attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int3
         td_scale s = td_scale_mul(f, c);
         const td_rescale_t rq = td_rescale_plan(s, bits);
         int j0 = 0;
-        if (cols == 64 && rows >= 8) { /* P = 1: rows 8k.. by the 4-row path or one by one */
+        /* P = 1: rows 8k.. by the 4-row path or one by one; the 4-row path alone when there are fewer
+         * blocks of 8 than cores (e.g. 32 rows on 8 cores: 4 rows on each instead of 8 on half of them) */
+        if (cols == 64 && rows >= 8 * td_par_cores()) {
             j0 = rows & ~7;
             td_linear_dyn_c64(xr, w8, mw, j0, s, bits, out, out32, t * rows);
         }
