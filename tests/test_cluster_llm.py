@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from helpers import random_llama
-from tinydeploy.compiler import compile_graph
+from tinydeploy.compiler import Footprint, compile_graph
 from tinydeploy.golden import run_graph
 from tinydeploy.models.llama import FloatLlama, IntLlama, calibrate, read_checkpoint, write_v2
 from tinydeploy.models.llama.graph import build_graph
@@ -37,3 +37,18 @@ def test_llm_layers_split_across_cores_bit_exact(tmp_path, config, cores, pos, n
     assert set(cl["serial_layers"]) <= {"last_index", "last_row"}   # every layer kind of the model is parallel
     assert min(cl["instructions"]) > 0.1 * max(cl["instructions"])
 
+
+
+
+def test_kv_cache_homed_in_l2(tmp_path):
+    """The KV caches live in L2 (inspect's homes, the budget's placement), one layer's rows in an L1
+    window; the layers' runs above read them back through it."""
+    g = build_graph(_model(tmp_path, vocab_size=64, dim=16, hidden_dim=24, n_heads=4, n_kv_heads=2, seq_len=24), 12)
+    target = ClusterTarget(ClusterConfig(cores=4))
+    c = compile_graph(g, kernels=target.kernels)
+    homes = target.homes(c)
+    assert homes["kcache"] == homes["vcache"] == "L2" and homes["tokens"] == "L1"
+    place = target.placement(Footprint.of(c))
+    kv = c.graph.tensors["kcache"]
+    assert place["L2"]["KV cache"] == 2 * kv.nbytes and place["L1"]["state"] == 0
+    assert place["L1"]["KV window"] == 2 * kv.shape[1] * kv.shape[2]

@@ -130,24 +130,16 @@ static inline void td_attention_head(const int16_t *qh, const int8_t *kc, const 
     for (int c = 0; c < hs; c++) a[c] = (int64_t)o[c] * mv[c];
 }
 
-/* Causal GQA attention over the int8 cache of one layer (kc, vc: [max_seq][KV]); first stores the
- * n new rows at pos.. (per-channel scales kq, vq), then row t attends over pos + t + 1 positions.
+/* Rows t < n at positions pos + t over cache rows that hold them already (kc, vc: [max_seq][KV]).
  * Cores: rows across the cores, or for fewer rows than cores (a decode step) each row's heads, the
  * output row's absmax combined by td_par_reduce2. scratch: one score row of pos + n int32 per core. */
-static inline void td_attention_kv(const int16_t *q, const int16_t *k, const int16_t *v, int32_t pos,
-                                   int n, int D, int KV, int hs, int8_t *kc, int8_t *vc,
-                                   const int32_t *kq, const int32_t *vq, const int16_t *mk,
-                                   const int16_t *mv, const int32_t *exp2t, td_scale c_score,
-                                   int sm_shift, td_scale c_dyn, int32_t qmax, int32_t *scratch,
-                                   int8_t *a8, int32_t *F)
+static inline void td_attention_rows(const int16_t *q, int32_t pos, int n, int D, int KV, int hs,
+                                     const int8_t *kc, const int8_t *vc, const int16_t *mk, const int16_t *mv,
+                                     const int32_t *exp2t, td_scale c_score, int sm_shift, td_scale c_dyn,
+                                     int32_t qmax, int32_t *scratch, int8_t *a8, int32_t *F)
 {
     int km = D / KV, H = D / hs;
     int32_t *sc = scratch + td_par_me() * (pos + n);
-    TD_PAR_FOR2(t, n, i, KV) {   /* every row below reads them all */
-        kc[(pos + t) * KV + i] = td_cache8(k[t * KV + i], kq + 2 * i);
-        vc[(pos + t) * KV + i] = td_cache8(v[t * KV + i], vq + 2 * i);
-    }
-    td_par_sync();
     int rows = n >= td_par_cores();
     for (int t = rows ? td_par_lo(n) : 0, te = rows ? td_par_hi(n) : n; t < te; t++) {
         int h0 = rows ? 0 : td_par_lo(H), h1 = rows ? H : td_par_hi(H);
@@ -165,6 +157,65 @@ static inline void td_attention_kv(const int16_t *q, const int16_t *k, const int
             F[2 * t] = f.m; F[2 * t + 1] = f.e;
         }
     }
+}
+
+/* the n new cache rows at pos.. (per-channel scales kq, vq); every row attends to them all */
+static inline void td_attention_store(const int16_t *k, const int16_t *v, int32_t pos, int n, int KV,
+                                      const int32_t *kq, const int32_t *vq, int8_t *kc, int8_t *vc)
+{
+    TD_PAR_FOR2(t, n, i, KV) {
+        kc[(pos + t) * KV + i] = td_cache8(k[t * KV + i], kq + 2 * i);
+        vc[(pos + t) * KV + i] = td_cache8(v[t * KV + i], vq + 2 * i);
+    }
+}
+
+/* Causal GQA attention over the int8 cache of one layer (kc, vc: [max_seq][KV]): stores the n new
+ * rows at pos.., then row t attends over pos + t + 1 positions. */
+static inline void td_attention_kv(const int16_t *q, const int16_t *k, const int16_t *v, int32_t pos,
+                                   int n, int D, int KV, int hs, int8_t *kc, int8_t *vc,
+                                   const int32_t *kq, const int32_t *vq, const int16_t *mk,
+                                   const int16_t *mv, const int32_t *exp2t, td_scale c_score,
+                                   int sm_shift, td_scale c_dyn, int32_t qmax, int32_t *scratch,
+                                   int8_t *a8, int32_t *F)
+{
+    td_attention_store(k, v, pos, n, KV, kq, vq, kc, vc);
+    td_par_sync();
+    td_attention_rows(q, pos, n, D, KV, hs, kc, vc, mk, mv, exp2t, c_score, sm_shift, c_dyn, qmax, scratch, a8, F);
     td_par_sync();
 }
+
+#ifdef TD_CLUSTER
+/* The caches homed in L2 (the cluster): one layer's rows [0, pos) of K and V come by DMA into an L1
+ * window (K rows, then V rows S * KV bytes on), started by core 0 ahead of the layer
+ * (td_attention_kv_fetch, returns the transfer to wait for); the kernel stores the new rows in the
+ * window and sends them to L2 while it computes, and waits for that before it returns (the next
+ * layer's rows come into the same window). */
+static inline uint32_t td_attention_kv_fetch(int8_t *win, const int8_t *kc, const int8_t *vc, int32_t pos, int KV,
+                                             int S)
+{
+    if (pos <= 0) return 0;
+    td_dma_start_1d(win, kc, (uint32_t)(pos * KV));
+    return td_dma_start_1d(win + S * KV, vc, (uint32_t)(pos * KV));
+}
+static inline void td_attention_kv_l2(const int16_t *q, const int16_t *k, const int16_t *v, int32_t pos,
+                                      int n, int D, int KV, int hs, int8_t *kc, int8_t *vc,
+                                      const int32_t *kq, const int32_t *vq, const int16_t *mk,
+                                      const int16_t *mv, const int32_t *exp2t, td_scale c_score,
+                                      int sm_shift, td_scale c_dyn, int32_t qmax, int32_t *scratch,
+                                      int8_t *win, int S, uint32_t fetched, int8_t *a8, int32_t *F)
+{
+    int8_t *kw = win, *vw = win + S * KV;
+    uint32_t sent = 0;
+    if (td_par_me() == 0 && pos > 0) td_dma_wait(fetched);   /* it fills rows < pos: the stores go after them */
+    td_attention_store(k, v, pos, n, KV, kq, vq, kw, vw);
+    td_par_sync();
+    if (td_par_me() == 0 && n > 0) {   /* the computation only reads the window: it may go meanwhile */
+        td_dma_start_1d(kc + pos * KV, kw + pos * KV, (uint32_t)(n * KV));
+        sent = td_dma_start_1d(vc + pos * KV, vw + pos * KV, (uint32_t)(n * KV));
+    }
+    td_attention_rows(q, pos, n, D, KV, hs, kw, vw, mk, mv, exp2t, c_score, sm_shift, c_dyn, qmax, scratch, a8, F);
+    if (td_par_me() == 0 && n > 0) td_dma_wait(sent);
+    td_par_sync();
+}
+#endif
 #endif

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...ops.attention import kv_caches
 from ...ops.kernels import Kernels
 from ..base import Measured, SimulatedTarget
 from .config import ClusterConfig
@@ -35,14 +36,16 @@ class ClusterTarget(SimulatedTarget):
         (and a program's data). Code and constant tables sit in L2 too, known after linking."""
         cfg = self.config
         buffers = sum(max(fp.node_weights[i::2], default=0) for i in (0, 1))
-        return {"L1": {"arena": fp.arena, "state": fp.state, "weight buffers": buffers,
+        kv = {"KV window": fp.kv_window} if fp.kv_state else {}
+        return {"L1": {"arena": fp.arena, "state": fp.state - fp.kv_state, **kv, "weight buffers": buffers,
                        "stacks": cfg.cores * cfg.stack_bytes},
-                "L2": {"weights": fp.weights, **fp.program}}
+                "L2": {"weights": fp.weights, **({"KV cache": fp.kv_state} if fp.kv_state else {}), **fp.program}}
 
     def homes(self, c):
-        """Constants in L2 (moved per layer into an L1 weight buffer); activations, scratch and
-        state (KV caches) in L1."""
-        return {n: "L2" if t.is_const else "L1" for n, t in c.graph.tensors.items()}
+        """Constants in L2 (moved per layer into an L1 weight buffer), KV caches in L2 (one layer's rows
+        moved into an L1 window); activations, scratch and other state in L1."""
+        kv = kv_caches(c.graph)
+        return {n: "L2" if t.is_const or n in kv else "L1" for n, t in c.graph.tensors.items()}
 
     def emit(self, c, out_dir: Path):
         from .network import emit

@@ -23,6 +23,7 @@ from ...codegen.context import EmitContext
 from ...codegen.ctext import c_array_body, ctype
 from ...codegen.network import CProject, generate, render_from
 from ...errors import TinydeployError
+from ...ops.attention import kv_caches
 from ..base import Measured
 from .config import ClusterConfig
 from ..rv32.toolchain import RUNTIME_DIR as RV32_RUNTIME
@@ -34,7 +35,7 @@ ALIGN = 16
 # Kernels that split their work with td_par_lo/hi and end with td_par_sync (runtime/kernels).
 PARALLEL = re.compile(r"td_(pad_s8|conv_\w+|dw3_fast|wino_conv|mm_fast|matmul_\w+|q(add|sub|max|min|mul)_s8|lut_s8"
                       r"|(max|avg)pool_\w+|quantize_(f32|tab)_\w+|dequantize_(\w+_f32|tab_\w+)|softmax_s8|layernorm_s8|linear_dyn|rope"
-                      r"|rmsnorm_dyn|swiglu_dyn|attention_kv|embedding_q8g|add_sat_s16"
+                      r"|rmsnorm_dyn|swiglu_dyn|attention_kv(_l2)?|embedding_q8g|add_sat_s16"
                       r"|(add|sub|mul|div|max|min|fmax|fmin|mod|fmod|pow)_(f32|s32|s64)\w*"
                       r"|(rqs|ihswish|mulc|isoftmax|irmsnorm|igelu|inonorm|itamax|ilayernorm|idiv|imean)_[a-z0-9]+_[a-z0-9]+)")
 _CALL = re.compile(r"(td_\w+)\(.*\);")
@@ -56,6 +57,31 @@ class ClusterContext(EmitContext):
         self._streamed: dict[str, str] = {}
         self.layer_records: list[dict] = []
         self._region = {n.name: (n.attrs.get("_block") or [None])[0] for n in self.graph.nodes}
+        self._kv = kv_caches(self.graph)    # homed in L2, streamed through the window by the kernel
+        self.window = 0
+        self._early: dict[int, list[str]] = {}   # layer index -> core 0's early transfers there
+        self._early_from: dict = {}              # region -> the layer after the last that had some
+
+    def ptr(self, name):
+        if name in self._kv and name not in self._const_done:
+            t = self.graph.tensors[name]
+            sym = self._const_done[name] = self.ident("state_" + name)
+            self.decls.append(f"TD_L2 {ctype(t.dtype)} {sym}[{max(t.size, 1)}];  /* persistent state in L2 */")
+        return self._ptr(name)
+
+    def far(self, name, window_bytes):
+        if name not in self._kv:
+            return None
+        self.window = max(self.window, window_bytes)
+        return f"{self.prefix}kv_window", f"{self.prefix}kv_fetched"
+
+    def early(self, code):
+        here, reg = len(self.layer_records), self._region[self._layer[0]]
+        at = here if reg is None else self._early_from.get(
+            reg, next((i for i, r in enumerate(self.layer_records) if r["region"] == reg), here))
+        self._early.setdefault(at, []).append(code)
+        if reg is not None:
+            self._early_from[reg] = here + 1
 
     def begin_layer(self, node, offset=0, nbytes=0):
         super().begin_layer(node, offset, nbytes)
@@ -71,7 +97,7 @@ class ClusterContext(EmitContext):
             self._streamed[key] = expr
         return expr
 
-    def ptr(self, name):
+    def _ptr(self, name):
         t = self.graph.tensors.get(name) if name else None
         if t is not None and t.is_const and self._block is not None:
             return self._stream(t.data, ctype(t.dtype), name)
@@ -130,7 +156,9 @@ class ClusterContext(EmitContext):
         first = weighted[0]["wblock"] if weighted and not weighted[0]["sync"] else None
         return {"blocks": [{"n": len(b), "body": c_array_body(np.frombuffer(b, np.uint8))} for b in self.blocks],
                 "wbuf": [max((-(-len(b) // ALIGN) * ALIGN for b in self.blocks[i::2]), default=0) for i in (0, 1)],
-                "fetch": [{"sync": r.get("sync", False), "prefetch": r.get("prefetch", [])} for r in self.layer_records],
+                "fetch": [{"sync": r.get("sync", False), "prefetch": r.get("prefetch", []), "early": self._early.get(i, [])}
+                          for i, r in enumerate(self.layer_records)],
+                "kv_window": self.window,
                 "first": first, "again": first is not None and any(t.state for t in self.graph.tensors.values())}
 
 
