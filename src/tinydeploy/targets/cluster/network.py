@@ -117,46 +117,55 @@ class ClusterContext(EmitContext):
     def end_layer(self, code=""):
         super().end_layer(code)
         block, self._block = bytes(self._block), None
-        rec = {"parallel": parallel(code), "wblock": None}
-        if block:
+        rec = {"parallel": parallel(code), "wblock": None, "reuse": None}
+        if block and self.blocks and block == self.blocks[-1]:
+            # the same constants as the last weighted layer (e.g. RoPE's tables for q, then k): its buffer
+            # stays untouched until the next weighted layer starts, so no transfer
+            rec["reuse"] = len(self.blocks) - 1
+        elif block:
             rec["wblock"] = len(self.blocks)
             self.blocks.append(block)
         self.layer_records.append({"name": self._layer[0], "region": self._region[self._layer[0]], **rec})
         return rec
 
     def template_fields(self):
-        """Weight blocks, the two buffers' sizes (blocks use them in turn) and per emitted layer how
-        its block arrives. Each weighted layer, once its own block is in, starts the transfer of the
-        next one's, which arrives while it computes. In a row-block loop the next one is the loop's
-        first while rows remain, else the first after the loop; a loop with an odd number of weighted
-        layers would put its last and first in the same buffer, so there the first fetches and waits for
-        its own block. A network with state (run again and again, e.g. a language model's decode steps)
-        starts its first block at the end of a run for the next run."""
+        """Weight blocks, their L1 buffers and per emitted layer how its block arrives. Each weighted
+        layer, once its own block is in, starts the transfer of the next one's, which arrives while it
+        computes; consecutive weighted layers use buffers 0 and 1 in turn. In a row-block loop the next
+        one is the loop's first while rows remain, else the first after the loop; a loop with an odd
+        number of weighted layers would put its last and first in the same buffer, so its first gets
+        buffer 2 of its own. A network with state (run again and again, e.g. a language model's decode
+        steps) starts its first block at the end of a run for the next run."""
         weighted = [r for r in self.layer_records if r["wblock"] is not None]
         for r in weighted:
-            r["sync"], r["prefetch"] = False, []
+            r["prefetch"], r["own"] = [], False
         for i, r in enumerate(weighted):
             reg = r["region"]
             if reg is not None and (i == 0 or weighted[i - 1]["region"] != reg):
                 j = i
                 while j < len(weighted) and weighted[j]["region"] == reg:   # a region is one run of nodes
                     j += 1
-                loop = weighted[i:j]
-                r["sync"] = len(loop) % 2 == 1
-                after = weighted[j] if j < len(weighted) else None
-                last = loop[-1]
-                if not r["sync"]:
-                    last["prefetch"].append(("r_ + b_ < n_", r["wblock"]))
-                if after is not None:
-                    last["prefetch"].append(("r_ + b_ >= n_", after["wblock"]))
+                r["own"] = (j - i) % 2 == 1
+                last = weighted[j - 1]
+                last["prefetch"].append(("r_ + b_ < n_", r["wblock"]))
+                if j < len(weighted):
+                    last["prefetch"].append(("r_ + b_ >= n_", weighted[j]["wblock"]))
                 last["loop_last"] = True
         for r, nxt in zip(weighted, weighted[1:]):
-            if not r.get("loop_last") and not nxt["sync"]:
+            if not r.get("loop_last"):
                 r["prefetch"].append((None, nxt["wblock"]))
-        first = weighted[0]["wblock"] if weighted and not weighted[0]["sync"] else None
-        return {"blocks": [{"n": len(b), "body": c_array_body(np.frombuffer(b, np.uint8))} for b in self.blocks],
-                "wbuf": [max((-(-len(b) // ALIGN) * ALIGN for b in self.blocks[i::2]), default=0) for i in (0, 1)],
-                "fetch": [{"sync": r.get("sync", False), "prefetch": r.get("prefetch", []), "early": self._early.get(i, [])}
+        buf, k = {}, 0
+        for r in weighted:
+            buf[r["wblock"]] = 2 if r["own"] else k % 2
+            k += not r["own"]
+        size = [0, 0, 0]
+        for b, blk in enumerate(self.blocks):
+            size[buf[b]] = max(size[buf[b]], -(-len(blk) // ALIGN) * ALIGN)
+        first = weighted[0]["wblock"] if weighted else None
+        return {"blocks": [{"n": len(b), "body": c_array_body(np.frombuffer(b, np.uint8)), "buf": buf[i]}
+                           for i, b in enumerate(self.blocks)],
+                "wbuf": size,
+                "fetch": [{"prefetch": r.get("prefetch", []), "early": self._early.get(i, [])}
                           for i, r in enumerate(self.layer_records)],
                 "kv_window": self.window,
                 "first": first, "again": first is not None and any(t.state for t in self.graph.tensors.values())}
