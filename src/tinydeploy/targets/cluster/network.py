@@ -117,28 +117,37 @@ class ClusterContext(EmitContext):
     def end_layer(self, code=""):
         super().end_layer(code)
         block, self._block = bytes(self._block), None
-        rec = {"parallel": parallel(code), "wblock": None, "reuse": None}
-        if block and self.blocks and block == self.blocks[-1]:
-            # the same constants as the last weighted layer (e.g. RoPE's tables for q, then k): its buffer
-            # stays untouched until the next weighted layer starts, so no transfer
-            rec["reuse"] = len(self.blocks) - 1
-        elif block:
+        rec = {"parallel": parallel(code), "wblock": None}
+        if block:
             rec["wblock"] = len(self.blocks)
             self.blocks.append(block)
         self.layer_records.append({"name": self._layer[0], "region": self._region[self._layer[0]], **rec})
         return rec
 
     def template_fields(self):
-        """Weight blocks, their L1 buffers and per emitted layer how its block arrives. Each weighted
-        layer, once its own block is in, starts the transfer of the next one's, which arrives while it
-        computes; consecutive weighted layers use buffers 0 and 1 in turn. In a row-block loop the next
+        """Weight blocks, their L1 buffers and per emitted layer how its block arrives.
+        A block several layers need (RoPE's tables, a tied embedding and classifier) is resident: its
+        own buffer, moved once per program by the first layer that needs it. The others stream: each
+        such layer, once its own block is in, starts the transfer of the next one's, which arrives
+        while it computes; consecutive ones use buffers 0 and 1 in turn. In a row-block loop the next
         one is the loop's first while rows remain, else the first after the loop; a loop with an odd
-        number of weighted layers would put its last and first in the same buffer, so its first gets
-        buffer 2 of its own. A network with state (run again and again, e.g. a language model's decode
-        steps) starts its first block at the end of a run for the next run."""
-        weighted = [r for r in self.layer_records if r["wblock"] is not None]
-        for r in weighted:
-            r["prefetch"], r["own"] = [], False
+        number of them would put its last and first in the same buffer, so its first gets buffer 2 of
+        its own. A network with state (run again and again, e.g. a language model's decode steps)
+        starts its first block at the end of a run for the next run."""
+        first_of: dict[bytes, int] = {}
+        uses: dict[bytes, int] = {}
+        for i, blk in enumerate(self.blocks):
+            first_of.setdefault(blk, i)
+            uses[blk] = uses.get(blk, 0) + 1
+        resident = sorted({first_of[b] for b, n in uses.items() if n > 1})
+        recs = [dict(r, block=None, resident=None, prefetch=[], own=False) for r in self.layer_records]
+        for r in recs:
+            b = r["wblock"]
+            if b is not None and uses[self.blocks[b]] > 1:
+                r["resident"] = resident.index(first_of[self.blocks[b]])
+            else:
+                r["block"] = b
+        weighted = [r for r in recs if r["block"] is not None]
         for i, r in enumerate(weighted):
             reg = r["region"]
             if reg is not None and (i == 0 or weighted[i - 1]["region"] != reg):
@@ -147,26 +156,27 @@ class ClusterContext(EmitContext):
                     j += 1
                 r["own"] = (j - i) % 2 == 1
                 last = weighted[j - 1]
-                last["prefetch"].append(("r_ + b_ < n_", r["wblock"]))
+                last["prefetch"].append(("r_ + b_ < n_", r["block"]))
                 if j < len(weighted):
-                    last["prefetch"].append(("r_ + b_ >= n_", weighted[j]["wblock"]))
+                    last["prefetch"].append(("r_ + b_ >= n_", weighted[j]["block"]))
                 last["loop_last"] = True
         for r, nxt in zip(weighted, weighted[1:]):
             if not r.get("loop_last"):
-                r["prefetch"].append((None, nxt["wblock"]))
+                r["prefetch"].append((None, nxt["block"]))
         buf, k = {}, 0
         for r in weighted:
-            buf[r["wblock"]] = 2 if r["own"] else k % 2
+            buf[r["block"]] = 2 if r["own"] else k % 2
             k += not r["own"]
         size = [0, 0, 0]
-        for b, blk in enumerate(self.blocks):
-            size[buf[b]] = max(size[buf[b]], -(-len(blk) // ALIGN) * ALIGN)
-        first = weighted[0]["wblock"] if weighted else None
-        return {"blocks": [{"n": len(b), "body": c_array_body(np.frombuffer(b, np.uint8)), "buf": buf[i]}
-                           for i, b in enumerate(self.blocks)],
-                "wbuf": size,
-                "fetch": [{"prefetch": r.get("prefetch", []), "early": self._early.get(i, [])}
-                          for i, r in enumerate(self.layer_records)],
+        for b, n in buf.items():
+            size[n] = max(size[n], -(-len(self.blocks[b]) // ALIGN) * ALIGN)
+        used = set(buf) | set(resident)
+        first = weighted[0]["block"] if weighted else None
+        return {"blocks": [{"n": len(b), "body": c_array_body(np.frombuffer(b, np.uint8)) if i in used else None,
+                            "buf": buf.get(i)} for i, b in enumerate(self.blocks)],
+                "wbuf": size, "resident": [{"block": b, "n": -(-len(self.blocks[b]) // ALIGN) * ALIGN} for b in resident],
+                "fetch": [{"block": r["block"], "resident": r["resident"], "prefetch": r["prefetch"],
+                           "early": self._early.get(i, [])} for i, r in enumerate(recs)],
                 "kv_window": self.window,
                 "first": first, "again": first is not None and any(t.state for t in self.graph.tensors.values())}
 
