@@ -23,6 +23,7 @@ def _model(tmp_path, **config):
     (dict(dim=48, hidden_dim=100, n_heads=6, n_kv_heads=3, seq_len=16), 8, 5, 1),   # decode: heads < cores
     (dict(dim=48, hidden_dim=100, n_heads=6, n_kv_heads=3, seq_len=16), 3, 2, 2),   # 2 rows on 3 cores
     (dict(dim=16, hidden_dim=24, n_heads=4, n_kv_heads=2, seq_len=16), 3, 1, 10),   # rows across cores, hs 4
+    (dict(dim=64, hidden_dim=100, n_heads=8, n_kv_heads=2, seq_len=16), 3, 3, 5),   # 64 columns: 4 + 1 rows
 ])
 def test_llm_layers_split_across_cores_bit_exact(tmp_path, config, cores, pos, n):
     g = build_graph(_model(tmp_path, vocab_size=64, **config), 10)
