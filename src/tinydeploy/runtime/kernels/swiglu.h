@@ -11,7 +11,8 @@ static inline void td_swiglu_row(const int16_t *h1, const int16_t *h3, int lo, i
 {
     int32_t g[hi - lo + 1];
     int32_t half = k > 0 ? 1 << (k - 1) : 0;
-    uint64_t M = 0, none = 0;
+    uint64_t M, none = 0;
+    uint32_t m = 0;   /* 32-bit words in the loop (RV32) */
     for (int i = lo; i < hi; i++) {
         int32_t h = h1[i];
         int32_t idx = (h >> k) + 512, f = h & ((1 << k) - 1), sv;
@@ -21,8 +22,9 @@ static inline void td_swiglu_row(const int16_t *h1, const int16_t *h3, int lo, i
         int32_t silu = (h * sv + (1 << 14)) >> 15, gi = silu * h3[i];
         g[i - lo] = gi;
         uint32_t a = td_abs32(gi);
-        M = a > M ? a : M;
+        m = a > m ? a : m;
     }
+    M = m;
     if (shared) td_par_reduce2(&none, &M);
     td_quantize_vec32m(g, hi - lo, (uint32_t)M, qmax, g8 + lo, 0);
     if (!shared || td_par_me() == 0) {
