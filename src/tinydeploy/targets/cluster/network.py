@@ -159,6 +159,7 @@ class ClusterContext(EmitContext):
                 last["prefetch"].append(("r_ + b_ < n_", r["block"]))
                 if j < len(weighted):
                     last["prefetch"].append(("r_ + b_ >= n_", weighted[j]["block"]))
+                    weighted[j]["check"] = True   # not on its way if the loop ran no rows
                 last["loop_last"] = True
         for r, nxt in zip(weighted, weighted[1:]):
             if not r.get("loop_last"):
@@ -175,7 +176,7 @@ class ClusterContext(EmitContext):
         return {"blocks": [{"n": len(b), "body": c_array_body(np.frombuffer(b, np.uint8)) if i in used else None,
                             "buf": buf.get(i)} for i, b in enumerate(self.blocks)],
                 "wbuf": size, "resident": [{"block": b, "n": -(-len(self.blocks[b]) // ALIGN) * ALIGN} for b in resident],
-                "fetch": [{"block": r["block"], "resident": r["resident"], "prefetch": r["prefetch"],
+                "fetch": [{"block": r["block"], "resident": r["resident"], "prefetch": r["prefetch"], "check": r.get("check"),
                            "early": self._early.get(i, [])} for i, r in enumerate(recs)],
                 "kv_window": self.window,
                 "first": first, "again": first is not None and any(t.state for t in self.graph.tensors.values())}
