@@ -9,6 +9,7 @@ from .codegen.network import CProject, generate, tensor_offsets
 from .frontend import load_onnx
 from .ir import Graph
 from .limits import ConstLimit
+from .ops.attention import kv_caches, window_bytes
 from .ops.kernels import Kernels, debug_overrides
 from .passes import lower
 from .passes.float_nodes import require_integer
@@ -40,15 +41,20 @@ class Footprint:
     program: dict[str, int] = field(default_factory=dict)  # a generated main's own data, by name
     node_weights: tuple[int, ...] = ()  # constant bytes each node reading some reads, in order (for
                                         # a target streaming them layer by layer)
+    kv_state: int = 0       # state a kernel can stream from a far memory (KV caches: ops/attention.py)
+    kv_window: int = 0      # the near bytes streaming them takes (one layer's K and V rows)
 
     @classmethod
     def of(cls, c: "Compiled", program: dict[str, int] | None = None) -> "Footprint":
         ts = c.graph.tensors.values()
         per_node = (sum(c.graph.tensors[n].nbytes for n in set(node.inputs) if n and c.graph.tensors[n].is_const)
                     for node in c.graph.nodes)
+        kv = kv_caches(c.graph)
+        window = max((window_bytes(n, c.graph) for n in c.graph.nodes if n.op == "QAttentionKV" and n.inputs[5] in kv),
+                     default=0)
         return cls(sum(t.nbytes for t in ts if t.is_const), sum(t.nbytes for t in ts if t.state),
                    c.plan.arena_bytes, max((b for _, b in c.scratch.values()), default=0), dict(program or {}),
-                   tuple(b for b in per_node if b))
+                   tuple(b for b in per_node if b), sum(c.graph.tensors[n].nbytes for n in kv), window)
 
 
 def compile_graph(graph: Graph, exact: bool = False, time_limit_s: float = 5.0,

@@ -86,6 +86,17 @@ class EmitContext:
         p = f"{self.ptr(node.inputs[registry.get(node).pos])}[0]"
         return f"({p} + r_)" if self.block is not None else p
 
+    def far(self, name: str, window_bytes: int) -> tuple[str, str] | None:
+        """For a state tensor homed where the cores reach it only by DMA (the cluster's L2 KV caches):
+        the near window a kernel streams it through (at least `window_bytes`, one shared by every such
+        kernel) and the variable holding the transfer `early` started for it. None: addressed directly."""
+        return None
+
+    def early(self, code: str) -> None:
+        """C statements (core 0) that start the current layer's transfers ahead of it: after the last
+        layer that did so in the same row-block loop, or at the loop's start (a context with `far`)."""
+        raise RuntimeError("early transfers need a context with far memory")
+
     def open_block(self, region) -> str:
         """The loop over blocks of a region: rows [r_, r_ + b_)."""
         n = f"{self.ptr(region.count)}[0]" if region.count else str(region.rows)

@@ -15,7 +15,9 @@ then per head h (sharing KV head h // (D / KV)):
 and (a8, F) = quantize_rows(a, c, qmax). Causal row-wise: row t reads cache rows < p that earlier
 rows (or earlier calls) wrote, so rows can run in blocks as long as they run in order. The cost
 depends on the run-time position, so MACs are reported as 0. C: runtime/kernels/attention.h, with
-one row of scores as scratch.
+one row of scores per core as scratch (heads or rows across the cores). Where the caches live in a
+far memory (the cluster's L2: `kv_caches`), td_attention_kv_l2 works on one layer's rows brought
+into a near window by DMA ahead of the layer and sends the new rows back.
 """
 from __future__ import annotations
 
@@ -58,12 +60,13 @@ def attention(q, k8, v8, start_pos: int, mk, mv, c_score, head_size: int, softma
     return a.reshape(T, nh * hs)
 
 
-def _scratch_pieces(node, g):
-    return [(np.int32, g.tensors[node.inputs[5]].shape[1])]  # one head's scores, one per cache position
+def _scratch_pieces(node, g, kernels):
+    # per core one head's scores, one per cache position
+    return [(np.int32, kernels.cores * g.tensors[node.inputs[5]].shape[1])]
 
 
 def _scratch(node, g, kernels) -> int:
-    return scratch_layout(_scratch_pieces(node, g))[1]
+    return scratch_layout(_scratch_pieces(node, g, kernels))[1]
 
 
 def _emit(node, g, ctx):
@@ -75,11 +78,35 @@ def _emit(node, g, ctx):
         raise TinydeployError(f"node {node.name} (QAttentionKV): a cache of {S} positions; the C kernel sums "
                               f"softmax weights in 32 bits, up to {MAX_SEQ} positions")
     off = a["layer"] * S * KV
-    return (f"td_attention_kv({ctx.ptr(q)}, {ctx.ptr(k)}, {ctx.ptr(v)}, {ctx.pos(node)}, {ctx.rows(node)}, "
-            f"{D}, {KV}, {a['head_size']}, {ctx.ptr(kc)} + {off}, {ctx.ptr(vc)} + {off}, {ctx.ptr(kq)}, "
-            f"{ctx.ptr(vq)}, {ctx.ptr(mk)}, {ctx.ptr(mv)}, {ctx.ptr(exp2)}, {c_scale(a['c_score'])}, "
-            f"{46 - (a['softmax_bits'] - 1)}, {c_scale(a['c'])}, {a['qmax']}, {ctx.scratch(_scratch_pieces(node, g))[0]}, "
-            f"{ctx.ptr(node.outputs[0])}, {ctx.ptr(node.outputs[1])});")
+    kc_, vc_ = f"{ctx.ptr(kc)} + {off}", f"{ctx.ptr(vc)} + {off}"
+    args = (f"{ctx.ptr(q)}, {ctx.ptr(k)}, {ctx.ptr(v)}, {ctx.pos(node)}, {ctx.rows(node)}, {D}, {KV}, "
+            f"{a['head_size']}, {kc_}, {vc_}, {ctx.ptr(kq)}, {ctx.ptr(vq)}, {ctx.ptr(mk)}, {ctx.ptr(mv)}, "
+            f"{ctx.ptr(exp2)}, {c_scale(a['c_score'])}, {46 - (a['softmax_bits'] - 1)}, {c_scale(a['c'])}, "
+            f"{a['qmax']}, {ctx.scratch(_scratch_pieces(node, g, ctx.kernels))[0]}")
+    outs = f"{ctx.ptr(node.outputs[0])}, {ctx.ptr(node.outputs[1])}"
+    far = ctx.far(kc, window_bytes(node, g)) if kc in kv_caches(g) else None
+    if far is None:
+        return f"td_attention_kv({args}, {outs});"
+    win, fetched = far   # the caches in far memory: this layer's rows come into the window ahead of it
+    ctx.early(f"{fetched} = td_attention_kv_fetch({win}, {kc_}, {vc_}, {ctx.pos(node)}, {KV}, {S});")
+    return f"td_attention_kv_l2({args}, {win}, {S}, {fetched}, {outs});"
+
+
+def kv_caches(g) -> set[str]:
+    """State tensors that only QAttentionKV reads (each call one layer's rows): a kernel can stream
+    them from a far memory (ClusterContext.far)."""
+    users: dict[str, set[str]] = {}
+    for n in g.nodes:
+        for i in n.inputs:
+            if i and g.tensors[i].state:
+                users.setdefault(i, set()).add(n.op)
+    return {t for t, ops in users.items() if ops == {"QAttentionKV"}}
+
+
+def window_bytes(node, g) -> int:
+    """Near bytes that stream one layer's K and V cache rows: both caches' rows of one layer."""
+    _, S, KV = g.tensors[node.inputs[5]].shape
+    return 2 * S * KV
 
 
 @register("QAttentionKV", emit=_emit, rows=4, pos=3, scratch=_scratch, header="attention.h")

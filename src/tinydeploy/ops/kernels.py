@@ -19,6 +19,7 @@ from ..codegen.ctext import scratch_layout
 class Kernels:
     fast: bool = True       # register-blocked int8 kernels (td_fast*.h): matmul, conv, depthwise 3x3
     winograd: bool = True   # Winograd F(2x2,3x3) for 3x3 stride-1 QConv where its estimate is lower
+    cores: int = 1          # cores that run a kernel together (cluster): per-core scratch is this many times
     # instruction estimates, fitted on the rv32 simulator (ops/winograd.py `worthwhile`)
     direct_fast_per_mac: float = 2.45     # td_conv_fast
     direct_ref_per_mac: float = 6.0       # td_conv_s8 (the fast kernel takes a row's last OW % 4 pixels one by one)

@@ -69,8 +69,108 @@ static inline void td_att_values8_x86(const int32_t *w, uint32_t pm2, const int8
 }
 #endif
 
-/* Causal GQA attention over the int8 cache of one layer (kc, vc: [max_seq][KV]); first stores the
- * n new rows at pos.. (per-channel scales kq, vq), then attends over pos + t + 1 positions. */
+/* One head of one row over positions [0, end) of the cache rows kc, vc (their head's channels, row
+ * stride KV): a[c] = (sum_s p_s v_sc) * mv[c]. sc: end int32 of scratch (scores, then weights). */
+static inline void td_attention_head(const int16_t *qh, const int8_t *kc, const int8_t *vc, int KV, int hs,
+                                     int end, const int16_t *mk, const int16_t *mv, const int32_t *exp2t,
+                                     td_scale c_score, int sm_shift, int32_t *sc, int64_t *a)
+{
+    int32_t ub[hs];
+    int16_t u16[hs];
+    for (int c = 0; c < hs; c++) ub[c] = (int32_t)qh[c] * mk[c];
+    int64_t Mu = td_quantize_vec32(ub, hs, 32767, u16, 1);
+    td_scale G = td_scale_mul(td_scale_norm(Mu, 0), c_score);
+    int32_t amax = INT32_MIN;
+#ifdef TD_X86
+    if (hs % 8 == 0) amax = td_att_scores_x86(u16, hs, kc, KV, end, sc); else
+#endif
+    if (hs == 8) {
+        int32_t u0 = u16[0], u1 = u16[1], u2 = u16[2], u3 = u16[3], u4 = u16[4], u5 = u16[5], u6 = u16[6],
+                u7 = u16[7];
+        for (int s = 0; s < end; s++) {
+            const int8_t *kr = kc + s * KV;
+            int32_t acc = u0 * kr[0] + u1 * kr[1] + u2 * kr[2] + u3 * kr[3] + u4 * kr[4] + u5 * kr[5] +
+                          u6 * kr[6] + u7 * kr[7];
+            sc[s] = acc;
+            if (acc > amax) amax = acc;
+        }
+    } else {
+        for (int s = 0; s < end; s++) {
+            const int8_t *kr = kc + s * KV;
+            int32_t acc = 0;
+            for (int c = 0; c < hs; c++) acc += (int32_t)u16[c] * kr[c];
+            sc[s] = acc;
+            if (acc > amax) amax = acc;
+        }
+    }
+    uint32_t sum = td_softmax_exp2_w(sc, end, amax, G, exp2t);
+    /* p = rsr(w recip, sm_shift) in Q15: sum >= 2^15 (the maximum's weight), so recip <= 2^31 */
+    uint32_t recip = (uint32_t)td_udiv64((uint64_t)1 << 46, sum), pm2 = td_mulhr_m(recip, sm_shift);
+    int32_t o[hs];
+    for (int c = 0; c < hs; c++) o[c] = 0;
+#ifdef TD_X86
+    if (hs == 8 && pm2 && sm_shift >= 31) td_att_values8_x86(sc, pm2, vc, KV, end, o); else
+#endif
+    if (hs == 8 && pm2) {
+        int32_t o0 = 0, o1 = 0, o2 = 0, o3 = 0, o4 = 0, o5 = 0, o6 = 0, o7 = 0;
+        for (int s = 0; s < end; s++) {
+            int32_t p = (int32_t)td_mulhr((uint32_t)sc[s], pm2);
+            const int8_t *vr = vc + s * KV;
+            o0 += p * vr[0]; o1 += p * vr[1]; o2 += p * vr[2]; o3 += p * vr[3];
+            o4 += p * vr[4]; o5 += p * vr[5]; o6 += p * vr[6]; o7 += p * vr[7];
+        }
+        o[0] = o0; o[1] = o1; o[2] = o2; o[3] = o3; o[4] = o4; o[5] = o5; o[6] = o6; o[7] = o7;
+    } else {
+        for (int s = 0; s < end; s++) {
+            int32_t p = (int32_t)td_rsr((int64_t)sc[s] * recip, sm_shift);
+            const int8_t *vr = vc + s * KV;
+            for (int c = 0; c < hs; c++) o[c] += p * vr[c];
+        }
+    }
+    for (int c = 0; c < hs; c++) a[c] = (int64_t)o[c] * mv[c];
+}
+
+/* Rows t < n at positions pos + t over cache rows that hold them already (kc, vc: [max_seq][KV]).
+ * Cores: rows across the cores, or for fewer rows than cores (a decode step) each row's heads, the
+ * output row's absmax combined by td_par_reduce2. scratch: one score row of pos + n int32 per core. */
+static inline void td_attention_rows(const int16_t *q, int32_t pos, int n, int D, int KV, int hs,
+                                     const int8_t *kc, const int8_t *vc, const int16_t *mk, const int16_t *mv,
+                                     const int32_t *exp2t, td_scale c_score, int sm_shift, td_scale c_dyn,
+                                     int32_t qmax, int32_t *scratch, int8_t *a8, int32_t *F)
+{
+    int km = D / KV, H = D / hs;
+    int32_t *sc = scratch + td_par_me() * (pos + n);
+    int rows = n >= td_par_cores();
+    for (int t = rows ? td_par_lo(n) : 0, te = rows ? td_par_hi(n) : n; t < te; t++) {
+        int h0 = rows ? 0 : td_par_lo(H), h1 = rows ? H : td_par_hi(H);
+        int64_t buf[(h1 - h0) * hs + 1];
+        for (int h = h0; h < h1; h++) {
+            int off = (h / km) * hs;
+            td_attention_head(q + t * D + h * hs, kc + off, vc + off, KV, hs, pos + t + 1, mk + off, mv + off,
+                              exp2t, c_score, sm_shift, sc, buf + (h - h0) * hs);
+        }
+        uint64_t M = td_absmax64(buf, (h1 - h0) * hs), none = 0;
+        if (!rows) td_par_reduce2(&none, &M);
+        td_quantize_vec64m(buf, (h1 - h0) * hs, M, qmax, a8 + t * D + h0 * hs, 0);
+        if (rows || td_par_me() == 0) {
+            td_scale f = td_scale_mul(td_scale_norm((int64_t)M, 0), c_dyn);
+            F[2 * t] = f.m; F[2 * t + 1] = f.e;
+        }
+    }
+}
+
+/* the n new cache rows at pos.. (per-channel scales kq, vq); every row attends to them all */
+static inline void td_attention_store(const int16_t *k, const int16_t *v, int32_t pos, int n, int KV,
+                                      const int32_t *kq, const int32_t *vq, int8_t *kc, int8_t *vc)
+{
+    TD_PAR_FOR2(t, n, i, KV) {
+        kc[(pos + t) * KV + i] = td_cache8(k[t * KV + i], kq + 2 * i);
+        vc[(pos + t) * KV + i] = td_cache8(v[t * KV + i], vq + 2 * i);
+    }
+}
+
+/* Causal GQA attention over the int8 cache of one layer (kc, vc: [max_seq][KV]): stores the n new
+ * rows at pos.., then row t attends over pos + t + 1 positions. */
 static inline void td_attention_kv(const int16_t *q, const int16_t *k, const int16_t *v, int32_t pos,
                                    int n, int D, int KV, int hs, int8_t *kc, int8_t *vc,
                                    const int32_t *kq, const int32_t *vq, const int16_t *mk,
@@ -78,72 +178,44 @@ static inline void td_attention_kv(const int16_t *q, const int16_t *k, const int
                                    int sm_shift, td_scale c_dyn, int32_t qmax, int32_t *scratch,
                                    int8_t *a8, int32_t *F)
 {
-    int km = D / KV;
-    int64_t buf[D];
-    int32_t ub[hs];
-    int16_t u16[hs];
-    for (int t = 0; t < n; t++)
-        for (int i = 0; i < KV; i++) {
-            kc[(pos + t) * KV + i] = td_cache8(k[t * KV + i], kq + 2 * i);
-            vc[(pos + t) * KV + i] = td_cache8(v[t * KV + i], vq + 2 * i);
-        }
-    for (int t = 0; t < n; t++) {
-        int end = pos + t + 1;
-        for (int h = 0; h < D / hs; h++) {
-            int off = (h / km) * hs;
-            for (int c = 0; c < hs; c++) ub[c] = (int32_t)q[t * D + h * hs + c] * mk[off + c];
-            int64_t Mu = td_quantize_vec32(ub, hs, 32767, u16, 1);
-            td_scale G = td_scale_mul(td_scale_norm(Mu, 0), c_score);
-            int32_t amax = INT32_MIN;
-#ifdef TD_X86
-            if (hs % 8 == 0) amax = td_att_scores_x86(u16, hs, kc + off, KV, end, scratch); else
-#endif
-            if (hs == 8) {
-                int32_t u0 = u16[0], u1 = u16[1], u2 = u16[2], u3 = u16[3], u4 = u16[4], u5 = u16[5],
-                        u6 = u16[6], u7 = u16[7];
-                for (int s = 0; s < end; s++) {
-                    const int8_t *kr = kc + s * KV + off;
-                    int32_t acc = u0 * kr[0] + u1 * kr[1] + u2 * kr[2] + u3 * kr[3] + u4 * kr[4] +
-                                  u5 * kr[5] + u6 * kr[6] + u7 * kr[7];
-                    scratch[s] = acc;
-                    if (acc > amax) amax = acc;
-                }
-            } else {
-                for (int s = 0; s < end; s++) {
-                    const int8_t *kr = kc + s * KV + off;
-                    int32_t acc = 0;
-                    for (int c = 0; c < hs; c++) acc += (int32_t)u16[c] * kr[c];
-                    scratch[s] = acc;
-                    if (acc > amax) amax = acc;
-                }
-            }
-            uint32_t sum = td_softmax_exp2_w(scratch, end, amax, G, exp2t);
-            /* p = rsr(w recip, sm_shift) in Q15: sum >= 2^15 (the maximum's weight), so recip <= 2^31 */
-            uint32_t recip = (uint32_t)td_udiv64((uint64_t)1 << 46, sum), pm2 = td_mulhr_m(recip, sm_shift);
-            int32_t o[hs];
-            for (int c = 0; c < hs; c++) o[c] = 0;
-#ifdef TD_X86
-            if (hs == 8 && pm2 && sm_shift >= 31) td_att_values8_x86(scratch, pm2, vc + off, KV, end, o); else
-#endif
-            if (hs == 8 && pm2) {
-                int32_t o0 = 0, o1 = 0, o2 = 0, o3 = 0, o4 = 0, o5 = 0, o6 = 0, o7 = 0;
-                for (int s = 0; s < end; s++) {
-                    int32_t p = (int32_t)td_mulhr((uint32_t)scratch[s], pm2);
-                    const int8_t *vr = vc + s * KV + off;
-                    o0 += p * vr[0]; o1 += p * vr[1]; o2 += p * vr[2]; o3 += p * vr[3];
-                    o4 += p * vr[4]; o5 += p * vr[5]; o6 += p * vr[6]; o7 += p * vr[7];
-                }
-                o[0] = o0; o[1] = o1; o[2] = o2; o[3] = o3; o[4] = o4; o[5] = o5; o[6] = o6; o[7] = o7;
-            } else {
-                for (int s = 0; s < end; s++) {
-                    int32_t p = (int32_t)td_rsr((int64_t)scratch[s] * recip, sm_shift);
-                    const int8_t *vr = vc + s * KV + off;
-                    for (int c = 0; c < hs; c++) o[c] += p * vr[c];
-                }
-            }
-            for (int c = 0; c < hs; c++) buf[h * hs + c] = (int64_t)o[c] * mv[off + c];
-        }
-        td_quantize_row(buf, D, c_dyn, qmax, a8 + t * D, F + 2 * t);
-    }
+    td_attention_store(k, v, pos, n, KV, kq, vq, kc, vc);
+    td_par_sync();
+    td_attention_rows(q, pos, n, D, KV, hs, kc, vc, mk, mv, exp2t, c_score, sm_shift, c_dyn, qmax, scratch, a8, F);
+    td_par_sync();
 }
+
+#ifdef TD_CLUSTER
+/* The caches homed in L2 (the cluster): one layer's rows [0, pos) of K and V come by DMA into an L1
+ * window (K rows, then V rows S * KV bytes on), started by core 0 ahead of the layer
+ * (td_attention_kv_fetch, returns the transfer to wait for); the kernel stores the new rows in the
+ * window and sends them to L2 while it computes, and waits for that before it returns (the next
+ * layer's rows come into the same window). */
+static inline uint32_t td_attention_kv_fetch(int8_t *win, const int8_t *kc, const int8_t *vc, int32_t pos, int KV,
+                                             int S)
+{
+    if (pos <= 0) return 0;
+    td_dma_start_1d(win, kc, (uint32_t)(pos * KV));
+    return td_dma_start_1d(win + S * KV, vc, (uint32_t)(pos * KV));
+}
+static inline void td_attention_kv_l2(const int16_t *q, const int16_t *k, const int16_t *v, int32_t pos,
+                                      int n, int D, int KV, int hs, int8_t *kc, int8_t *vc,
+                                      const int32_t *kq, const int32_t *vq, const int16_t *mk,
+                                      const int16_t *mv, const int32_t *exp2t, td_scale c_score,
+                                      int sm_shift, td_scale c_dyn, int32_t qmax, int32_t *scratch,
+                                      int8_t *win, int S, uint32_t fetched, int8_t *a8, int32_t *F)
+{
+    int8_t *kw = win, *vw = win + S * KV;
+    uint32_t sent = 0;
+    if (td_par_me() == 0 && pos > 0) td_dma_wait(fetched);   /* it fills rows < pos: the stores go after them */
+    td_attention_store(k, v, pos, n, KV, kq, vq, kw, vw);
+    td_par_sync();
+    if (td_par_me() == 0 && n > 0) {   /* the computation only reads the window: it may go meanwhile */
+        td_dma_start_1d(kc + pos * KV, kw + pos * KV, (uint32_t)(n * KV));
+        sent = td_dma_start_1d(vc + pos * KV, vw + pos * KV, (uint32_t)(n * KV));
+    }
+    td_attention_rows(q, pos, n, D, KV, hs, kw, vw, mk, mv, exp2t, c_score, sm_shift, c_dyn, qmax, scratch, a8, F);
+    if (td_par_me() == 0 && n > 0) td_dma_wait(sent);
+    td_par_sync();
+}
+#endif
 #endif

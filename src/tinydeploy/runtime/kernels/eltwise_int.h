@@ -19,6 +19,7 @@ static inline void td_flip_sign8(const uint8_t *x, uint8_t *y, int n)
 static inline void td_add_sat_s16(int16_t *x, const int16_t *y, int n, int D, int bits)
 {
     int32_t hi = (1 << (bits - 1)) - 1;
-    for (int i = 0; i < n * D; i++) x[i] = (int16_t)td_clamp((int32_t)x[i] + y[i], -hi - 1, hi);
+    TD_PAR_FOR(i, n * D) x[i] = (int16_t)td_clamp((int32_t)x[i] + y[i], -hi - 1, hi);
+    td_par_sync();
 }
 #endif

@@ -7,12 +7,10 @@
 static inline void td_embedding_q8g(const int32_t *tok, int n, const int8_t *w8, const int16_t *mw, int D,
                                     td_scale c, int bits, int16_t *x)
 {
-    for (int t = 0; t < n; t++) {
-        int32_t base = tok[t] * D;
-        for (int i = 0; i < D; i++) {
-            int32_t j = base + i;
-            x[t * D + i] = (int16_t)td_sat(td_scale_apply((int64_t)w8[j] * mw[j >> 5], c), bits);
-        }
+    TD_PAR_FOR2(t, n, i, D) {   /* (row, channel) pairs across the cores */
+        int32_t j = tok[t] * D + i;
+        x[t * D + i] = (int16_t)td_sat(td_scale_apply((int64_t)w8[j] * mw[j >> 5], c), bits);
     }
+    td_par_sync();
 }
 #endif

@@ -29,7 +29,7 @@ static inline void td_linear_dyn_out(void *out, int out32, int idx, int64_t acc,
     else ((int16_t *)out)[idx] = (int16_t)v;
 }
 /* Fast path for cols == 64 (e.g. a model dimension of 64: every linear layer of stories260K but w2):
- * 8 rows per pass, whole rows of 2 groups of 32 (a row never straddles groups), one weight pointer
+ * 8 (or 4) rows per pass, whole rows of 2 groups of 32 (a row never straddles groups), one weight pointer
  * with constant offsets r * 64 + o (immediates), so each activation load feeds 8 MACs and the 8 int32
  * group partials stay in registers. The partials of both groups are combined per row after the
  * pass: acc = m[2j] p_0 + m[2j + 1] p_1 as in the generic path (integer sums in another order: the
@@ -43,29 +43,46 @@ static inline void td_linear_dyn_out(void *out, int out32, int idx, int64_t acc,
 #define TD_LD8_COL4(o) do { TD_LD8_COL((o)); TD_LD8_COL((o) + 1); TD_LD8_COL((o) + 2);             \
         TD_LD8_COL((o) + 3); } while (0)
 
-/* rows % 8 == 0, cols == 64; one row of activations xr, output scale s */
+/* the same with 4 or 2 rows (the end of a core's run) */
+#define TD_LD4_COL(o) do { int32_t x_ = xp[(o)];                                                 \
+        TD_LD_MAC(p0, x_, (int32_t)w[(o)]); TD_LD_MAC(p1, x_, (int32_t)w[64 + (o)]);                   \
+        TD_LD_MAC(p2, x_, (int32_t)w[128 + (o)]); TD_LD_MAC(p3, x_, (int32_t)w[192 + (o)]);            \
+        TD_LD_BARRIER(); } while (0)
+#define TD_LD4_COL4(o) do { TD_LD4_COL((o)); TD_LD4_COL((o) + 1); TD_LD4_COL((o) + 2);             \
+        TD_LD4_COL((o) + 3); } while (0)
+#define TD_LD2_COL(o) do { int32_t x_ = xp[(o)];                                                 \
+        TD_LD_MAC(p0, x_, (int32_t)w[(o)]); TD_LD_MAC(p1, x_, (int32_t)w[64 + (o)]); } while (0)
+#define TD_LD2_COL4(o) do { TD_LD2_COL((o)); TD_LD2_COL((o) + 1); TD_LD2_COL((o) + 2);             \
+        TD_LD2_COL((o) + 3); TD_LD_BARRIER(); } while (0)
+#define TD_LD_GROUP(COL4) do { COL4(0); COL4(4); COL4(8); COL4(12); COL4(16); COL4(20); COL4(24); COL4(28); } while (0)
+
+/* rows % 2 == 0, cols == 64; one row of activations xr, output scale s. Each core takes a run of
+ * 2-row units (so 172 rows on 8 cores are 20 or 22 per core, not up to 28 in blocks of 8), 8 rows per
+ * pass while they last, then 4, then 2. */
 __attribute__((noinline)) static void td_linear_dyn_c64(const int8_t *xr, const int8_t *w8,
                                                         const int16_t *mw, int rows, td_scale s, int bits,
                                                         void *out, int out32, int o0)
 {
     const td_rescale_t rq = td_rescale_plan(s, bits);
     int32_t part[2][8];
-    TD_PAR_FOR(jb, rows / 8) {   /* blocks of 8 rows across the cores */
-        const int j = jb * 8;
+    for (int u = td_par_lo(rows / 2), ue = td_par_hi(rows / 2); u < ue;) {
+        const int j = u * 2, nr = ue - u >= 4 ? 8 : (ue - u >= 2 ? 4 : 2);
         const int8_t *w = w8 + j * 64, *xp = xr;
         for (int g = 0; g < 2; g++) {
             int32_t p0 = 0, p1 = 0, p2 = 0, p3 = 0, p4 = 0, p5 = 0, p6 = 0, p7 = 0;
-            TD_LD8_COL4(0); TD_LD8_COL4(4); TD_LD8_COL4(8); TD_LD8_COL4(12);
-            TD_LD8_COL4(16); TD_LD8_COL4(20); TD_LD8_COL4(24); TD_LD8_COL4(28);
+            if (nr == 8) TD_LD_GROUP(TD_LD8_COL4);
+            else if (nr == 4) TD_LD_GROUP(TD_LD4_COL4);
+            else TD_LD_GROUP(TD_LD2_COL4);
             int32_t *pg = part[g];
             pg[0] = p0; pg[1] = p1; pg[2] = p2; pg[3] = p3; pg[4] = p4; pg[5] = p5; pg[6] = p6; pg[7] = p7;
             w += 32; xp += 32;
         }
         const int16_t *m = mw + 2 * j;
-        for (int r = 0; r < 8; r++) {
+        for (int r = 0; r < nr; r++) {
             int64_t acc = (int64_t)m[2 * r] * part[0][r] + (int64_t)m[2 * r + 1] * part[1][r];
             td_linear_dyn_out(out, out32, o0 + j + r, acc, rq);
         }
+        u += nr / 2;
     }
 }
 
@@ -279,8 +296,8 @@ __attribute__((noinline)) static void td_linear_dyn(const int8_t *x8, const int3
         td_scale s = td_scale_mul(f, c);
         const td_rescale_t rq = td_rescale_plan(s, bits);
         int j0 = 0;
-        if (cols == 64 && rows >= 8) { /* P = 1: rows 8k.. by the 4-row path or one by one */
-            j0 = rows & ~7;
+        if (cols == 64 && rows >= 2) { /* P = 1: an odd last row alone */
+            j0 = rows & ~1;
             td_linear_dyn_c64(xr, w8, mw, j0, s, bits, out, out32, t * rows);
         }
         if (fast) {

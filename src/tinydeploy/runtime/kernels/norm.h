@@ -78,43 +78,60 @@ static inline void td_layernorm_s8(const int8_t *x, int8_t *y, int rows, int D, 
 
 /* QRMSNormDyn (ops/norm.py): int16 rows -> int8 z8 = quantize(x * G) and the run-time scale
  * F = M * (1 / rms) * c per row (1/rms is one scalar per row, so it goes into F, not into z8). */
-/* floor(sqrt(t)) for t < 2^32, bit by bit */
+/* floor(sqrt(t)) for 0 < t < 2^32: Newton's iteration from 2^ceil(bits / 2) >= sqrt(t) decreases to
+ * the floor (RV32M divides in one instruction: a few steps instead of 16 bit by bit) */
 static inline uint32_t td_isqrt(uint32_t t)
 {
-    uint32_t r = 0, b = (uint32_t)1 << 30;
-    while (b > t) b >>= 2;
-    while (b) {
-        if (t >= r + b) { t -= r + b; r = (r >> 1) + b; } else { r >>= 1; }
-        b >>= 2;
-    }
-    return r;
+    uint32_t x = (uint32_t)1 << ((td_bitlen(t) + 1) / 2), y = (x + t / x) >> 1;
+    while (y < x) { x = y; y = (x + t / x) >> 1; }
+    return x;
 }
+/* intmath.inv_sqrt_scale: t = T 2^-d in [2^27, 2^29), s = isqrt(t) in [11585, 23170], and
+ * (2^44 + s / 2) / s < 2^30 by long division in two base-2^16 digits (each below 2^16 as s < 2^15) */
 static inline td_scale td_inv_sqrt(int64_t T)
 {
     int32_t d = td_bitlen((uint64_t)T) - 29;
     d += d & 1;
-    int64_t t = d >= 0 ? T >> d : T << (-d);
-    int64_t s = td_isqrt((uint32_t)t);
-    return td_scale_norm((int64_t)td_udiv64(((uint64_t)1 << 44) + (uint64_t)(s / 2), (uint64_t)s), 44 + d / 2);
+    uint32_t t = (uint32_t)(d >= 0 ? T >> d : T << (-d)), s = td_isqrt(t);
+    uint32_t n = ((uint32_t)1 << 28) + (s >> 17), lo = (s / 2) & 0xFFFF;   /* (2^44 + s/2) = n 2^16 + lo */
+    uint32_t q1 = n / s, q0 = (((n - q1 * s) << 16) | lo) / s;
+    return td_scale_norm((int64_t)(q1 << 16 | q0), 44 + d / 2);
 }
+/* channels [lo, hi) of one row; shared: the other cores do the rest of the row (sums and maxima
+ * combined by td_par_reduce2) and core 0 writes F */
+static inline void td_rmsnorm_row(const int16_t *xr, int D, int lo, int hi, int shared, const int16_t *G,
+                                  int64_t epsn, td_scale c, int32_t qmax, int8_t *zr, int32_t *F)
+{
+    int32_t z[hi - lo + 1];
+    uint64_t ss = 0, M;
+    uint32_t m = 0;   /* 32-bit words in the loop (RV32) */
+    for (int i = lo; i < hi; i++) {
+        int32_t zi = (int32_t)xr[i] * G[i];
+        z[i - lo] = zi;
+        ss += (uint32_t)((int32_t)xr[i] * xr[i]);
+        uint32_t a = td_abs32(zi);
+        m = a > m ? a : m;
+    }
+    M = m;
+    (void)D;
+    if (shared) td_par_reduce2(&ss, &M);
+    td_quantize_vec32m(z, hi - lo, (uint32_t)M, qmax, zr + lo, 0);
+    if (!shared || td_par_me() == 0) {
+        int64_t T = epsn + (int64_t)ss;
+        td_scale f = td_scale_mul(td_scale_mul(td_scale_norm((int64_t)M, 0), td_inv_sqrt(T < 1 ? 1 : T)), c);
+        F[0] = f.m; F[1] = f.e;
+    }
+}
+/* rows across the cores, or for fewer rows than cores (a decode step) each row's channels */
 static inline void td_rmsnorm_dyn(const int16_t *x, int n, int D, const int16_t *G, int64_t epsn,
                                   td_scale c, int32_t qmax, int8_t *z8, int32_t *F)
 {
-    int32_t z[D];
-    for (int t = 0; t < n; t++) {
-        const int16_t *xr = x + t * D;
-        int64_t ss = epsn;
-        uint32_t M = 0;
-        for (int i = 0; i < D; i++) {
-            z[i] = (int32_t)xr[i] * G[i];
-            ss += (uint32_t)((int32_t)xr[i] * xr[i]);
-            uint32_t a = td_abs32(z[i]);
-            M = a > M ? a : M;
-        }
-        if (ss < 1) ss = 1;
-        td_quantize_vec32m(z, D, M, qmax, z8 + t * D, 0);
-        td_scale f = td_scale_mul(td_scale_mul(td_scale_norm(M, 0), td_inv_sqrt(ss)), c);
-        F[2 * t] = f.m; F[2 * t + 1] = f.e;
+    if (n >= td_par_cores()) {
+        TD_PAR_FOR(t, n) td_rmsnorm_row(x + t * D, D, 0, D, 0, G, epsn, c, qmax, z8 + t * D, F + 2 * t);
+    } else {
+        for (int t = 0; t < n; t++)
+            td_rmsnorm_row(x + t * D, D, td_par_lo(D), td_par_hi(D), 1, G, epsn, c, qmax, z8 + t * D, F + 2 * t);
     }
+    td_par_sync();
 }
 #endif

@@ -37,13 +37,18 @@ static inline float td_clampf(float v, float lo, float hi)
 
 /* Work shared by the cores of a cluster (built with TD_CLUSTER, targets/cluster): a parallel kernel
  * does items [td_par_lo(n), td_par_hi(n)) of its n and ends with td_par_sync(), so the next call
- * sees all of its output. Elsewhere one core does every item and nothing waits. */
+ * sees all of its output. Elsewhere one core does every item and nothing waits. A kernel that splits
+ * one row (a decode step) combines per-core partial sums and maxima with td_par_reduce2; td_par_me()
+ * is this core's index among td_par_cores(). */
 #ifdef TD_CLUSTER
 #include "td_par.h"
 #else
 #define td_par_lo(n) 0
 #define td_par_hi(n) (n)
 #define td_par_sync() ((void)0)
+#define td_par_me() 0
+#define td_par_cores() 1
+#define td_par_reduce2(sum, max) ((void)(sum), (void)(max))
 #endif
 
 /* for (i, j) in [0, NI) x [0, NJ), row-major: this core's share of the NI * NJ pairs (one core:

@@ -91,18 +91,28 @@ static inline void td_quantize_put(void *out, int out16, int i, int32_t hi)
     int32_t q = (hi + (1 << 14)) >> 15;
     if (out16) ((int16_t *)out)[i] = (int16_t)q; else ((int8_t *)out)[i] = (int8_t)q;
 }
-/* int64 x (|x| < 2^40; x rh's high word and xh rl enter mod 2^32); returns M */
-static inline int64_t td_quantize_vec(const int64_t *x, int n, int32_t qmax, void *out, int out16)
+/* int64 x (|x| < 2^40; x rh's high word and xh rl enter mod 2^32) with absmax M (of these or more values) */
+static inline void td_quantize_vec64m(const int64_t *x, int n, uint64_t M, int32_t qmax, void *out, int out16)
 {
-    int64_t M = 0;
-    for (int i = 0; i < n; i++) { int64_t a = x[i] < 0 ? -x[i] : x[i]; if (a > M) M = a; }
-    uint64_t r = td_quantize_recip(qmax, (uint64_t)M);
+    uint64_t r = td_quantize_recip(qmax, M);
     uint32_t rh = (uint32_t)(r >> 32), rl = (uint32_t)r;
     for (int i = 0; i < n; i++) {
         uint32_t xl = (uint32_t)x[i], xh = (uint32_t)((uint64_t)x[i] >> 32);
         td_quantize_put(out, out16, i, (int32_t)(xl * rh + xh * rl + (uint32_t)(((uint64_t)xl * rl) >> 32)));
     }
+}
+static inline uint64_t td_absmax64(const int64_t *x, int n)
+{
+    uint64_t M = 0;
+    for (int i = 0; i < n; i++) { uint64_t a = (uint64_t)(x[i] < 0 ? -x[i] : x[i]); if (a > M) M = a; }
     return M;
+}
+/* returns M */
+static inline int64_t td_quantize_vec(const int64_t *x, int n, int32_t qmax, void *out, int out16)
+{
+    uint64_t M = td_absmax64(x, n);
+    td_quantize_vec64m(x, n, M, qmax, out, out16);
+    return (int64_t)M;
 }
 /* int8 row and its run-time scale F = M * c (intmath.quantize_rows) */
 static inline void td_quantize_row(const int64_t *x, int n, td_scale c, int32_t qmax, int8_t *q, int32_t *F)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...ops.attention import kv_caches
+from ...ops.kernels import Kernels
 from ..base import Measured, SimulatedTarget
 from .config import ClusterConfig
 
@@ -19,6 +21,10 @@ class ClusterTarget(SimulatedTarget):
     name = "cluster"
     config: ClusterConfig = field(default_factory=ClusterConfig)
     config_class = ClusterConfig
+
+    @property
+    def kernels(self):
+        return Kernels(cores=self.config.cores)   # per-core scratch (attention's scores) for every core
 
     @property
     def levels(self):
@@ -32,22 +38,26 @@ class ClusterTarget(SimulatedTarget):
         holds the tile buffers, sized when the tile loops are emitted (the linker checks them)."""
         cfg = self.config
         buffers = sum(max(fp.node_weights[i::2], default=0) for i in (0, 1))
-        l1 = {"arena": fp.arena, "state": fp.state, "weight buffers": buffers, "stacks": cfg.cores * cfg.stack_bytes}
+        kv = {"KV window": fp.kv_window} if fp.kv_state else {}
+        far = {"KV cache": fp.kv_state} if fp.kv_state else {}
+        stacks = cfg.cores * cfg.stack_bytes
+        l1 = {"arena": fp.arena, "state": fp.state - fp.kv_state, **kv, "weight buffers": buffers, "stacks": stacks}
         # state (a KV cache) and row-block loops have no tile loops: such a model keeps the L1 budget error
         if cfg.tiling == "never" or (cfg.tiling == "auto" and (sum(l1.values()) <= cfg.l1_bytes or fp.state)):
-            return {"L1": l1, "L2": {"weights": fp.weights, **fp.program}}
-        return {"L1": {"state": fp.state, "stacks": cfg.cores * cfg.stack_bytes},
-                "L2": {"arena": fp.arena, "weights": fp.weights, **fp.program}}
+            return {"L1": l1, "L2": {"weights": fp.weights, **far, **fp.program}}
+        return {"L1": {"state": fp.state - fp.kv_state, **kv, "stacks": stacks},
+                "L2": {"arena": fp.arena, "weights": fp.weights, **far, **fp.program}}
 
     def arena_level(self, c):
         from .network import tiled
         return "L2" if tiled(c, self.config) else "L1"
 
     def homes(self, c):
-        """Constants in L2 (moved per layer into an L1 weight buffer); activations, scratch and
-        state (KV caches) in L1, or in tiling mode activations in L2 too (moved tile by tile)."""
-        act = self.arena_level(c)
-        return {n: "L2" if t.is_const else act for n, t in c.graph.tensors.items()}
+        """Constants in L2 (moved per layer into an L1 weight buffer), KV caches in L2 (one layer's rows
+        moved into an L1 window); activations, scratch and other state in L1, or in tiling mode
+        activations in L2 too (moved tile by tile)."""
+        kv, act = kv_caches(c.graph), self.arena_level(c)
+        return {n: "L2" if t.is_const or n in kv else act for n, t in c.graph.tensors.items()}
 
     def emit(self, c, out_dir: Path):
         from .network import emit

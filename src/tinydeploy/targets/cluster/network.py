@@ -27,6 +27,7 @@ from ...codegen.context import EmitContext
 from ...codegen.ctext import c_array_body, ctype, scratch_layout
 from ...codegen.network import CProject, generate, render_from
 from ...errors import TinydeployError
+from ...ops.attention import kv_caches
 from ..base import Measured
 from .config import ClusterConfig
 from ..rv32.toolchain import RUNTIME_DIR as RV32_RUNTIME
@@ -40,6 +41,7 @@ RUNTIME_L1 = 512   # L1 bytes of .data/.bss besides the arena and the tile area 
 # Kernels that split their work with td_par_lo/hi and end with td_par_sync (runtime/kernels).
 PARALLEL = re.compile(r"td_(pad_s8|conv_\w+|dw3_fast|wino_conv|mm_fast|matmul_\w+|q(add|sub|max|min|mul)_s8|lut_s8"
                       r"|(max|avg)pool_\w+|quantize_(f32|tab)_\w+|dequantize_(\w+_f32|tab_\w+)|softmax_s8|layernorm_s8|linear_dyn|rope"
+                      r"|rmsnorm_dyn|swiglu_dyn|attention_kv(_l2)?|embedding_q8g|add_sat_s16"
                       r"|(add|sub|mul|div|max|min|fmax|fmin|mod|fmod|pow)_(f32|s32|s64)\w*"
                       r"|(rqs|ihswish|mulc|isoftmax|irmsnorm|igelu|inonorm|itamax|ilayernorm|idiv|imean)_[a-z0-9]+_[a-z0-9]+)")
 _CALL = re.compile(r"(td_\w+)\(.*\);")
@@ -61,7 +63,11 @@ class ClusterContext(EmitContext):
         self._block: bytearray | None = None
         self._streamed: dict[str, str] = {}
         self.layer_records: list[dict] = []
-        self._in_region = {n.name: n.attrs.get("_block") is not None for n in self.graph.nodes}
+        self._region = {n.name: (n.attrs.get("_block") or [None])[0] for n in self.graph.nodes}
+        self._kv = kv_caches(self.graph)    # homed in L2, streamed through the window by the kernel
+        self.window = 0
+        self._early: dict[int, list[str]] = {}   # layer index -> core 0's early transfers there
+        self._early_from: dict = {}              # region -> the layer after the last that had some
         self.tiler = tiler
         self.tile_blocks: list[bytes] = []
         self.tile_bytes = 0           # the tile area: two entry slots and the largest node's own buffers
@@ -138,6 +144,27 @@ class ClusterContext(EmitContext):
         self._tile_scratch = max(self._tile_scratch, used)
         return [f"(({ctype(dt)} *)({self.prefix}tiles + @@scratch@@ + {off}))" for (dt, _), off in zip(pieces, offsets)]
 
+    def ptr(self, name):
+        if name in self._kv and name not in self._const_done:
+            t = self.graph.tensors[name]
+            sym = self._const_done[name] = self.ident("state_" + name)
+            self.decls.append(f"TD_L2 {ctype(t.dtype)} {sym}[{max(t.size, 1)}];  /* persistent state in L2 */")
+        return self._ptr(name)
+
+    def far(self, name, window_bytes):
+        if name not in self._kv:
+            return None
+        self.window = max(self.window, window_bytes)
+        return f"{self.prefix}kv_window", f"{self.prefix}kv_fetched"
+
+    def early(self, code):
+        here, reg = len(self.layer_records), self._region[self._layer[0]]
+        at = here if reg is None else self._early_from.get(
+            reg, next((i for i, r in enumerate(self.layer_records) if r["region"] == reg), here))
+        self._early.setdefault(at, []).append(code)
+        if reg is not None:
+            self._early_from[reg] = here + 1
+
     def begin_layer(self, node, offset=0, nbytes=0):
         super().begin_layer(node, offset, nbytes)
         self._block, self._streamed = bytearray(), {}
@@ -152,7 +179,7 @@ class ClusterContext(EmitContext):
             self._streamed[key] = expr
         return expr
 
-    def ptr(self, name):
+    def _ptr(self, name):
         if self._tile_ptrs is not None and name in self._tile_ptrs:
             return self._tile_ptrs[name]
         t = self.graph.tensors.get(name) if name else None
@@ -178,25 +205,67 @@ class ClusterContext(EmitContext):
         if block:
             rec["wblock"] = len(self.blocks)
             self.blocks.append(block)
-        self.layer_records.append({"name": self._layer[0], "region": self._in_region[self._layer[0]], **rec})
+        self.layer_records.append({"name": self._layer[0], "region": self._region[self._layer[0]], **rec})
         return rec
 
     def template_fields(self):
-        """Weight blocks, the two buffers' sizes (blocks use them in turn) and per emitted layer how
-        its block arrives: prefetched by the previous weighted layer, or (inside a row-block loop, which
-        runs its layers many times, and just after one) fetched and waited for at the layer itself."""
-        weighted = [r for r in self.layer_records if r["wblock"] is not None]
-        for prev, r in zip([None] + weighted, weighted):
-            r["sync"] = r["region"] or (prev is not None and prev["region"])
-        for r, nxt in zip(weighted, weighted[1:] + [None]):
-            r["prefetch"] = nxt["wblock"] if nxt is not None and not nxt["sync"] else None
-        body = lambda b: c_array_body(np.frombuffer(b, np.uint8))  # noqa: E731
-        return {"blocks": [{"n": len(b), "body": body(b)} for b in self.blocks],
-                "tile_blocks": [{"n": len(b), "body": body(b)} for b in self.tile_blocks],
+        """Weight blocks, their L1 buffers and per emitted layer how its block arrives.
+        A block several layers need (RoPE's tables, a tied embedding and classifier) is resident: its
+        own buffer, moved once per program by the first layer that needs it. The others stream: each
+        such layer, once its own block is in, starts the transfer of the next one's, which arrives
+        while it computes; consecutive ones use buffers 0 and 1 in turn. In a row-block loop the next
+        one is the loop's first while rows remain, else the first after the loop; a loop with an odd
+        number of them would put its last and first in the same buffer, so its first gets buffer 2 of
+        its own. A network with state (run again and again, e.g. a language model's decode steps)
+        starts its first block at the end of a run for the next run."""
+        first_of: dict[bytes, int] = {}
+        uses: dict[bytes, int] = {}
+        for i, blk in enumerate(self.blocks):
+            first_of.setdefault(blk, i)
+            uses[blk] = uses.get(blk, 0) + 1
+        resident = sorted({first_of[b] for b, n in uses.items() if n > 1})
+        recs = [dict(r, block=None, resident=None, prefetch=[], own=False) for r in self.layer_records]
+        for r in recs:
+            b = r["wblock"]
+            if b is not None and uses[self.blocks[b]] > 1:
+                r["resident"] = resident.index(first_of[self.blocks[b]])
+            else:
+                r["block"] = b
+        weighted = [r for r in recs if r["block"] is not None]
+        for i, r in enumerate(weighted):
+            reg = r["region"]
+            if reg is not None and (i == 0 or weighted[i - 1]["region"] != reg):
+                j = i
+                while j < len(weighted) and weighted[j]["region"] == reg:   # a region is one run of nodes
+                    j += 1
+                r["own"] = (j - i) % 2 == 1
+                last = weighted[j - 1]
+                last["prefetch"].append(("r_ + b_ < n_", r["block"]))
+                if j < len(weighted):
+                    last["prefetch"].append(("r_ + b_ >= n_", weighted[j]["block"]))
+                    weighted[j]["check"] = True   # not on its way if the loop ran no rows
+                last["loop_last"] = True
+        for r, nxt in zip(weighted, weighted[1:]):
+            if not r.get("loop_last"):
+                r["prefetch"].append((None, nxt["block"]))
+        buf, k = {}, 0
+        for r in weighted:
+            buf[r["block"]] = 2 if r["own"] else k % 2
+            k += not r["own"]
+        size = [0, 0, 0]
+        for b, n in buf.items():
+            size[n] = max(size[n], -(-len(self.blocks[b]) // ALIGN) * ALIGN)
+        used = set(buf) | set(resident)
+        first = weighted[0]["block"] if weighted else None
+        return {"blocks": [{"n": len(b), "body": c_array_body(np.frombuffer(b, np.uint8)) if i in used else None,
+                            "buf": buf.get(i)} for i, b in enumerate(self.blocks)],
+                "wbuf": size, "resident": [{"block": b, "n": -(-len(self.blocks[b]) // ALIGN) * ALIGN} for b in resident],
+                "fetch": [{"block": r["block"], "resident": r["resident"], "prefetch": r["prefetch"], "check": r.get("check"),
+                           "early": self._early.get(i, [])} for i, r in enumerate(recs)],
+                "kv_window": self.window,
+                "tile_blocks": [{"n": len(b), "body": c_array_body(np.frombuffer(b, np.uint8))} for b in self.tile_blocks],
                 "tile_bytes": self.tile_bytes, "tiled": self.tiler is not None, "tile_runtime": self._tile_defines(),
-                "wbuf": [max((-(-len(b) // ALIGN) * ALIGN for b in self.blocks[i::2]), default=0) for i in (0, 1)],
-                "fetch": [{"sync": r.get("sync", False), "prefetch": r.get("prefetch")} for r in self.layer_records],
-                "first": weighted[0]["wblock"] if weighted and not weighted[0]["sync"] else None}
+                "first": first, "again": first is not None and any(t.state for t in self.graph.tensors.values())}
 
 
 def tiled(c, config: ClusterConfig) -> bool:
