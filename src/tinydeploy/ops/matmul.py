@@ -114,9 +114,15 @@ def _tiling(node, graph):
     return matmul_like(node, graph, a, b, y, ta, tb, extra, mm_macs(node, graph), prod(graph.tensors[y].shape))
 
 
-# ---- float32 -----------------------------------------------------------------------------------
+# ---- float32, and MatMul of wider integers -------------------------------------------------------
+_WRAP = {np.dtype(np.int32): "s32", np.dtype(np.uint32): "u32", np.dtype(np.int64): "s64", np.dtype(np.uint64): "u64"}
+
+
 def _emit_float(node, graph, ctx) -> str:
     ta, tb = _trans(node)
+    sfx = _WRAP.get(np.dtype(graph.tensors[node.outputs[0]].dtype))
+    if node.op == "MatMul" and sfx:   # ONNX's integer MatMul: sums wrap (td_matmul_s32, ...)
+        return _calls(node, graph, ctx, ta, tb, lambda a, b, y, g: f"td_matmul_{sfx}({a}, {b}, {y}, {g});")
     for n in node.inputs[:2] + node.outputs[:1]:
         if graph.tensors[n].dtype != np.float32:
             raise TinydeployError(f"node {node.name} ({node.op}): only float32 tensors have a C kernel, "
