@@ -143,7 +143,7 @@ def run_one(folder: Path, targets: list[str], dialect: str | None = "deeploy"):
             key = (tgt.kernels, tgt.constant_limit())
             if key not in compiled:
                 compiled[key] = compile_onnx(folder / "network.onnx", kernels=tgt.kernels,
-                                             const_limit=tgt.constant_limit())
+                                             const_limit=tgt.constant_limit(), dialect=dialect)
             c = compiled[key]
             try:
                 inputs = feed(arrays, c.graph)

@@ -72,11 +72,11 @@ def compile_graph(graph: Graph, exact: bool = False, time_limit_s: float = 5.0,
 
 def compile_onnx(path: str | Path, shapes: dict | None = None, exact: bool = False,
                  kernels: Kernels | None = None, const_limit: ConstLimit | None = None,
-                 integer_only: bool = False) -> Compiled:
+                 integer_only: bool = False, dialect: str = "onnx") -> Compiled:
     """const_limit: bytes of constants the target holds (Target.constant_limit; default
-    limits.HOST_CONST): constant folding stops there with an error."""
+    limits.HOST_CONST): constant folding stops there with an error. dialect: frontend/lenient.py."""
     t0 = time.perf_counter()
-    graph = load_onnx(path, shapes)
+    graph = load_onnx(path, shapes, dialect)
     graph.const_limit = const_limit
     t1 = time.perf_counter()
     c = compile_graph(graph, exact, kernels=kernels, integer_only=integer_only)
