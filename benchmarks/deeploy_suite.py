@@ -79,21 +79,40 @@ def excluded(model) -> str | None:
     return f"training graph ({', '.join(ops)}): out of scope" if ops else None
 
 
-def feed(arrays: list[np.ndarray], graph) -> dict[str, np.ndarray]:
-    """Deeploy's mapping: array i feeds graph input i (extras skipped), tiled to fit, cast."""
+def _tiled(arrays: list[np.ndarray], graph) -> dict[str, np.ndarray]:
+    """Array i for graph input i (extras skipped), tiled to its size, values as stored."""
     if len(arrays) < len(graph.inputs):
         raise ValueError(f"inputs.npz holds {len(arrays)} arrays for {len(graph.inputs)} graph inputs")
     out = {}
     for name, a in zip(graph.inputs, arrays):
-        t = graph.tensors[name]
-        flat, size = a.reshape(-1), int(np.prod(t.shape))
+        flat, size = a.reshape(-1), int(np.prod(graph.tensors[name].shape))
         if flat.size == 0 or size % flat.size:
-            raise ValueError(f"input '{name}': {flat.size} values do not tile its shape {list(t.shape)}")
-        flat = np.tile(flat, size // flat.size)
-        if np.dtype(t.dtype).kind in "iub" and flat.dtype.kind == "f":
-            flat = np.trunc(flat).astype(np.int64)   # C's conversion of the harness's initializers
-        out[name] = flat.astype(t.dtype).reshape(t.shape)
+            raise ValueError(f"input '{name}': {flat.size} values do not tile its shape {list(graph.tensors[name].shape)}")
+        out[name] = np.tile(flat, size // flat.size).reshape(graph.tensors[name].shape)
     return out
+
+
+def feed(arrays: list[np.ndarray], graph) -> dict[str, np.ndarray]:
+    """Deeploy's mapping: array i feeds graph input i (extras skipped), tiled to fit, cast."""
+    out = {}
+    for name, v in _tiled(arrays, graph).items():
+        dt = np.dtype(graph.tensors[name].dtype)
+        if dt.kind in "iub" and v.dtype.kind == "f":
+            v = np.trunc(v).astype(np.int64)   # C's conversion of the harness's initializers
+        out[name] = v.astype(dt)
+    return out
+
+
+def integer_inputs(arrays: list[np.ndarray], graph) -> dict[str, np.dtype]:
+    """Float32 inputs whose data are integers, with the narrowest type holding them, unsigned first:
+    the type Deeploy's harness gives them (testUtils/typeMapping.py, minimalIntegerType)."""
+    out = {}
+    for name, v in _tiled(arrays, graph).items():
+        v = v.astype(np.float64)
+        if graph.tensors[name].dtype == np.float32 and v.size and np.all(v == np.round(v)):
+            out[name] = next((np.dtype(t) for t in (np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32)
+                              if np.iinfo(t).min <= v.min() and v.max() <= np.iinfo(t).max), None)
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def compare(expected: list[np.ndarray], got: dict[str, np.ndarray], graph) -> str | None:
@@ -122,6 +141,7 @@ def run_one(folder: Path, targets: list[str], dialect: str | None = "deeploy"):
     from tinydeploy import targets as registry
     from tinydeploy.compiler import compile_onnx
     from tinydeploy.errors import TinydeployError
+    from tinydeploy.frontend import load_onnx
     missing = [f for f in FILES if not (folder / f).is_file()]
     if missing:
         for t in targets:
@@ -136,6 +156,10 @@ def run_one(folder: Path, targets: list[str], dialect: str | None = "deeploy"):
         arrays = [z[k] for k in z.files]
     with np.load(folder / "outputs.npz") as z:
         expected = [z[k] for k in z.files]
+    try:   # the interface, for the input types Deeploy's harness reads from the data
+        ints = integer_inputs(arrays, load_onnx(folder / "network.onnx", dialect=dialect))
+    except (TinydeployError, ValueError):
+        ints = {}   # compile_onnx / feed below say why
     compiled = {}
     for name in targets:
         tgt = registry.get(name)
@@ -143,7 +167,8 @@ def run_one(folder: Path, targets: list[str], dialect: str | None = "deeploy"):
             key = (tgt.kernels, tgt.constant_limit())
             if key not in compiled:
                 compiled[key] = compile_onnx(folder / "network.onnx", kernels=tgt.kernels,
-                                             const_limit=tgt.constant_limit(), dialect=dialect)
+                                             const_limit=tgt.constant_limit(), dialect=dialect,
+                                             integer_inputs=ints)
             c = compiled[key]
             try:
                 inputs = feed(arrays, c.graph)
