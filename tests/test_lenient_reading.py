@@ -86,3 +86,18 @@ def test_cli_dialect_option(tmp_path):
     insp = subprocess.run(base + ["inspect", str(tmp_path / "m.onnx"), "--dialect", "deeploy"], capture_output=True,
                           text=True)
     assert insp.returncode == 0 and "Pad" in insp.stdout
+
+
+def test_empty_kv_cache_input_is_dropped():
+    """Deeploy's prefill graphs concatenate an empty past ([1, 16, 0, 4]) with the new keys."""
+    g = helper.make_graph([helper.make_node("Concat", ["past", "k"], ["y"], axis=2)], "g",
+                          [helper.make_tensor_value_info("past", TensorProto.FLOAT, [1, 2, 0, 4]),
+                           helper.make_tensor_value_info("k", TensorProto.FLOAT, [1, 2, 3, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, 3, 4])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    with pytest.raises(TinydeployError, match="size of 0"):
+        import_model(onnx.ModelProto.FromString(m.SerializeToString()))
+    c = compile_graph(import_model(m, dialect="deeploy"))
+    assert c.graph.inputs == ["k"]
+    k = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)
+    assert np.array_equal(run_graph(c.graph, {"k": k})["y"], k)
