@@ -36,24 +36,27 @@ def _run(path, feeds, ints, target="golden"):
 
 def test_linear_layer_becomes_integer_and_equals_the_float_graph(tmp_path):
     x = RNG.integers(-128, 128, (1, 4, 16)).astype(np.float32)
-    w, b = RNG.integers(-128, 128, (16, 8)), RNG.integers(-1000, 1000, (8,))
+    w, b = RNG.integers(-128, 128, (16, 12)), RNG.integers(-1000, 1000, (12,))   # N = 8 + 4
     nodes = [helper.make_node("MatMul", ["x", "w"], ["mm"]), helper.make_node("Add", ["mm", "b"], ["acc"]),
              helper.make_node("Mul", ["acc", "three"], ["m3"]), helper.make_node("Transpose", ["m3"], ["y"], perm=[0, 2, 1]),
-             helper.make_node("Sqrt", ["sq_in"], ["sq"]), helper.make_node("Add", ["y", "sq"], ["z"])]
+             helper.make_node("Sqrt", ["sq_in"], ["sq"]), helper.make_node("Add", ["y", "sq"], ["z"]),
+             helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1]), helper.make_node("MatMul", ["x", "xt"], ["g"])]
     nodes.insert(4, helper.make_node("Abs", ["y"], ["sq_in"]))
-    path = _save(nodes, [("x", [1, 4, 16])], [("y", [1, 8, 4]), ("z", [1, 8, 4])],
+    path = _save(nodes, [("x", [1, 4, 16])], [("y", [1, 12, 4]), ("z", [1, 12, 4]), ("g", [1, 4, 4])],
                  {"w": w, "b": b, "three": np.array(3)}, tmp_path)
     c0, want = _run(path, {"x": x}, {})
     c, gold = _run(path, {"x": x}, {"x": np.int8})
     ops = {n.op: n for n in c.graph.nodes}
-    assert "MatMulInteger" in ops and "MatMul" not in ops
+    assert "MatMul" not in ops and ops["MatMulW"].outputs == ["acc"] and len(ops["MatMulW"].inputs) == 3  # bias in
+    assert ops["MatMulInteger"].inputs[:1] == ["x"]   # activation x activation
     assert c.graph.tensors["y"].dtype == np.int32 and c.graph.tensors["z"].dtype == np.float32   # Sqrt stays float
     assert c0.graph.tensors["y"].dtype == np.float32
     for k in want:
         assert np.array_equal(gold[k].astype(np.float32), want[k]), k
-    _, host = _run(path, {"x": x}, {"x": np.int8}, "host")
-    for k in gold:
-        assert np.array_equal(host[k], gold[k]), k
+    for target in ("host", "rv32"):   # td_mmw_s8 in portable C and in RV32 asm steps
+        _, out = _run(path, {"x": x}, {"x": np.int8}, target)
+        for k in gold:
+            assert np.array_equal(out[k], gold[k]), (target, k)
 
 
 def test_inexact_float_arithmetic_stays_float(tmp_path):

@@ -39,6 +39,7 @@ def fits(lo: int, hi: int) -> np.dtype:
 def integerize(graph: Graph) -> Graph:
     if not graph.integer_inputs:
         return graph
+    registry.load_all()
     rng: dict[str, tuple[int, int]] = {}
     for name, dt in graph.integer_inputs.items():
         graph.tensors[name].dtype = np.dtype(dt)
@@ -107,7 +108,11 @@ def integerize(graph: Graph) -> Graph:
                 node.inputs = [as_type(i, np.float32) for i in node.inputs]
             else:
                 small = [fits(*x) for x in r]
-                if all(t in (np.int8, np.uint8) for t in small):   # int8 x int8 -> int32: MatMulInteger
+                w = graph.tensors[node.inputs[1]]
+                if small == [np.int8, np.int8] and w.is_const and len(w.shape) == 2:   # a linear layer
+                    wt = graph.add_const(f"{node.inputs[1]}_t", np.ascontiguousarray(w.data.T).astype(np.int8))
+                    node.op, node.inputs = "MatMulW", [as_type(node.inputs[0], np.int8), wt]
+                elif all(t in (np.int8, np.uint8) for t in small):   # int8 x int8 -> int32: MatMulInteger
                     node.op, node.inputs = "MatMulInteger", [as_type(i, t) for i, t in zip(node.inputs, small)]
                 else:
                     node.inputs = [as_type(i, np.int32) for i in node.inputs]
@@ -125,5 +130,27 @@ def integerize(graph: Graph) -> Graph:
             node.inputs = [as_type(i, np.float32) if i and i in rng and graph.tensors[i].dtype.kind in "iu"
                            and node.op not in ("Cast",) else i for i in node.inputs]
         nodes.append(node)
-    graph.nodes = nodes
+    graph.nodes = _fold_bias(graph, nodes)
     return graph
+
+
+def _fold_bias(graph: Graph, nodes: list[Node]) -> list[Node]:
+    """MatMulW -> Add of a constant [N] (a linear layer's bias) -> one MatMulW with the bias."""
+    uses = Graph("g", graph.tensors, nodes, graph.inputs, graph.outputs).uses()
+    drop = set()
+    for mm in nodes:
+        if mm.op != "MatMulW" or len(mm.inputs) > 2 or mm.outputs[0] in graph.outputs:
+            continue
+        users = uses.consumers(mm.outputs[0])
+        add = users[0] if len(users) == 1 else None
+        if add is None or add.op != "Add" or graph.tensors[add.outputs[0]].dtype != np.int32:
+            continue
+        other = next(i for i in add.inputs if i != mm.outputs[0])
+        b, n = graph.tensors[other], graph.tensors[mm.inputs[1]].shape[0]
+        if add.inputs.count(mm.outputs[0]) != 1 or not b.is_const or b.size != n or b.shape[-1:] != (n,) \
+                or graph.tensors[add.outputs[0]].shape != graph.tensors[mm.outputs[0]].shape:
+            continue
+        mm.inputs.append(graph.add_const(f"{other}_bias", b.data.reshape(n).astype(np.int32)))
+        mm.outputs = list(add.outputs)
+        drop.add(id(add))
+    return [n for n in nodes if id(n) not in drop]
