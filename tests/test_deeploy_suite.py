@@ -110,3 +110,49 @@ def test_deeploy_training_graphs_excluded_and_departures_listed():
         assert (base / test).is_dir(), test
         (_, cls, why, _), = suite.run_one(base / test, ["golden"])
         assert cls in ("MISMATCH", "UNSUPPORTED"), (test, cls)
+
+
+def test_onnx_semantics_where_deeploy_departs():
+    """The DEPARTURES of the results file, on graphs built here: ONNX's reading, not Deeploy's."""
+    from onnx.reference import ReferenceEvaluator
+
+    from tinydeploy.errors import TinydeployError
+    from tinydeploy.golden import run_graph
+    from helpers import compile_model
+
+    def model(node, ins, outs, opset=13):
+        g = helper.make_graph([node], "g", [helper.make_tensor_value_info(n, t, s) for n, t, s in ins],
+                              [helper.make_tensor_value_info(n, t, s) for n, t, s in outs])
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+
+    f, i32, i64 = TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64
+    # SoftmaxCrossEntropyLoss: output 0 is the loss (a scalar for 'mean'), not log_prob
+    sce = helper.make_node("SoftmaxCrossEntropyLoss", ["x", "t"], ["log_prob"], reduction="mean")
+    with pytest.raises(TinydeployError, match=r"log_prob.*\[\] float32.*\[4, 10\]"):
+        compile_model(model(sce, [("x", f, [4, 10]), ("t", i64, [4])], [("log_prob", f, [4, 10])]))
+    c = compile_model(model(sce, [("x", f, [4, 10]), ("t", i64, [4])], [("log_prob", f, None)]))
+    assert c.graph.tensors["log_prob"].shape == ()
+    # Add: the output has the inputs' type
+    add = helper.make_node("Add", ["a", "b"], ["y"])
+    with pytest.raises(TinydeployError, match="node .*Add.* float32, but the model declares .* int32"):
+        compile_model(model(add, [("a", f, [2]), ("b", f, [2])], [("y", i32, [2])]))
+    # ReduceMean: float keeps the fraction; int32 truncates toward zero as ONNX's reference does
+    for et, dt in ((f, np.float32), (i32, np.int32)):
+        rm = model(helper.make_node("ReduceMean", ["x"], ["y"], axes=[1], keepdims=0), [("x", et, [2, 4])],
+                   [("y", et, None)])
+        x = np.array([[-5, 0, 0, 0], [7, 2, 0, 0]], dt)
+        gold = run_graph(compile_model(rm).graph, {"x": x})["y"]
+        assert np.array_equal(gold, ReferenceEvaluator(rm).run(None, {"x": x})[0])
+        assert gold.tolist() == ([-1.25, 2.25] if et == f else [-1, 2])
+
+
+@pytest.mark.skipif(not DEEPLOY, reason="set TINYDEPLOY_DEEPLOY to a Deeploy checkout (pulp-platform/Deeploy)")
+@pytest.mark.parametrize("graph, targets", [("microLlama1", ("golden", "host", "rv32")),
+                                            ("microLlama2_parallel", ("golden", "host"))])
+def test_microllama_bit_exact(graph, targets):
+    """Deeploy's microLlama (505 nodes): a decode step and a prefill equal its outputs bit for bit;
+    benchmarks/deeploy_microllama.py runs all 16 graphs with cycle counts."""
+    import deeploy_microllama as ml
+    row = ml.measure(Path(DEEPLOY), graph, targets)
+    assert row["classes"] == {t: "bit-exact" for t in targets}
+    assert row["nodes"] == 505 and ("rv32" not in targets or row["cycles"]["rv32"] > row["macs"])
