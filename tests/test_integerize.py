@@ -53,7 +53,7 @@ def test_linear_layer_becomes_integer_and_equals_the_float_graph(tmp_path):
     assert c0.graph.tensors["y"].dtype == np.float32
     for k in want:
         assert np.array_equal(gold[k].astype(np.float32), want[k]), k
-    for target in ("host", "rv32"):   # td_mmw_s8 in portable C and in RV32 asm steps
+    for target in ("host", "rv32", "cluster"):   # td_mmw_s8: portable C, RV32 asm steps, split across cores
         _, out = _run(path, {"x": x}, {"x": np.int8}, target)
         for k in gold:
             assert np.array_equal(out[k], gold[k]), (target, k)
