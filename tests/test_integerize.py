@@ -48,7 +48,8 @@ def test_linear_layer_becomes_integer_and_equals_the_float_graph(tmp_path):
     c, gold = _run(path, {"x": x}, {"x": np.int8})
     ops = {n.op: n for n in c.graph.nodes}
     assert "MatMul" not in ops and ops["MatMulW"].outputs == ["acc"] and len(ops["MatMulW"].inputs) == 3  # bias in
-    assert ops["MatMulInteger"].inputs[:1] == ["x"]   # activation x activation
+    mmi = ops["MatMulInteger"]   # activation x activation; the Transpose of B read in place
+    assert mmi.inputs == ["x", "x"] and mmi.attrs["tb"] == 1
     assert c.graph.tensors["y"].dtype == np.int32 and c.graph.tensors["z"].dtype == np.float32   # Sqrt stays float
     assert c0.graph.tensors["y"].dtype == np.float32
     for k in want:

@@ -130,8 +130,25 @@ def integerize(graph: Graph) -> Graph:
             node.inputs = [as_type(i, np.float32) if i and i in rng and graph.tensors[i].dtype.kind in "iu"
                            and node.op not in ("Cast",) else i for i in node.inputs]
         nodes.append(node)
-    graph.nodes = _fold_bias(graph, nodes)
+    graph.nodes = _fold_transpose(graph, _fold_bias(graph, nodes))
     return graph
+
+
+def _fold_transpose(graph: Graph, nodes: list[Node]) -> list[Node]:
+    """Transpose of the last two axes read only by MatMulInteger's B (attention's K^T) -> B read
+    transposed in place (MatMulInteger's internal `tb`): the cache is not copied."""
+    uses = Graph("g", graph.tensors, nodes, graph.inputs, graph.outputs).uses()
+    drop = set()
+    for mm in nodes:
+        tr = uses.producer(mm.inputs[1]) if mm.op == "MatMulInteger" and len(mm.inputs) == 2 else None
+        if tr is None or tr.op != "Transpose" or mm.inputs[1] in graph.outputs or len(uses.consumers(mm.inputs[1])) != 1:
+            continue
+        rank = len(graph.tensors[tr.inputs[0]].shape)
+        if rank < 2 or list(tr.attr("perm", [])) != list(range(rank - 2)) + [rank - 1, rank - 2]:
+            continue
+        mm.inputs[1], mm.attrs["tb"] = tr.inputs[0], 1
+        drop.add(id(tr))
+    return [n for n in nodes if id(n) not in drop]
 
 
 def _fold_bias(graph: Graph, nodes: list[Node]) -> list[Node]:
