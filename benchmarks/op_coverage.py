@@ -12,8 +12,8 @@ from tinydeploy.ops import registry
 from tinydeploy.passes.lut import ELEMENTWISE
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "op_coverage.md"
-# integer kernels are named Q* (and the edge conversions); everything else is an ONNX operator
-INTERNAL = lambda n: n.startswith("Q") or n in ("U8ToS8", "S8ToU8")  # noqa: E731
+# integer kernels are named Q* (and the edge conversions, passes/integerize.py's MatMulW); everything else is an ONNX operator
+INTERNAL = lambda n: n.startswith("Q") or n in ("U8ToS8", "S8ToU8", "MatMulW")  # noqa: E731
 
 
 def int8_path(name: str, op) -> str:
