@@ -12,9 +12,9 @@ from tinydeploy.ops import registry
 from tinydeploy.passes.lut import ELEMENTWISE
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "op_coverage.md"
-# integer kernels are named Q* (and the edge conversions, the KV-cache state's ShiftIn); everything else
-# is an ONNX operator
-INTERNAL = lambda n: n.startswith("Q") or n in ("U8ToS8", "S8ToU8", "ShiftIn")  # noqa: E731
+# integer kernels are named Q* (and the edge conversions, the KV-cache state's ShiftIn, passes/integerize.py's
+# MatMulW); everything else is an ONNX operator
+INTERNAL = lambda n: n.startswith("Q") or n in ("U8ToS8", "S8ToU8", "ShiftIn", "MatMulW")  # noqa: E731
 
 
 def int8_path(name: str, op) -> str:

@@ -18,7 +18,9 @@ from helpers import golden_and_host
 from tinydeploy.testing import references
 
 _ONNX = {np.dtype(np.int8): TensorProto.INT8, np.dtype(np.uint8): TensorProto.UINT8,
-         np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int32): TensorProto.INT32}
+         np.dtype(np.float32): TensorProto.FLOAT, np.dtype(np.int32): TensorProto.INT32,
+         np.dtype(np.int64): TensorProto.INT64, np.dtype(np.uint32): TensorProto.UINT32,
+         np.dtype(np.uint64): TensorProto.UINT64}
 
 
 SANITIZE = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]

@@ -81,6 +81,23 @@ def test_matmul_integer():
     b.check()
 
 
+def test_integer_matmul_wraps_like_onnx():
+    """ONNX MatMul of int32 / int64 / uint32 / uint64 (Deeploy's Kernels/Integer/MatMul/Regular is
+    int32): host C == golden == onnxruntime, sums wrapping modulo 2^bits."""
+    b = Cases(seed=6)
+    b.out(b.op("MatMul", b.raw_input((1, 2, 5, 6), np.int32, -128, 127), b.raw_input((1, 2, 6, 3), np.int32, -128, 127)),
+          np.int32)
+    big = 2**31 - 1   # products and sums past int32: ONNX wraps
+    b.out(b.op("MatMul", b.raw_input((3, 4), np.int32, values=np.full((3, 4), big)), b.raw_input((4, 2), np.int32, -9, 9)),
+          np.int32)
+    b.out(b.op("MatMul", b.raw_input((2, 3, 4), np.int64, -2**40, 2**40), b.raw_input((4, 5), np.int64, -2**30, 2**30)),
+          np.int64)
+    b.out(b.op("MatMul", b.raw_input((4,), np.uint32), b.raw_input((4, 3), np.uint32)), np.uint32)
+    b.out(b.op("MatMul", b.raw_input((2, 4), np.uint64, 0, 2**40), b.raw_input((4,), np.uint64, 0, 2**40)), np.uint64)
+    c, _ = b.check()
+    assert [n.op for n in c.graph.nodes] == ["MatMul"] * 5
+
+
 def test_per_channel_zero_points_fall_back_to_float():
     """A weight with differing per-channel zero points is not an int8 QMatMul: float fallback, still right."""
     b = Cases(seed=4)

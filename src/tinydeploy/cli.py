@@ -18,6 +18,9 @@ INT64_MAX = 2**63 - 1
 TARGET = click.option("--target", "-t", type=click.Choice(targets.names()), default=targets.DEFAULT, show_default=True)
 TARGET_CONFIG = click.option("--target-config", "target_config", type=click.Path(dir_okay=False),
                              help="Target description (TOML/JSON), parsed by the target, e.g. rv32 sram_bytes, clock_hz.")
+DIALECT = click.option("--dialect", type=click.Choice(["onnx", "deeploy"]), default="onnx", show_default=True,
+                       help="deeploy: read Deeploy's files leniently (ops newer than the file's opset, Pad's "
+                            "attribute pads at opset >= 11; docs/deeploy_dialect.md).")
 INTEGER_ONLY = click.option("--integer-only", is_flag=True,
                             help="Refuse a node left in float (named in the error) instead of warning.")
 
@@ -83,13 +86,14 @@ def main():
 @TARGET_CONFIG
 @click.option("--exact-memory", is_flag=True, help="Prove the memory plan with CP-SAT (time-limited).")
 @INTEGER_ONLY
+@DIALECT
 @_edge
-def compile(model, target, out_dir, report, shape, exact_memory, target_config, integer_only):
+def compile(model, target, out_dir, report, shape, exact_memory, target_config, integer_only, dialect):
     """Compile MODEL to a C project in OUT_DIR."""
     from .driver import compile_to_dir
     check_distinct({"MODEL": model, "--target-config": target_config}, {"-o": out_dir, "--report": report})
     rep = compile_to_dir(Path(model), target, Path(out_dir), parse_shapes(shape), exact_memory, target_config,
-                         integer_only, report=report)
+                         integer_only, report=report, dialect=dialect)
     _warn_float(rep)
     if report:
         write_file_atomic(Path(report), json.dumps(rep, indent=2))
@@ -107,13 +111,15 @@ def compile(model, target, out_dir, report, shape, exact_memory, target_config, 
 @click.option("--shape", multiple=True, help="Static input shape, NAME=1x3x32x32 (repeatable).")
 @TARGET_CONFIG
 @INTEGER_ONLY
+@DIALECT
 @_edge
-def run(model, target, inputs_path, outputs_path, report, shape, target_config, integer_only):
+def run(model, target, inputs_path, outputs_path, report, shape, target_config, integer_only, dialect):
     """Compile MODEL, run it on TARGET with IN.npz, write OUT.npz."""
     from .driver import run_model
     check_distinct({"MODEL": model, "--inputs": inputs_path, "--target-config": target_config},
                    {"--outputs": outputs_path, "--report": report})
-    outs, rep = run_model(Path(model), target, Path(inputs_path), parse_shapes(shape), target_config, integer_only)
+    outs, rep = run_model(Path(model), target, Path(inputs_path), parse_shapes(shape), target_config, integer_only,
+                          dialect)
     _warn_float(rep)
     import io
     buf = io.BytesIO()
@@ -131,14 +137,15 @@ def run(model, target, inputs_path, outputs_path, report, shape, target_config, 
 @click.option("--shape", multiple=True, help="Static input shape, NAME=1x3x32x32 (repeatable).")
 @click.option("--exact-memory", is_flag=True, help="Prove the memory plan with CP-SAT (time-limited).")
 @INTEGER_ONLY
+@DIALECT
 @_edge
-def inspect(model, target, shape, exact_memory, integer_only):
+def inspect(model, target, shape, exact_memory, integer_only, dialect):
     """Print the lowered graph, the memory plan, per-layer MACs and the nodes left in float."""
     from .compiler import compile_onnx
     from .inspect import describe
     tgt = targets.get(target)
     c = compile_onnx(Path(model), parse_shapes(shape), exact=exact_memory, kernels=tgt.kernels,
-                     const_limit=tgt.constant_limit(), integer_only=integer_only)
+                     const_limit=tgt.constant_limit(), integer_only=integer_only, dialect=dialect)
     click.echo(describe(c, tgt.homes(c)))
 
 

@@ -5,7 +5,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .codegen.network import CProject, generate, tensor_offsets
+from .errors import TinydeployError
 from .frontend import load_onnx
 from .ir import Graph
 from .limits import ConstLimit
@@ -78,16 +81,25 @@ def compile_graph(graph: Graph, exact: bool = False, time_limit_s: float = 5.0,
 
 def compile_onnx(path: str | Path, shapes: dict | None = None, exact: bool = False,
                  kernels: Kernels | None = None, const_limit: ConstLimit | None = None,
-                 integer_only: bool = False) -> Compiled:
+                 integer_only: bool = False, dialect: str = "onnx", integer_inputs: dict | None = None) -> Compiled:
     """const_limit: bytes of constants the target holds (Target.constant_limit; default
-    limits.HOST_CONST): constant folding stops there with an error."""
+    limits.HOST_CONST): constant folding stops there with an error. dialect: frontend/lenient.py.
+    integer_inputs: float32 inputs that hold integers of a type (passes/integerize.py)."""
     t0 = time.perf_counter()
-    graph = load_onnx(path, shapes)
+    graph = load_onnx(path, shapes, dialect)
     graph.const_limit = const_limit
+    graph.integer_inputs = check_integer_inputs(graph, integer_inputs or {})
     t1 = time.perf_counter()
     c = compile_graph(graph, exact, kernels=kernels, integer_only=integer_only)
     c.seconds["frontend"] = t1 - t0
     return c
+
+
+def check_integer_inputs(graph: Graph, types: dict) -> dict:
+    for name, dt in types.items():
+        if name not in graph.inputs or graph.tensors[name].dtype != np.float32 or np.dtype(dt).kind not in "iu":
+            raise TinydeployError(f"integer input '{name}': must be a float32 graph input given an integer type")
+    return {k: np.dtype(v) for k, v in types.items()}
 
 
 def emit_c(c: Compiled, out_dir: Path, prefix: str = "td_") -> CProject:

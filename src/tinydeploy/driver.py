@@ -82,26 +82,27 @@ def add_measured(rep: dict, m: Measured) -> dict:
 
 
 def compile_to_dir(model: Path, target: str | Target, out_dir: Path, shapes: dict, exact: bool = False,
-                   config_path=None, integer_only: bool = False, report: Path | None = None) -> dict:
+                   config_path=None, integer_only: bool = False, report: Path | None = None,
+                   dialect: str = "onnx") -> dict:
     from .files import Staged
     tgt = targets.get(target, config_path)
     t0 = time.perf_counter()
     with Staged(out_dir, inputs=(model, config_path) if config_path else (model,),
                 others={"--report": report}) as tmp:  # refuses early
         with step(f"compiling {model.name}"):
-            c = compile_onnx(model, shapes, exact, tgt.kernels, tgt.constant_limit(), integer_only)
+            c = compile_onnx(model, shapes, exact, tgt.kernels, tgt.constant_limit(), integer_only, dialect)
         tgt.check_budget(Footprint.of(c))  # a model that does not fit is a compile-time error
         tgt.emit(c, tmp)
     return base_report(c, tgt, time.perf_counter() - t0)
 
 
 def run_model(model: Path, target: str | Target, inputs_path: Path, shapes: dict, config_path=None,
-              integer_only: bool = False) -> tuple[dict, dict]:
+              integer_only: bool = False, dialect: str = "onnx") -> tuple[dict, dict]:
     tgt = targets.get(target, config_path)
     t0 = time.perf_counter()
     with step(f"compiling {model.name}"):
         c = compile_onnx(model, shapes, kernels=tgt.kernels, const_limit=tgt.constant_limit(),
-                         integer_only=integer_only)
+                         integer_only=integer_only, dialect=dialect)
     rep = base_report(c, tgt, time.perf_counter() - t0)
     inputs = load_inputs(inputs_path, c.graph)
     tgt.check_budget(Footprint.of(c))

@@ -14,6 +14,7 @@ from ..errors import TinydeployError
 from ..ir import Graph, Node, Tensor
 from ..limits import check_extent
 from .dialect import PRIVATE, hide_dialect
+from .lenient import read_leniently
 from .precheck import precheck
 from .qoperator import normalize_qoperator
 from .window_attrs import check_window_attrs
@@ -52,13 +53,17 @@ def read_model(path: str | Path) -> onnx.ModelProto:
     return model
 
 
-def load_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
-    return import_model(read_model(path), shapes or {})
+def load_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = None, dialect: str = "onnx") -> Graph:
+    return import_model(read_model(path), shapes or {}, dialect)
 
 
-def import_model(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+def import_model(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]] | None = None,
+                 dialect: str = "onnx") -> Graph:
+    """dialect "deeploy": Deeploy's files read leniently (frontend/lenient.py); "onnx": strictly."""
     shapes = shapes or {}
     precheck(model)
+    if dialect == "deeploy":
+        read_leniently(model)
     g = model.graph
     _check_refs(g)
     order = toposort(g)
@@ -261,7 +266,7 @@ def _to_ir(model: onnx.ModelProto, declared: dict[str, tuple]) -> Graph:
             arr = _constant_value(name, attrs)
             tensors[n.output[0]] = Tensor(n.output[0], tuple(arr.shape), arr.dtype, arr)
             continue
-        attrs["_opset"] = domains.get("ai.onnx", 0)
+        attrs.setdefault("_opset", domains.get("ai.onnx", 0))   # a node read leniently carries its own
         for o in n.output:
             if o and o not in tensors:
                 tensors[o] = Tensor(o, None, None)

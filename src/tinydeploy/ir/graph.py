@@ -77,6 +77,8 @@ class Graph:
     # who says so). Never used for buffers: passes/complete_types.py checks it against our inference.
     stated: dict[str, list[tuple]] = field(default_factory=dict)
     const_limit: object = None   # limits.ConstLimit: constants the target holds (None: limits.HOST_CONST)
+    # float32 graph inputs whose values the caller states are integers of a type (passes/integerize.py)
+    integer_inputs: dict[str, np.dtype] = field(default_factory=dict)
 
     def t(self, name: str) -> Tensor:
         return self.tensors[name]

@@ -87,10 +87,12 @@ def mm_macs(node, graph) -> int:
 
 
 def _trans(node):
+    """(A stored transposed, B stored transposed): Gemm's attributes, QMatMul's, and MatMulInteger's
+    internal `tb` (a Transpose of B folded away by passes/integerize.py)."""
     if node.op in ("Gemm", "QMatMul"):
         key = ("transA", "transB") if node.op == "Gemm" else ("ta", "tb")
         return int(node.attr(key[0], 0)), int(node.attr(key[1], 0))
-    return 0, 0
+    return 0, int(node.attr("tb", 0)) if node.op == "MatMulInteger" else 0
 
 
 def _tiling(node, graph):
@@ -115,9 +117,15 @@ def _tiling(node, graph):
                        per_n_attrs=("m", "s") if node.op == "QMatMul" else ())
 
 
-# ---- float32 -----------------------------------------------------------------------------------
+# ---- float32, and MatMul of wider integers -------------------------------------------------------
+_WRAP = {np.dtype(np.int32): "s32", np.dtype(np.uint32): "u32", np.dtype(np.int64): "s64", np.dtype(np.uint64): "u64"}
+
+
 def _emit_float(node, graph, ctx) -> str:
     ta, tb = _trans(node)
+    sfx = _WRAP.get(np.dtype(graph.tensors[node.outputs[0]].dtype))
+    if node.op == "MatMul" and sfx:   # ONNX's integer MatMul: sums wrap (td_matmul_s32, ...)
+        return _calls(node, graph, ctx, ta, tb, lambda a, b, y, g: f"td_matmul_{sfx}({a}, {b}, {y}, {g});")
     for n in node.inputs[:2] + node.outputs[:1]:
         if graph.tensors[n].dtype != np.float32:
             raise TinydeployError(f"node {node.name} ({node.op}): only float32 tensors have a C kernel, "
@@ -166,7 +174,8 @@ def gemm_f32(node, graph, args):
 def _emit_mmint(node, graph, ctx) -> str:
     sa, sb = (("s8" if graph.tensors[n].dtype == np.int8 else "u8") for n in node.inputs[:2])
     azp, bzp = zero_point_scalar(node, graph, 2), zero_point_scalar(node, graph, 3)
-    return _calls(node, graph, ctx, 0, 0, lambda a, b, y, g: f"td_matmul_int_{sa}{sb}({a}, {b}, {y}, {g}, {azp}, {bzp});")
+    return _calls(node, graph, ctx, *_trans(node),
+                  lambda a, b, y, g: f"td_matmul_int_{sa}{sb}({a}, {b}, {y}, {g}, {azp}, {bzp});")
 
 
 @register("MatMulInteger", emit=_emit_mmint, macs=mm_macs, header="matmul.h", tiling=_tiling)
@@ -175,7 +184,8 @@ def matmul_integer(node, graph, args):
     bzp = args[3] if len(args) > 3 and args[3] is not None else 0
     a = args[0].astype(np.int64) - np.asarray(azp, np.int64).reshape(-1, 1) if np.size(azp) > 1 \
         else args[0].astype(np.int64) - np.int64(np.asarray(azp).reshape(-1)[0])
-    b = args[1].astype(np.int64) - np.asarray(bzp, np.int64).reshape(-1)
+    b = args[1].astype(np.int64)
+    b = (np.swapaxes(b, -1, -2) if node.attr("tb", 0) else b) - np.asarray(bzp, np.int64).reshape(-1)
     return [np.matmul(a, b).astype(np.int32)]
 
 

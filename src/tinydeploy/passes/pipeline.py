@@ -8,6 +8,7 @@ from .drop_noops import drop_noops
 from .fold_constants import fold_constants
 from .fold_int_clips import fold_int_clips
 from .fuse_activation import fuse_activation
+from .integerize import integerize
 from .lower_qdq import lower_qdq
 from .lut import lower_luts
 from .sink_dq import sink_dq
@@ -22,6 +23,7 @@ PASSES = [
     complete_types,     # static shapes everywhere (golden model on zeros where ONNX could not)
     fold_constants,     # shape subgraphs and constant expressions → initializers
     drop_noops,         # identity / no-op reshape, transpose, cast
+    integerize,         # float32 tensors holding integers (integer graph inputs given) -> integer tensors
     to_int8,            # uint8 tensors → int8 (q − 128, zero point − 128); conversions at uint8 edges
     sink_dq,            # DequantizeLinear after data movement / unobserved Relu it commutes with
     lower_luts,         # elementwise float regions between DequantizeLinear and QuantizeLinear → 256-entry tables

@@ -90,4 +90,26 @@ TD_DEFINE_MATMUL_INT(s8u8, int8_t, uint8_t)
 TD_DEFINE_MATMUL_INT(u8u8, uint8_t, uint8_t)
 #undef TD_LA_INT
 #undef TD_LB_INT
+
+/* MatMul of int32 / int64 / uint32 / uint64 tensors (ONNX MatMul's integer types): products and
+ * sums wrap modulo 2^bits, as numpy's and onnxruntime's do; they are formed in the unsigned type
+ * of the same width, where wrapping is defined C. */
+#define TD_DEFINE_MATMUL_WRAP(SUFFIX, T, U, LOAD)                                              \
+static inline void td_matmul_##SUFFIX(const T *a, const T *b, T *y, int B, int M, int N, int K,  \
+                                      int sab, int sam, int sak, int sbb, int sbk, int sbn)    \
+{                                                                                             \
+    TD_MATMUL_LOOPS(U, LOAD##_A, LOAD##_B, 0, (T)acc)                                          \
+}
+#define TD_LU32_A(i) ((uint32_t)a[i])
+#define TD_LU32_B(i) ((uint32_t)b[i])
+#define TD_LU64_A(i) ((uint64_t)a[i])
+#define TD_LU64_B(i) ((uint64_t)b[i])
+TD_DEFINE_MATMUL_WRAP(s32, int32_t, uint32_t, TD_LU32)
+TD_DEFINE_MATMUL_WRAP(u32, uint32_t, uint32_t, TD_LU32)
+TD_DEFINE_MATMUL_WRAP(s64, int64_t, uint64_t, TD_LU64)
+TD_DEFINE_MATMUL_WRAP(u64, uint64_t, uint64_t, TD_LU64)
+#undef TD_LU32_A
+#undef TD_LU32_B
+#undef TD_LU64_A
+#undef TD_LU64_B
 #endif

@@ -39,7 +39,7 @@ ALIGN = 16
 RUNTIME_L1 = 512   # L1 bytes of .data/.bss besides the arena and the tile area (runtime, counters)
 
 # Kernels that split their work with td_par_lo/hi and end with td_par_sync (runtime/kernels).
-PARALLEL = re.compile(r"td_(pad_s8|conv_\w+|dw3_fast|wino_conv|mm_fast|matmul_\w+|q(add|sub|max|min|mul)_s8|lut_s8"
+PARALLEL = re.compile(r"td_(pad_s8|conv_\w+|dw3_fast|wino_conv|mm_fast|mmw_s8|matmul_\w+|q(add|sub|max|min|mul)_s8|lut_s8"
                       r"|(max|avg)pool_\w+|quantize_(f32|tab)_\w+|dequantize_(\w+_f32|tab_\w+)|softmax_s8|layernorm_s8|linear_dyn|rope"
                       r"|rmsnorm_dyn|swiglu_dyn|attention_kv(_l2)?|embedding_q8g|add_sat_s16"
                       r"|(add|sub|mul|div|max|min|fmax|fmin|mod|fmod|pow)_(f32|s32|s64)\w*"
