@@ -29,7 +29,7 @@ best kept (ties: fewer bytes moved, then the spec's first order).
 
 The solver runs single-threaded with a deterministic time limit (same answer on every machine
 and run); if it proves nothing in time, greedy halving of the largest tile is the fallback. A node
-that cannot fit at any tiling raises TinydeployError with its smallest need and the bytes available.
+that cannot fit at any tiling raises BudgetError (a TinydeployError) with its smallest need and the bytes available.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import TinydeployError
+from ..errors import BudgetError, TinydeployError
 from ..ir import Graph, Node
 from ..ops import registry
 from ..ops.kernels import Kernels
@@ -394,7 +394,7 @@ def solve(spec: TileSpec, homes: dict[str, str], capacity: int, reserved: int = 
     found = _search(spec, homes, capacity - reserved, cost, limit)
     if found is None:
         need = _smallest(spec, homes, cost, limit)
-        raise TinydeployError(
+        raise BudgetError(
             f"node {node} ({op}): does not fit in L1 at any tiling: its smallest tiling needs {need:,} bytes, "
             f"{max(capacity - reserved, 0):,} are available ({capacity:,} bytes of L1, {reserved:,} taken by "
             f"tensors alive at that step)")

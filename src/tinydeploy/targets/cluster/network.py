@@ -26,7 +26,7 @@ import numpy as np
 from ...codegen.context import EmitContext
 from ...codegen.ctext import c_array_body, ctype, scratch_layout
 from ...codegen.network import CProject, generate, render_from
-from ...errors import TinydeployError
+from ...errors import BudgetError, TinydeployError
 from ...ops.attention import kv_caches
 from ..base import Measured
 from .config import ClusterConfig
@@ -97,7 +97,7 @@ class ClusterContext(EmitContext):
                 break
             cap = min(cap, t.l1_bytes) * self.tiler.capacity // need - 16   # scaled by the excess
         else:
-            raise TinydeployError(f"node {node.name} ({node.op}): its tiles need {need:,} bytes of L1, "
+            raise BudgetError(f"node {node.name} ({node.op}): its tiles need {need:,} bytes of L1, "
                                   f"{self.tiler.capacity:,} are available for tile buffers")
         self.tile_blocks += loop.blocks
         self.own_bytes, self.entry = max(self.own_bytes, loop.l1_bytes), slots
