@@ -114,6 +114,12 @@ def call(kernel, node, graph, ctx, *args, ins: int = 1) -> str:
     return f"td_{kernel}_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({', '.join(ptrs + [str(a) for a in args])});"
 
 
+def _elementwise(node, graph):
+    """Tiling of the unary ops: any cut of x (their kernels take the element count)."""
+    from .tiles import elementwise
+    return elementwise(node, graph)
+
+
 def dialect_op(name, emit, macs_per_element=1, **kw):
     """register() for a dialect op: kernel in deeploy.h, in place for same-size elements."""
     kw.setdefault("inplace", same_width)
@@ -187,7 +193,31 @@ def _emit_rqs(node, graph, ctx) -> str:
     return call("rqs", node, graph, ctx, x.size, view[0], view[1], m, a, s, lo, hi)
 
 
-@dialect_op("RequantShift", _emit_rqs)
+def _rqs_tiling(node, graph):
+    """x viewed as (outer, C, inner) against its parameters' channel view (as _emit_rqs reads them),
+    every dim tiled, a per-channel mul / add sliced with C; each tile's node sees its windows in
+    that view, the parameters as (1, C tile, 1), so it broadcasts them the numpy way."""
+    from .tiles import Axis, Dim, TileSpec, tensor
+    x, y = (graph.tensors[n] for n in (node.inputs[0], node.outputs[0]))
+    ps = [param_view(node, int_const(node, graph, i, w), x.shape, w) for i, w in ((1, "mul"), (2, "add"))]
+    view = channel_view(x.shape, np.broadcast_shapes(*(p.shape for p in ps)))
+    if view is None or any(p.size not in (1, view[0]) for p in ps):
+        return None   # scattered per-element parameters: one tile
+    C, inner = view
+    outer = x.size // (C * inner)
+    acts = [tensor(graph, n, k, (Axis("O"), Axis("C"), Axis("I")), (outer, C, inner))
+            for n, k in ((node.inputs[0], "in"), (node.outputs[0], "out"))]
+    params = [tensor(graph, n, "const", (Axis("C" if p.size > 1 else None),), (p.size,)) for n, p in zip(node.inputs[1:3], ps)]
+
+    def sub(tile):
+        (_, o), (_, c), (_, i) = (tile.get(d, (0, n)) for d, n in (("O", outer), ("C", C), ("I", inner)))
+        return {}, {**{n: (o, c, i) for n in (node.inputs[0], node.outputs[0])},
+                    **{n: (1, c if p.size > 1 else 1, 1) for n, p in zip(node.inputs[1:3], ps)}}
+    return TileSpec((Dim("O", outer), Dim("C", C), Dim("I", inner)), (acts[0], *params, acts[1]),
+                    elems=x.size, sub=sub)
+
+
+@dialect_op("RequantShift", _emit_rqs, tiling=_rqs_tiling)
 def requantshift(node, graph, args):
     s, lo, hi, dt = _rqs_params(node)
     x = np.asarray(args[0])
@@ -211,7 +241,7 @@ def ihardswish_int(x, one_over_six, three, six):
     return wrap32(x * wrap32(np.clip(wrap32(x + three), 0, six) * one_over_six))
 
 
-@dialect_op("iHardswish", _emit_unary("ihswish", _hswish_params))
+@dialect_op("iHardswish", _emit_unary("ihswish", _hswish_params), tiling=_elementwise)
 def ihardswish(node, graph, args):
     x = np.asarray(args[0])
     return [result(node, x.dtype, ihardswish_int(to_i32(x), *_hswish_params(node)), np.int32)]
@@ -233,7 +263,7 @@ def true_div_coeff(node) -> int:
     return c
 
 
-@dialect_op("TrueIntegerDiv", _emit_unary("mulc", lambda node: (true_div_coeff(node),)))
+@dialect_op("TrueIntegerDiv", _emit_unary("mulc", lambda node: (true_div_coeff(node),)), tiling=_elementwise)
 def true_integer_div(node, graph, args):
     x = np.asarray(args[0])
     return [result(node, x.dtype, wrap32(to_i32(x) * true_div_coeff(node)), np.int32)]
@@ -253,7 +283,7 @@ def igelu_int(x, b, one):
     return wrap32(x * (wrap32(one + sign * (one - d * d)) >> 1))
 
 
-@dialect_op("iGELU", _emit_unary("igelu", _igelu_params), 2)
+@dialect_op("iGELU", _emit_unary("igelu", _igelu_params), 2, tiling=_elementwise)
 def igelu(node, graph, args):
     x = np.asarray(args[0])
     return [result(node, x.dtype, igelu_int(to_i32(x), *_igelu_params(node)), np.int32)]
