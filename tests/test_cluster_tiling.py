@@ -205,7 +205,7 @@ def test_eltwise_tile_nodes_compute_their_part_of_the_output(seed, per_channel):
     _tiles_match_the_whole(eltwise_graph(seed, (1, 6, 9, 10), per_channel))
 
 
-# (op, x shape, per-op inputs and attributes): Deeploy's dialect ops on float32 tensors holding integers
+# Deeploy's dialect ops (and its Casts) on float32 tensors holding integers
 def _dialect_case(op, shape, pshape, r):
     from deeploy_testlib import Dialect
     b = Dialect()
@@ -213,6 +213,8 @@ def _dialect_case(op, shape, pshape, r):
     if op == "RequantShift":
         mul, add = b.const(r.integers(1, 2**9, pshape)), b.const(r.integers(-2**16, 2**16, pshape))
         b.op(op, x, mul, add, shape=shape, dtype=np.int8, div=2**12, n_levels=256, signed=1)
+    elif op == "Cast":
+        b.op(op, x, shape=shape, dtype=np.int32, to=onnx.TensorProto.INT32)
     else:
         attrs = {"iHardswish": dict(one_over_six=5461, three=3 << 8, six=6 << 8), "iGELU": dict(b=-60, one=900),
                  "TrueIntegerDiv": dict(Delta=1 << 10, eta=3, eps=1, y=7)}[op]
@@ -224,7 +226,8 @@ def _dialect_case(op, shape, pshape, r):
     ("RequantShift", (1, 16, 96), (16, 1, 1)),   # Deeploy's per-channel reading along axis 1 (no numpy broadcast)
     ("RequantShift", (2, 12, 80), (12, 1)),      # numpy broadcasting, per channel
     ("RequantShift", (40, 64), (1,)),            # scalar parameters
-    ("iHardswish", (24, 100), None), ("iGELU", (1, 30, 70), None), ("TrueIntegerDiv", (3, 900), None)])
+    ("iHardswish", (24, 100), None), ("iGELU", (1, 30, 70), None), ("TrueIntegerDiv", (3, 900), None),
+    ("Cast", (2, 1500), None)])
 def test_deeploy_elementwise_ops_run_in_tiles_bit_exact(tmp_path, op, shape, pshape):
     from tinydeploy.frontend.onnx_import import import_model
     b = _dialect_case(op, shape, pshape, np.random.default_rng(len(op) + len(shape)))

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import TinydeployError
 from .registry import register
+from .tiles import Axis, Dim, TileSpec, elementwise, tensor
 
 I32 = (-(1 << 31), (1 << 31) - 1)
 SUFFIX = {np.dtype(np.float32): "f32", np.dtype(np.int8): "s8", np.dtype(np.uint8): "u8",
@@ -114,12 +115,6 @@ def call(kernel, node, graph, ctx, *args, ins: int = 1) -> str:
     return f"td_{kernel}_{suffix(x.dtype, node)}_{suffix(y.dtype, node)}({', '.join(ptrs + [str(a) for a in args])});"
 
 
-def _elementwise(node, graph):
-    """Tiling of the unary ops: any cut of x (their kernels take the element count)."""
-    from .tiles import elementwise
-    return elementwise(node, graph)
-
-
 def dialect_op(name, emit, macs_per_element=1, **kw):
     """register() for a dialect op: kernel in deeploy.h, in place for same-size elements."""
     kw.setdefault("inplace", same_width)
@@ -197,7 +192,6 @@ def _rqs_tiling(node, graph):
     """x viewed as (outer, C, inner) against its parameters' channel view (as _emit_rqs reads them),
     every dim tiled, a per-channel mul / add sliced with C; each tile's node sees its windows in
     that view, the parameters as (1, C tile, 1), so it broadcasts them the numpy way."""
-    from .tiles import Axis, Dim, TileSpec, tensor
     x, y = (graph.tensors[n] for n in (node.inputs[0], node.outputs[0]))
     ps = [param_view(node, int_const(node, graph, i, w), x.shape, w) for i, w in ((1, "mul"), (2, "add"))]
     view = channel_view(x.shape, np.broadcast_shapes(*(p.shape for p in ps)))
@@ -241,7 +235,7 @@ def ihardswish_int(x, one_over_six, three, six):
     return wrap32(x * wrap32(np.clip(wrap32(x + three), 0, six) * one_over_six))
 
 
-@dialect_op("iHardswish", _emit_unary("ihswish", _hswish_params), tiling=_elementwise)
+@dialect_op("iHardswish", _emit_unary("ihswish", _hswish_params), tiling=elementwise)
 def ihardswish(node, graph, args):
     x = np.asarray(args[0])
     return [result(node, x.dtype, ihardswish_int(to_i32(x), *_hswish_params(node)), np.int32)]
@@ -263,7 +257,7 @@ def true_div_coeff(node) -> int:
     return c
 
 
-@dialect_op("TrueIntegerDiv", _emit_unary("mulc", lambda node: (true_div_coeff(node),)), tiling=_elementwise)
+@dialect_op("TrueIntegerDiv", _emit_unary("mulc", lambda node: (true_div_coeff(node),)), tiling=elementwise)
 def true_integer_div(node, graph, args):
     x = np.asarray(args[0])
     return [result(node, x.dtype, wrap32(to_i32(x) * true_div_coeff(node)), np.int32)]
@@ -283,7 +277,7 @@ def igelu_int(x, b, one):
     return wrap32(x * (wrap32(one + sign * (one - d * d)) >> 1))
 
 
-@dialect_op("iGELU", _emit_unary("igelu", _igelu_params), 2, tiling=_elementwise)
+@dialect_op("iGELU", _emit_unary("igelu", _igelu_params), 2, tiling=elementwise)
 def igelu(node, graph, args):
     x = np.asarray(args[0])
     return [result(node, x.dtype, igelu_int(to_i32(x), *_igelu_params(node)), np.int32)]

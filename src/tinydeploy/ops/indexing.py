@@ -11,6 +11,7 @@ from . import nd
 from .registry import prod, register
 from .requant import lower_gather, lower_pad, lower_where
 from .shape import _const
+from .tiles import elementwise
 
 
 # ---- Gather ---------------------------------------------------------------------------------------
@@ -228,7 +229,7 @@ def _cast_to(node):
     return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(int(node.attr("to"))))
 
 
-@register("Cast", emit=_emit_cast, header="shape.h")
+@register("Cast", emit=_emit_cast, header="shape.h", tiling=elementwise)
 def cast(node, graph, args):
     x = np.asarray(args[0])
     try:
