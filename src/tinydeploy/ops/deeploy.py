@@ -192,7 +192,7 @@ def _rqs_tiling(node, graph):
     """x viewed as (outer, C, inner) against its parameters' channel view (as _emit_rqs reads them),
     every dim tiled, a per-channel mul / add sliced with C; each tile's node sees its windows in
     that view, the parameters as (1, C tile, 1), so it broadcasts them the numpy way."""
-    x, y = (graph.tensors[n] for n in (node.inputs[0], node.outputs[0]))
+    x = graph.tensors[node.inputs[0]]
     ps = [param_view(node, int_const(node, graph, i, w), x.shape, w) for i, w in ((1, "mul"), (2, "add"))]
     view = channel_view(x.shape, np.broadcast_shapes(*(p.shape for p in ps)))
     if view is None or any(p.size not in (1, view[0]) for p in ps):
