@@ -53,10 +53,11 @@ def _interface(model, path) -> tuple[int, int, int]:
     want_in = ["input_ids", "attention_mask", "position_ids"] + [
         f"past_key_values.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
     want_out = ["logits"] + [f"present.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
-    missing = [n for n in want_in if n not in ins] + [n for n in want_out if n not in outs]
+    missing = [("input", n) for n in want_in if n not in ins] + [("output", n) for n in want_out if n not in outs]
     extra = sorted(set(ins) - set(want_in)) + sorted(outs - set(want_out))
     if not L or missing or extra:
-        what = f"no input '{missing[0]}'" if missing else f"unexpected tensor '{extra[0]}'" if extra else "no past_key_values"
+        what = (f"no {missing[0][0]} '{missing[0][1]}'" if missing else f"unexpected tensor '{extra[0]}'" if extra
+                else "no past_key_values")
         raise TinydeployError(f"{path}: not a decoder in the text-generation-with-past layout ({what}; expected "
                               f"inputs input_ids, attention_mask, position_ids, past_key_values.{{i}}.key/.value, "
                               f"outputs logits, present.{{i}}.key/.value)")
