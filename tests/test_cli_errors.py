@@ -81,6 +81,9 @@ BAD_MODELS = {
                                             inits=[numpy_helper.from_array(np.array([0, 1 << 62], np.int64), "s"),
                                                    numpy_helper.from_array(np.array([0, 1], np.int64), "axes")]),
                              "tensor 'c' has shape [0, 4611686018427387904]"),
+    "pads_too_few": (lambda: _model([helper.make_node("Pad", ["x", "p"], ["y"], name="p1")],
+                                    inits=[numpy_helper.from_array(np.array([1], np.int64), "p")]),
+                     "node p1 (Pad): pads has 1 values, expected 4"),
     "opset_too_new": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])], opsets=[("", 99)]),
                       f"opset 99 of domain 'ai.onnx'; the newest supported is {onnx.defs.onnx_opset_version()}"),
     "ms_opset_too_new": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])],
@@ -237,3 +240,13 @@ def test_inputs_in_a_npy_file_are_refused(tmp_path):
     r = _cli("run", tmp_path / "m.onnx", "--inputs", tmp_path / "in.npy", "--outputs", tmp_path / "out.npz")
     _assert_one_line_error(r, "not a valid .npz file")
     assert not (tmp_path / "out.npz").exists()
+
+
+def test_deeploy_dialect_pad_is_bounded_before_it_allocates(tmp_path):
+    """Opset 2's Pad read leniently has no ONNX inference to bound it: 8 GB of zeros otherwise."""
+    m = _model([helper.make_node("Pad", ["x"], ["y"], name="p2", pads=[0, 0, 0, 2_000_000_000])],
+               outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2_000_000_004])], opsets=[("", 11)])
+    onnx.save(m, tmp_path / "m.onnx")
+    r = _cli("compile", tmp_path / "m.onnx", "--dialect", "deeploy", "-o", tmp_path / "proj")
+    _assert_one_line_error(r, "node p2 (Pad): output has shape [1, 2000000004]")
+    assert "beyond any target" in r.stderr and not (tmp_path / "proj").exists()
