@@ -242,11 +242,23 @@ def test_inputs_in_a_npy_file_are_refused(tmp_path):
     assert not (tmp_path / "out.npz").exists()
 
 
-def test_deeploy_dialect_pad_is_bounded_before_it_allocates(tmp_path):
-    """Opset 2's Pad read leniently has no ONNX inference to bound it: 8 GB of zeros otherwise."""
-    m = _model([helper.make_node("Pad", ["x"], ["y"], name="p2", pads=[0, 0, 0, 2_000_000_000])],
-               outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2_000_000_004])], opsets=[("", 11)])
-    onnx.save(m, tmp_path / "m.onnx")
+def _after_gelu(op, name, *inits):
+    """x -> Gelu (read leniently at opset 19: ONNX inference stops there) -> op -> y [1 << 29, 4]."""
+    return _model([helper.make_node("Gelu", ["x"], ["g"]), helper.make_node(op, ["g", "c"], ["y"], name=name)],
+                  outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, [1 << 29, 4])],
+                  inits=[numpy_helper.from_array(np.array(inits, np.int64), "c")], opsets=[("", 19)])
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda: _model([helper.make_node("Pad", ["x"], ["y"], name="p2", pads=[0, 0, 0, 2_000_000_000])],
+                    outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2_000_000_004])],
+                    opsets=[("", 11)]), "node p2 (Pad): output has shape [1, 2000000004]"),
+    (lambda: _after_gelu("Expand", "e2", 1 << 29, 4), "node e2 (Expand): output has shape [536870912, 4]"),
+    (lambda: _after_gelu("Tile", "t2", 1 << 29, 1), "node t2 (Tile): output has shape [536870912, 4]"),
+], ids=["pad_opset2", "expand", "tile"])
+def test_deeploy_dialect_sizes_are_bounded_before_they_allocate(make, needle, tmp_path):
+    """Past a node read leniently, ONNX inference bounds nothing: 8 GB of zeros otherwise."""
+    onnx.save(make(), tmp_path / "m.onnx")
     r = _cli("compile", tmp_path / "m.onnx", "--dialect", "deeploy", "-o", tmp_path / "proj")
-    _assert_one_line_error(r, "node p2 (Pad): output has shape [1, 2000000004]")
+    _assert_one_line_error(r, needle)
     assert "beyond any target" in r.stderr and not (tmp_path / "proj").exists()
