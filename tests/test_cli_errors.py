@@ -31,6 +31,15 @@ def _nested_if(depth):
     return _model([node], inits=[numpy_helper.from_array(np.array(True), "c")])
 
 
+def _external(name):
+    """An initializer whose data lives in a file beside the model (w.bin, never written)."""
+    t = numpy_helper.from_array(np.ones((1, 4), np.float32), name)
+    t.ClearField("raw_data")
+    t.data_location = TensorProto.EXTERNAL
+    t.external_data.add(key="location", value="w.bin")
+    return t
+
+
 def _relu():
     return _model([helper.make_node("Relu", ["x"], ["y"])])
 
@@ -84,6 +93,8 @@ BAD_MODELS = {
     "pads_too_few": (lambda: _model([helper.make_node("Pad", ["x", "p"], ["y"], name="p1")],
                                     inits=[numpy_helper.from_array(np.array([1], np.int64), "p")]),
                      "node p1 (Pad): pads has 1 values, expected 4"),
+    "external_data": (lambda: _model([helper.make_node("Add", ["x", "w"], ["y"])], inits=[_external("w")]),
+                      "initializer 'w': external data files are not supported"),
     "opset_too_new": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])], opsets=[("", 99)]),
                       f"opset 99 of domain 'ai.onnx'; the newest supported is {onnx.defs.onnx_opset_version()}"),
     "ms_opset_too_new": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])],
