@@ -65,6 +65,11 @@ def _interface(model, path) -> tuple[int, int, int]:
     if len(dims) != 4 or not all(d.HasField("dim_value") and d.dim_value > 0 for d in (dims[1], dims[3])):
         raise TinydeployError(f"{path}: input 'past_key_values.0.key' must be [batch, kv_heads, past, head_size] "
                               f"with static kv_heads and head_size")
+    for name in want_in[3:]:   # one cache shape for all layers (the C slots and the fold assume it)
+        d = ins[name].type.tensor_type.shape.dim
+        if len(d) != 4 or (d[1].dim_value, d[3].dim_value) != (dims[1].dim_value, dims[3].dim_value):
+            raise TinydeployError(f"{path}: input '{name}' must be [batch, {dims[1].dim_value}, past, "
+                                  f"{dims[3].dim_value}] as 'past_key_values.0.key'")
     return L, dims[1].dim_value, dims[3].dim_value
 
 
