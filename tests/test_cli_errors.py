@@ -273,3 +273,11 @@ def test_deeploy_dialect_sizes_are_bounded_before_they_allocate(make, needle, tm
     r = _cli("compile", tmp_path / "m.onnx", "--dialect", "deeploy", "-o", tmp_path / "proj")
     _assert_one_line_error(r, needle)
     assert "beyond any target" in r.stderr and not (tmp_path / "proj").exists()
+
+
+def test_export_llama_refuses_a_device_it_would_read_forever(tmp_path):
+    """export-llama /dev/zero read until the kernel killed it (about 8 GB)."""
+    r = subprocess.run([sys.executable, "-m", "tinydeploy.cli", "export-llama", "/dev/zero", "-o", tmp_path / "z.onnx"],
+                       capture_output=True, text=True, timeout=120)
+    _assert_one_line_error(r, "cannot read checkpoint /dev/zero: not a regular file")
+    assert not (tmp_path / "z.onnx").exists()
