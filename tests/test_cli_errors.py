@@ -275,9 +275,14 @@ def test_deeploy_dialect_sizes_are_bounded_before_they_allocate(make, needle, tm
     assert "beyond any target" in r.stderr and not (tmp_path / "proj").exists()
 
 
-def test_export_llama_refuses_a_device_it_would_read_forever(tmp_path):
-    """export-llama /dev/zero read until the kernel killed it (about 8 GB)."""
-    r = subprocess.run([sys.executable, "-m", "tinydeploy.cli", "export-llama", "/dev/zero", "-o", tmp_path / "z.onnx"],
-                       capture_output=True, text=True, timeout=120)
-    _assert_one_line_error(r, "cannot read checkpoint /dev/zero: not a regular file")
+@pytest.mark.parametrize("args, needle", [
+    (["export-llama", "/dev/zero", "-o", "z.onnx"], "cannot read checkpoint /dev/zero: not a regular file"),
+    (["generate", "-t", "cluster", "--target-config", "/dev/zero", "--report", "z.onnx"],
+     "cluster: cannot read target config /dev/zero: not a regular file"),
+], ids=["export_llama", "target_config"])
+def test_a_device_that_reads_forever_is_refused(args, needle, tmp_path):
+    """export-llama /dev/zero read until the kernel killed it (about 8 GB); --target-config /dev/zero too."""
+    r = subprocess.run([sys.executable, "-m", "tinydeploy.cli", *args], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)
+    _assert_one_line_error(r, needle)
     assert not (tmp_path / "z.onnx").exists()
