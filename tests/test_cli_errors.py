@@ -31,6 +31,15 @@ def _nested_if(depth):
     return _model([node], inits=[numpy_helper.from_array(np.array(True), "c")])
 
 
+def _external(name):
+    """An initializer whose data lives in a file beside the model (w.bin, never written)."""
+    t = numpy_helper.from_array(np.ones((1, 4), np.float32), name)
+    t.ClearField("raw_data")
+    t.data_location = TensorProto.EXTERNAL
+    t.external_data.add(key="location", value="w.bin")
+    return t
+
+
 def _relu():
     return _model([helper.make_node("Relu", ["x"], ["y"])])
 
@@ -81,6 +90,11 @@ BAD_MODELS = {
                                             inits=[numpy_helper.from_array(np.array([0, 1 << 62], np.int64), "s"),
                                                    numpy_helper.from_array(np.array([0, 1], np.int64), "axes")]),
                              "tensor 'c' has shape [0, 4611686018427387904]"),
+    "pads_too_few": (lambda: _model([helper.make_node("Pad", ["x", "p"], ["y"], name="p1")],
+                                    inits=[numpy_helper.from_array(np.array([1], np.int64), "p")]),
+                     "node p1 (Pad): pads has 1 values, expected 4"),
+    "external_data": (lambda: _model([helper.make_node("Add", ["x", "w"], ["y"])], inits=[_external("w")]),
+                      "initializer 'w': external data files are not supported"),
     "opset_too_new": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])], opsets=[("", 99)]),
                       f"opset 99 of domain 'ai.onnx'; the newest supported is {onnx.defs.onnx_opset_version()}"),
     "ms_opset_too_new": (lambda: _model([helper.make_node("Relu", ["x"], ["y"])],
@@ -237,3 +251,38 @@ def test_inputs_in_a_npy_file_are_refused(tmp_path):
     r = _cli("run", tmp_path / "m.onnx", "--inputs", tmp_path / "in.npy", "--outputs", tmp_path / "out.npz")
     _assert_one_line_error(r, "not a valid .npz file")
     assert not (tmp_path / "out.npz").exists()
+
+
+def _after_gelu(op, name, *inits):
+    """x -> Gelu (read leniently at opset 19: ONNX inference stops there) -> op -> y [1 << 29, 4]."""
+    return _model([helper.make_node("Gelu", ["x"], ["g"]), helper.make_node(op, ["g", "c"], ["y"], name=name)],
+                  outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, [1 << 29, 4])],
+                  inits=[numpy_helper.from_array(np.array(inits, np.int64), "c")], opsets=[("", 19)])
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda: _model([helper.make_node("Pad", ["x"], ["y"], name="p2", pads=[0, 0, 0, 2_000_000_000])],
+                    outputs=[helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2_000_000_004])],
+                    opsets=[("", 11)]), "node p2 (Pad): output has shape [1, 2000000004]"),
+    (lambda: _after_gelu("Expand", "e2", 1 << 29, 4), "node e2 (Expand): output has shape [536870912, 4]"),
+    (lambda: _after_gelu("Tile", "t2", 1 << 29, 1), "node t2 (Tile): output has shape [536870912, 4]"),
+], ids=["pad_opset2", "expand", "tile"])
+def test_deeploy_dialect_sizes_are_bounded_before_they_allocate(make, needle, tmp_path):
+    """Past a node read leniently, ONNX inference bounds nothing: 8 GB of zeros otherwise."""
+    onnx.save(make(), tmp_path / "m.onnx")
+    r = _cli("compile", tmp_path / "m.onnx", "--dialect", "deeploy", "-o", tmp_path / "proj")
+    _assert_one_line_error(r, needle)
+    assert "beyond any target" in r.stderr and not (tmp_path / "proj").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["export-llama", "/dev/zero", "-o", "z.onnx"], "cannot read checkpoint /dev/zero: not a regular file"),
+    (["generate", "-t", "cluster", "--target-config", "/dev/zero", "--report", "z.onnx"],
+     "cluster: cannot read target config /dev/zero: not a regular file"),
+], ids=["export_llama", "target_config"])
+def test_a_device_that_reads_forever_is_refused(args, needle, tmp_path):
+    """export-llama /dev/zero read until the kernel killed it (about 8 GB); --target-config /dev/zero too."""
+    r = subprocess.run([sys.executable, "-m", "tinydeploy.cli", *args], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)
+    _assert_one_line_error(r, needle)
+    assert not (tmp_path / "z.onnx").exists()

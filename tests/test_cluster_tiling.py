@@ -70,6 +70,9 @@ def eltwise_graph(seed, shape, per_channel):
                   m=1 << 30, s=31, zy=3, lo=-128, hi=127)
 
 
+CLUSTER_README = (Path(__file__).parents[1] / "src/tinydeploy/targets/cluster/README.md").read_text()
+
+
 def _run(graph, l1_kib, cores, tmp: Path, tiling="always"):
     """Compile and run tile by tile; check exactness and that the linked tile area fits in L1."""
     tgt = ClusterTarget(ClusterConfig(cores=cores, l1_bytes=l1_kib * 1024, stack_bytes=1024, tiling=tiling))
@@ -78,6 +81,7 @@ def _run(graph, l1_kib, cores, tmp: Path, tiling="always"):
     outs, m = tgt.run(c, {"x": x}, tmp)
     assert np.array_equal(outs["y"], run_graph(c.graph, {"x": x})["y"])
     tiling = m.fields["cluster"]["tiling"]
+    assert all(f"`{k}`" in CLUSTER_README for k in tiling), "document each cluster.tiling field"
     elf = read_elf(next((tmp / "cluster").glob("*.elf")))
     tiles, arena = elf.symbols["td_tiles"], elf.symbols["td_arena"]
     # the buffers the tile loops use: inside L1, below the stacks, as large as the emitter laid them out

@@ -118,6 +118,8 @@ def test_generate_refuses_a_context_the_target_cannot_hold(tmp_path):
     big = _tiny(tmp_path / "big.bin", seq_len=16384)  # fits the host, not 512 KiB of SRAM
     msg, _ = _peak_bytes(lambda: generate(big, "rv32"))
     assert "KV cache 524,288" in msg and "more than the 524,288 bytes of rv32 SRAM" in msg
+    r = CliRunner().invoke(main, ["generate", "--model", str(big), "--context", "100000000", "--steps", "1"])
+    assert r.exit_code == 1 and "(--context 100000000) needs" in r.stderr and len(r.stderr.splitlines()) == 1
 
 
 def test_export_refuses_weights_beyond_the_host_limit():

@@ -161,6 +161,9 @@ def _first(g, op):
 
 @pytest.mark.parametrize("change, needle", [
     (lambda g: setattr(g.input[2], "name", "positions"), "no input 'position_ids'"),
+    (lambda g: g.output.pop(1), "no output 'present.0.key'"),
+    (lambda g: g.input[6].type.tensor_type.shape.dim[1].__setattr__("dim_value", 7),
+     "input 'past_key_values.1.value' must be [batch, 4, past, 8] as 'past_key_values.0.key'"),
     (lambda g: setattr(_first(g, "Sigmoid"), "op_type", "Tanh"), "layer 0, feed-forward: expected silu"),
     (lambda g: setattr(_first(g, "Neg"), "op_type", "Identity"), "output 'logits' (3 cached positions, 2 new) differs by"),
 ])

@@ -134,6 +134,20 @@ def test_requantshift_bad_attributes_named(attrs, msg):
         compile_graph(import_model(b.model()))
 
 
+def test_attribute_beyond_int32_named_not_a_c_build_error(tmp_path):
+    """six = 2^40 ran on golden and failed gcc on host (-Werror=overflow on the int32 parameter)."""
+    import onnx
+    b = Dialect()
+    x = b.input(np.zeros((2, 8), np.float32))
+    b.op("iHardswish", x, shape=(2, 8), one_over_six=42, three=122, six=1 << 40)
+    onnx.save(b.model(), tmp_path / "m.onnx")
+    p = subprocess.run([sys.executable, "-m", "tinydeploy.cli", "compile", str(tmp_path / "m.onnx"), "-o",
+                        str(tmp_path / "out")], capture_output=True, text=True)
+    assert p.returncode != 0 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert "iHardswish): attribute six = 1099511627776 is outside [-2147483648, 2147483647]" in p.stderr, p.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_requantshift_non_integer_mul_refused(tmp_path):
     from tinydeploy.errors import TinydeployError
     b = Dialect()

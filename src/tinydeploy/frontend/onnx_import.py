@@ -50,7 +50,16 @@ def read_model(path: str | Path) -> onnx.ModelProto:
         raise TinydeployError(f"cannot read {path}: not a valid ONNX protobuf ({type(e).__name__})") from None
     if not model.graph.node and not model.graph.output:
         raise TinydeployError(f"cannot read {path}: the file holds no ONNX graph")
+    _no_external_data(model)
     return model
+
+
+def _no_external_data(model: onnx.ModelProto) -> None:
+    """Before anything reads a weight (numpy_helper would open the named file) or ONNX's checker
+    misleads ("should be stored in w.bin, but it is not regular file")."""
+    for init in model.graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            raise TinydeployError(f"initializer '{init.name}': external data files are not supported")
 
 
 def load_onnx(path: str | Path, shapes: dict[str, tuple[int, ...]] | None = None, dialect: str = "onnx") -> Graph:
@@ -61,6 +70,7 @@ def import_model(model: onnx.ModelProto, shapes: dict[str, tuple[int, ...]] | No
                  dialect: str = "onnx") -> Graph:
     """dialect "deeploy": Deeploy's files read leniently (frontend/lenient.py); "onnx": strictly."""
     shapes = shapes or {}
+    _no_external_data(model)
     precheck(model)
     if dialect == "deeploy":
         read_leniently(model)
@@ -238,8 +248,6 @@ def _to_ir(model: onnx.ModelProto, declared: dict[str, tuple]) -> Graph:
     domains = {o.domain or "ai.onnx": o.version for o in model.opset_import}
     tensors: dict[str, Tensor] = {}
     for init in g.initializer:
-        if init.data_location == onnx.TensorProto.EXTERNAL:
-            raise TinydeployError(f"initializer '{init.name}': external data files are not supported")
         np_dtype(init.data_type, f"initializer '{init.name}'")
         arr = numpy_helper.to_array(init)
         tensors[init.name] = Tensor(init.name, tuple(arr.shape), arr.dtype, arr)

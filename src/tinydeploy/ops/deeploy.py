@@ -36,10 +36,15 @@ def scalar(node, key, default=None):
     return v[0].item()
 
 
-def int_attr(node, key, default=None) -> int:
+def int_attr(node, key, default=None, hi=I32[1]) -> int:
+    """An integer attribute within int32 (the C kernels' parameter type; gcc refuses a wider literal
+    there); hi=None for n_levels (2^32 for an int32 output), which out_levels bounds."""
     v = scalar(node, key, default)
-    if v != int(v):
+    if not np.isfinite(v) or v != int(v):
         raise TinydeployError(f"node {node.name} ({node.op}): attribute {key} = {v} is not an integer")
+    if int(v) < I32[0] or (hi is not None and int(v) > hi):
+        raise TinydeployError(f"node {node.name} ({node.op}): attribute {key} = {int(v)} is outside "
+                              f"[{I32[0]}, {hi}]")
     return int(v)
 
 
@@ -132,7 +137,7 @@ def out_levels(n: int, signed: bool) -> tuple[int, int, np.dtype]:
 
 # ---- RequantShift ---------------------------------------------------------------------------------
 def _rqs_params(node):
-    n = int_attr(node, "n_levels" if "n_levels" in node.attrs else "n_levels_out")
+    n = int_attr(node, "n_levels" if "n_levels" in node.attrs else "n_levels_out", hi=None)
     if n < 2:
         raise TinydeployError(f"node {node.name} ({node.op}): n_levels = {n} must be at least 2")
     try:

@@ -98,7 +98,7 @@ def _irms_params(node, graph):
     w = int_const(node, graph, 1, "weight").reshape(-1)
     if w.size != L:
         raise TinydeployError(f"node {node.name} ({node.op}): weight has {w.size} values for rows of {L}")
-    return rows, L, w, log2_attr(node, "D"), int_attr(node, "n_levels", 256)
+    return rows, L, w, log2_attr(node, "D"), int_attr(node, "n_levels", 256, hi=None)
 
 
 def _emit_irmsnorm(node, graph, ctx) -> str:
@@ -110,7 +110,7 @@ def _emit_irmsnorm(node, graph, ctx) -> str:
 def irmsnorm(node, graph, args):
     x = np.asarray(args[0])
     rows, L = last_axis(node, x.shape)
-    n = int_attr(node, "n_levels", 256)
+    n = int_attr(node, "n_levels", 256, hi=None)
     y = irmsnorm_int(to_i32(x).reshape(rows, L), to_i32(args[1]).reshape(-1), log2_attr(node, "D"), n)
     return [result(node, x.dtype, y.reshape(x.shape), out_levels(n, True)[2], -(n // 2), n // 2 - 1)]
 
@@ -148,7 +148,7 @@ def itapartialmax_int(x, n, gw):
 
 def _ita_params(node, shape):
     rows, L = last_axis(node, shape)
-    n = int_attr(node, "n_levels")
+    n = int_attr(node, "n_levels", hi=None)
     gw = int_attr(node, "group_width") if node.op == "ITAPartialMax" else L
     if n < 2 or gw < 1:
         raise TinydeployError(f"node {node.name} ({node.op}): n_levels = {n} and group_width = {gw} must be positive")

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..codegen.ctext import c_literal, ctype
 from ..errors import TinydeployError
+from ..limits import check_extent
 from . import nd
 from .registry import prod, register
 from .requant import lower_gather, lower_pad, lower_where
@@ -71,6 +72,9 @@ def pad_params(node, graph, rank, args=None):
         value = None if v is None else v.reshape(-1)[0]
     axes = _const(node, graph, args, 3, "axes") if node.attr("_opset", 13) >= 18 else None
     axes = list(range(rank)) if axes is None else [int(a) % rank for a in axes.reshape(-1)]
+    if len(pads) != 2 * len(axes):
+        raise TinydeployError(f"node {node.name} (Pad): pads has {len(pads)} values, expected {2 * len(axes)} "
+                              f"(2 per padded axis)")
     lo, hi = [0] * rank, [0] * rank
     for k, a in enumerate(axes):
         lo[a], hi[a] = int(pads[k]), int(pads[k + len(axes)])
@@ -103,6 +107,8 @@ def pad(node, graph, args):
     crop = tuple(slice(max(-a, 0), x.shape[d] - max(-b, 0)) for d, (a, b) in enumerate(zip(lo, hi)))
     x = x[crop]
     widths = [(max(a, 0), max(b, 0)) for a, b in zip(lo, hi)]
+    # bounded before np.pad allocates: a Pad read leniently (opset 2) has no ONNX inference to check it
+    check_extent(f"node {node.name} (Pad): output", [n + a + b for n, (a, b) in zip(x.shape, widths)], x.dtype)
     if mode == "constant":
         return [np.pad(x, widths, mode="constant", constant_values=0 if value is None else value)]
     return [np.pad(x, widths, mode={"reflect": "reflect", "edge": "edge", "wrap": "wrap"}[mode])]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TinydeployError
+from ..limits import check_extent
 from . import nd
 from .registry import prod, register
 from .requant import lower_concat, lower_move
@@ -365,6 +366,7 @@ def expand(node, graph, args):
     x = np.asarray(args[0])
     shape = _const(node, graph, args, 1, "shape").reshape(-1).tolist()
     out = np.broadcast_shapes(x.shape, tuple(int(s) for s in shape))
+    check_extent(f"node {node.name} (Expand): output", out, x.dtype)   # after a dialect node, no ONNX bound
     return [np.broadcast_to(x, out).copy()]
 
 
@@ -383,7 +385,11 @@ def _emit_tile(node, graph, ctx):
 
 @register("Tile", emit=_emit_tile, lower=lower_move, header="shape.h")
 def tile(node, graph, args):
-    return [np.tile(np.asarray(args[0]), _const(node, graph, args, 1, "repeats").reshape(-1).tolist())]
+    x, reps = np.asarray(args[0]), _const(node, graph, args, 1, "repeats").reshape(-1).tolist()
+    n = max(x.ndim, len(reps))   # np.tile's rule: the shorter one padded with leading 1s
+    dims = [s * int(r) for s, r in zip((1,) * (n - x.ndim) + x.shape, [1] * (n - len(reps)) + reps)]
+    check_extent(f"node {node.name} (Tile): output", dims, x.dtype)
+    return [np.tile(x, reps)]
 
 
 # ---- shape queries: folded from static shapes (passes/fold_constants.py) ---------------------

@@ -240,6 +240,8 @@ def read_source(source: str | os.PathLike | bytes, what: str) -> tuple[bytes, st
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), "<bytes>"
     try:
+        if Path(source).exists() and not Path(source).is_file():   # /dev/zero: a read that never ends
+            raise TinydeployError(f"cannot read {what} {source}: not a regular file")
         return Path(source).read_bytes(), str(source)
     except OSError as e:
         raise TinydeployError(f"cannot read {what} {source}: {e.strerror}") from None

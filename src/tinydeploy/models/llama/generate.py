@@ -118,8 +118,8 @@ def load_model(checkpoint: str | Path | None = None,
     if not w.quantized:
         raise TinydeployError(f"{path}: generate needs a llama2.c version-2 (Q8_0) checkpoint")
     w = _for_kernels(path, w)
-    check_fits(f"checkpoint {path} (seq_len {cfg.seq_len})", generate_parts(cfg, w),
-               *memory)
+    positions = f"--context {context}" if context else f"seq_len {cfg.seq_len}"   # the user's number, if theirs
+    check_fits(f"checkpoint {path} ({positions})", generate_parts(cfg, w), *memory)
     return IntLlama(cfg, w, _calibration(cfg, w, path)), _tokenizer(path, tokenizer, cfg.vocab_size)
 
 

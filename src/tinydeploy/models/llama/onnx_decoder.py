@@ -53,10 +53,11 @@ def _interface(model, path) -> tuple[int, int, int]:
     want_in = ["input_ids", "attention_mask", "position_ids"] + [
         f"past_key_values.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
     want_out = ["logits"] + [f"present.{i}.{kv}" for i in range(L) for kv in ("key", "value")]
-    missing = [n for n in want_in if n not in ins] + [n for n in want_out if n not in outs]
+    missing = [("input", n) for n in want_in if n not in ins] + [("output", n) for n in want_out if n not in outs]
     extra = sorted(set(ins) - set(want_in)) + sorted(outs - set(want_out))
     if not L or missing or extra:
-        what = f"no input '{missing[0]}'" if missing else f"unexpected tensor '{extra[0]}'" if extra else "no past_key_values"
+        what = (f"no {missing[0][0]} '{missing[0][1]}'" if missing else f"unexpected tensor '{extra[0]}'" if extra
+                else "no past_key_values")
         raise TinydeployError(f"{path}: not a decoder in the text-generation-with-past layout ({what}; expected "
                               f"inputs input_ids, attention_mask, position_ids, past_key_values.{{i}}.key/.value, "
                               f"outputs logits, present.{{i}}.key/.value)")
@@ -64,6 +65,11 @@ def _interface(model, path) -> tuple[int, int, int]:
     if len(dims) != 4 or not all(d.HasField("dim_value") and d.dim_value > 0 for d in (dims[1], dims[3])):
         raise TinydeployError(f"{path}: input 'past_key_values.0.key' must be [batch, kv_heads, past, head_size] "
                               f"with static kv_heads and head_size")
+    for name in want_in[3:]:   # one cache shape for all layers (the C slots and the fold assume it)
+        d = ins[name].type.tensor_type.shape.dim
+        if len(d) != 4 or (d[1].dim_value, d[3].dim_value) != (dims[1].dim_value, dims[3].dim_value):
+            raise TinydeployError(f"{path}: input '{name}' must be [batch, {dims[1].dim_value}, past, "
+                                  f"{dims[3].dim_value}] as 'past_key_values.0.key'")
     return L, dims[1].dim_value, dims[3].dim_value
 
 

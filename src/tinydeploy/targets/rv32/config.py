@@ -47,6 +47,8 @@ class FileConfig:
         values: dict[str, Any] = {}
         if path is not None:
             path = Path(path)
+            if path.exists() and not path.is_file():   # /dev/zero: a read that never ends
+                raise TinydeployError(f"{cls.name}: cannot read target config {path}: not a regular file")
             try:
                 text = path.read_text()
                 values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
